@@ -1,0 +1,98 @@
+"""Every Redis key wire uses, and every TTL, in one place.
+
+All keys live under one prefix (default ``wire``) so a test run or a
+`wire dedup replay` can use its own namespace and never touch production
+data. Per-URL keys use a short hash of the canonical URL: bounded key size
+whatever the URL length, and no URL (which may carry credentials) in a key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+DAY = 86_400
+
+SEEN_TTL = 30 * DAY  # a discovered URL is not re-enqueued for this long
+CONDITIONAL_TTL = 30 * DAY  # ETag / Last-Modified per URL
+ROBOTS_TTL = DAY  # robots.txt cache
+ROBOTS_ERROR_TTL = 300  # a 5xx/unreachable robots.txt pauses the host this long before re-asking
+LEASE_TTL = 600  # per-URL processing lease; > the hard task time limit
+ATTEMPTS_TTL = DAY  # delivery counter for poison-page detection
+DEDUP_WINDOW = 14 * DAY  # default; Settings.dedup_window overrides
+
+
+def url_hash(url: str) -> str:
+    """A short stable id for a URL (hex, 20 chars = 80 bits)."""
+    return hashlib.blake2b(url.encode("utf-8"), digest_size=10).hexdigest()
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "wire"
+    items_stream: str = "wire:items"
+    dead_stream: str = "wire:dead"
+
+    @classmethod
+    def for_prefix(cls, prefix: str, items_stream: str | None = None) -> Keys:
+        return cls(
+            prefix=prefix,
+            items_stream=items_stream or f"{prefix}:items",
+            dead_stream=f"{prefix}:dead",
+        )
+
+    # discovery
+    def seen(self, url: str) -> str:
+        return f"{self.prefix}:seen:{url_hash(url)}"
+
+    def source_state(self, source: str) -> str:
+        """Hash: last_discovery, last_success, last_error, errors, discovered."""
+        return f"{self.prefix}:source:{source}"
+
+    def feed_validators(self, url: str) -> str:
+        return f"{self.prefix}:feedcond:{url_hash(url)}"
+
+    # fetching
+    def conditional(self, url: str) -> str:
+        """Hash: etag, last_modified, content_hash of the last good fetch."""
+        return f"{self.prefix}:cond:{url_hash(url)}"
+
+    def robots(self, origin: str) -> str:
+        return f"{self.prefix}:robots:{origin}"
+
+    def host_rate(self, host: str) -> str:
+        return f"{self.prefix}:rate:{host}"
+
+    def host_pause(self, host: str) -> str:
+        return f"{self.prefix}:pause:{host}"
+
+    def parked(self) -> str:
+        """Sorted set of parked fetches (member: JSON candidate, score: not-before time)."""
+        return f"{self.prefix}:parked"
+
+    # processing
+    def lease(self, url: str) -> str:
+        return f"{self.prefix}:lease:{url_hash(url)}"
+
+    def attempts(self, task_key: str) -> str:
+        return f"{self.prefix}:attempts:{task_key}"
+
+    # dedup (the dedup module owns everything under this namespace)
+    def dedup_ns(self) -> str:
+        return f"{self.prefix}:dedup"
+
+    # counters and operations
+    def stats(self) -> str:
+        """Hash of pipeline-wide counters shown by the progress line."""
+        return f"{self.prefix}:stats"
+
+    def metrics(self) -> str:
+        """Hash of Prometheus counter/histogram samples aggregated across processes."""
+        return f"{self.prefix}:metrics"
+
+    def heartbeat(self) -> str:
+        """Hash: worker name -> last time it finished a task."""
+        return f"{self.prefix}:heartbeat"
+
+    def beat_lock(self) -> str:
+        return f"{self.prefix}:beat:lock"

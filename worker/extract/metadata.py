@@ -1,0 +1,302 @@
+"""Page metadata from the lxml tree: title, authors, dates, language, canonical URL.
+
+Evidence is read in order of how deliberately a publisher wrote it:
+JSON-LD (``NewsArticle`` and friends) > ``<meta>`` tags (OpenGraph,
+``article:*``, Dublin Core, Parse.ly, Sailthru) > visible markup
+(``<h1>``, ``<time>``, ``rel=author``) > ``<title>``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from lxml.html import HtmlElement
+
+from .dates import to_utc_iso
+from .wire_patterns import agency_name
+
+_ARTICLE_TYPES = {
+    "article", "newsarticle", "reportagenewsarticle", "analysisnewsarticle", "opinionnewsarticle",
+    "backgroundnewsarticle", "reviewnewsarticle", "blogposting", "liveblogposting", "socialmediaposting",
+    "techarticle", "scholarlyarticle", "report", "webpage", "medicalwebpage", "creativework",
+}
+_PUBLISHED_META = (
+    "article:published_time", "og:article:published_time", "article:published", "datepublished",
+    "pubdate", "publishdate", "publish-date", "publish_date", "date", "dc.date.issued", "dc.date",
+    "dcterms.created", "dcterms.date", "sailthru.date", "parsely-pub-date", "og:published_time",
+    "cxenseparse:recs:publishtime", "article.published", "originalpublicationdate",
+)
+_MODIFIED_META = (
+    "article:modified_time", "og:article:modified_time", "og:updated_time", "datemodified",
+    "lastmod", "last-modified", "dcterms.modified", "article:modified", "modified_time",
+)
+_AUTHOR_META = ("author", "article:author", "parsely-author", "sailthru.author", "dc.creator", "dcterms.creator", "byl", "og:article:author", "cxenseparse:author")
+_TITLE_SEPARATORS = re.compile(r"\s+(?:[|\-–—:·•»«/~]|::|\\\\)\s+")
+_NOT_PERSON = re.compile(
+    r"\b(?:staff|desk|team|editors?|editorial|newsroom|news|service|agency|wire|correspondents?|reporters?|"
+    r"bureau|admin|administrator|webmaster|contributors?|media|online|digital|press|times|post|daily|journal|"
+    r"magazine|herald|tribune|gazette|network|group|inc|ltd|llc|redaktion|rédaction|redacción|redazione)\b",
+    re.I,
+)
+_BY_PREFIX = re.compile(r"^\s*(?:by|von|par|por|di|door|av|af|przez|от|autor(?:in)?:?|written by|posted by|words by)\s+", re.I)
+_AUTHOR_SPLIT = re.compile(r"\s*(?:,|;|\||&|\band\b|\bund\b|\bet\b|\by\b|\be\b|\ben\b|\bog\b|\boch\b|\bi\b)\s*")
+_LANG = re.compile(r"^([a-zA-Z]{2,3})(?:[-_][a-zA-Z0-9]{2,8})*$")
+_WS = re.compile(r"\s+")
+
+
+@dataclass
+class Metadata:
+    title: str | None = None
+    authors: tuple[str, ...] = ()
+    published_at: str | None = None
+    modified_at: str | None = None
+    language: str | None = None
+    canonical_url: str | None = None
+    site_name: str | None = None
+    agency: str | None = None  # from structured data (author/sourceOrganization)
+    is_article_typed: bool = False  # JSON-LD article type or og:type=article
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+def _norm(text: str | None) -> str:
+    return _WS.sub(" ", text or "").strip()
+
+
+def read_meta(tree: HtmlElement) -> dict[str, str]:
+    """``<meta>`` name/property -> first content, lower-cased keys."""
+    found: dict[str, str] = {}
+    for el in tree.iter("meta"):
+        key = (el.get("property") or el.get("name") or el.get("itemprop") or el.get("http-equiv") or "").strip().lower()
+        content = el.get("content")
+        if key and content and key not in found:
+            found[key] = content.strip()
+    return found
+
+
+def json_ld_objects(tree: HtmlElement) -> Iterator[dict[str, Any]]:
+    """Every JSON object in the page's JSON-LD scripts, ``@graph`` flattened."""
+    for script in tree.iter("script"):
+        if (script.get("type") or "").strip().lower() != "application/ld+json" or not script.text:
+            continue
+        try:
+            data = json.loads(script.text.strip().rstrip(";"), strict=False)
+        except ValueError:
+            continue
+        stack = [data]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, list):
+                stack.extend(reversed(item))
+            elif isinstance(item, dict):
+                graph = item.get("@graph")
+                if isinstance(graph, list):
+                    stack.extend(reversed(graph))
+                yield item
+
+
+def _types(obj: dict[str, Any]) -> set[str]:
+    raw = obj.get("@type")
+    values = raw if isinstance(raw, list) else [raw]
+    return {str(v).lower() for v in values if v}
+
+
+def _names(value: Any) -> Iterator[tuple[str, bool]]:
+    """``(name, is_person)`` for a JSON-LD author-like value."""
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, str):
+            yield item, True
+        elif isinstance(item, dict):
+            name = item.get("name")
+            if isinstance(name, list):
+                name = " ".join(str(n) for n in name)
+            if isinstance(name, str):
+                yield name, "organization" not in _types(item) and "newsmediaorganization" not in _types(item)
+
+
+def split_authors(raw: str) -> list[str]:
+    """Person names out of a byline string; agencies and desks dropped."""
+    text = _BY_PREFIX.sub("", _norm(raw))
+    text = re.sub(r"\s*[|,]?\s*(?:updated|published|posted)\b.*$", "", text, flags=re.I)
+    names: list[str] = []
+    for part in _AUTHOR_SPLIT.split(text):
+        name = _BY_PREFIX.sub("", part).strip(" .,:;-—–()")
+        if is_person_name(name):
+            names.append(name)
+    return names
+
+
+def is_person_name(name: str) -> bool:
+    if not name or len(name) > 60 or "@" in name or "/" in name or any(c.isdigit() for c in name):
+        return False
+    words = name.split()
+    if not 1 < len(words) <= 5 or agency_name(name, strict=False) or _NOT_PERSON.search(name):
+        return False
+    # Names are capitalised words (allowing particles: van, de, bin, al-).
+    return sum(1 for w in words if w[:1].isupper()) >= 2 and not name.isupper() or name.istitle()
+
+
+def _dedupe(names: list[str]) -> tuple[str, ...]:
+    seen: dict[str, str] = {}
+    for name in names:
+        seen.setdefault(name.casefold(), name)
+    return tuple(seen.values())
+
+
+def clean_title(title: str, site_names: list[str], h1: str | None) -> str:
+    """Drop the site-name suffix and section prefix (``"Politics | Title - Site"``)."""
+    title = _norm(title)
+    if h1 and len(h1) >= 10 and h1 != title and h1 in title:
+        return h1
+    parts = _TITLE_SEPARATORS.split(title)
+    if len(parts) == 1:
+        return title
+    sites = {_norm(s).casefold() for s in site_names if s}
+    kept = [p for p in parts if p.casefold() not in sites and not _looks_like_domain(p)]
+    if len(kept) == len(parts):
+        # Unknown site name: the longest segment is the headline when the
+        # rest are short labels (site name, section).
+        longest = max(parts, key=len)
+        if all(len(p.split()) <= 4 for p in parts if p is not longest) and len(longest.split()) >= 3:
+            # Keep colon-joined headline parts ("Brexit: what next") together.
+            if ":" in title and not re.search(r"\s[|\-–—·•»]\s", title):
+                return title
+            return longest
+        return title
+    return " - ".join(kept) if kept else title
+
+
+def _looks_like_domain(text: str) -> bool:
+    return bool(re.fullmatch(r"(?:www\.)?[\w\-]+(?:\.[\w\-]+)*\.[a-z]{2,}", text.strip().lower()))
+
+
+def _language(value: str | None) -> str | None:
+    if not value:
+        return None
+    match = _LANG.match(value.strip().split(",")[0].strip())
+    if not match or len(match.group(1)) != 2:
+        return None
+    return match.group(1).lower()
+
+
+def _absolute(href: str | None, base: str | None) -> str | None:
+    if not href:
+        return None
+    href = href.strip()
+    resolved = urljoin(base, href) if base else href
+    return resolved if urlsplit(resolved).scheme in ("http", "https") else None
+
+
+def extract_metadata(tree: HtmlElement, url: str | None) -> Metadata:
+    meta = read_meta(tree)
+    md = Metadata(meta=meta)
+    headline = ld_published = ld_modified = ld_lang = ld_url = None
+    ld_authors: list[str] = []
+    for obj in json_ld_objects(tree):
+        types = _types(obj)
+        if not types & _ARTICLE_TYPES:
+            continue
+        strong = bool(types - {"webpage", "creativework", "medicalwebpage"})
+        md.is_article_typed = md.is_article_typed or strong
+        if not headline or strong and not ld_authors:
+            headline = obj.get("headline") if isinstance(obj.get("headline"), str) else headline or obj.get("name")
+        ld_published = ld_published or to_utc_iso(obj.get("datePublished")) or to_utc_iso(obj.get("dateCreated"))
+        ld_modified = ld_modified or to_utc_iso(obj.get("dateModified"))
+        lang = obj.get("inLanguage")
+        ld_lang = ld_lang or (lang if isinstance(lang, str) else None)
+        ld_url = ld_url or (obj.get("url") if isinstance(obj.get("url"), str) else None)
+        for key in ("author", "creator"):
+            for name, is_person in _names(obj.get(key)):
+                agency = agency_name(name, strict=False)
+                if agency:
+                    md.agency = md.agency or agency
+                elif is_person and strong:
+                    ld_authors.extend(split_authors(name))
+        for name, _ in _names(obj.get("sourceOrganization")):
+            md.agency = md.agency or agency_name(name, strict=False)
+        publisher = obj.get("publisher")
+        if isinstance(publisher, dict) and isinstance(publisher.get("name"), str):
+            md.site_name = md.site_name or publisher["name"]
+    if meta.get("og:type", "").lower() == "article":
+        md.is_article_typed = True
+
+    h1 = next((_norm(el.text_content()) for el in tree.iter("h1")), None)
+    site_names = [meta.get("og:site_name", ""), meta.get("application-name", ""), md.site_name or ""]
+    md.site_name = md.site_name or meta.get("og:site_name")
+    raw_title = headline if isinstance(headline, str) and headline.strip() else None
+    if raw_title is None:
+        raw_title = meta.get("og:title") or meta.get("twitter:title") or meta.get("dc.title")
+    if raw_title is None and h1:
+        raw_title = h1
+    if raw_title is None:
+        title_el = next(tree.iter("title"), None)
+        raw_title = title_el.text_content() if title_el is not None else None
+    md.title = clean_title(raw_title, site_names, h1) or None if raw_title else None
+
+    authors = ld_authors
+    if not authors:
+        for key in _AUTHOR_META:
+            value = meta.get(key)
+            if value and not value.startswith("http"):
+                authors = split_authors(value)
+                if authors:
+                    break
+    if not authors:
+        authors = _visible_byline(tree)
+    md.authors = _dedupe(authors)
+
+    md.published_at = ld_published or _first_date(meta, _PUBLISHED_META) or _time_element(tree, "datepublished")
+    md.modified_at = ld_modified or _first_date(meta, _MODIFIED_META) or _time_element(tree, "datemodified")
+
+    html_lang = tree.get("lang") or tree.get("xml:lang")
+    md.language = (
+        _language(html_lang) or _language(ld_lang) or _language(meta.get("og:locale"))
+        or _language(meta.get("content-language")) or _language(meta.get("language")) or _language(meta.get("dc.language"))
+    )
+
+    canonical = None
+    for link in tree.iter("link"):
+        if "canonical" in (link.get("rel") or "").lower().split():
+            canonical = _absolute(link.get("href"), url)
+            if canonical:
+                break
+    md.canonical_url = canonical or _absolute(meta.get("og:url"), url) or _absolute(ld_url, url)
+    return md
+
+
+def _first_date(meta: dict[str, str], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = to_utc_iso(meta.get(key))
+        if value:
+            return value
+    return None
+
+
+def _time_element(tree: HtmlElement, itemprop: str) -> str | None:
+    first = None
+    for el in tree.iter("time"):
+        value = to_utc_iso(el.get("datetime"))
+        if value and (el.get("itemprop") or "").lower() == itemprop:
+            return value
+        first = first or value
+    return first if itemprop == "datepublished" else None
+
+
+def _visible_byline(tree: HtmlElement) -> list[str]:
+    """Names from ``rel=author`` / ``itemprop=author`` / ``.byline`` markup, first match only.
+
+    Only the first byline counts: later ones belong to related stories.
+    """
+    for el in tree.iter("a", "span", "div", "p", "address"):
+        rel = (el.get("rel") or "").lower()
+        prop = (el.get("itemprop") or "").lower()
+        cls = (el.get("class") or "").lower()
+        if rel == "author" or prop == "author" or re.search(r"\b(?:byline|author-name|author__name|byline__name)\b", cls):
+            names = split_authors(el.text_content()[:200])
+            if names:
+                return names
+    return []

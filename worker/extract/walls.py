@@ -1,0 +1,113 @@
+"""Pages that are not articles: challenges, walls, section fronts, non-HTML.
+
+Each check is cheap and conservative: a wall phrase only counts when the page
+has no substantial article text of its own, because real stories quote
+"Just a moment" or explain cookie laws.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lxml.html import HtmlElement
+
+_PDF_AND_BINARY_MAGIC = (
+    (b"%PDF", "not_html"),
+    (b"\x89PNG", "not_html"),
+    (b"GIF8", "not_html"),
+    (b"\xff\xd8\xff", "not_html"),
+    (b"PK\x03\x04", "not_html"),
+    (b"\x1f\x8b", "not_html"),
+    (b"RIFF", "not_html"),
+    (b"OggS", "not_html"),
+    (b"ID3", "not_html"),
+    (b"\x00\x00\x00", "not_html"),
+)
+
+_BOT_WALL = re.compile(
+    r"checking (?:if the site connection is secure|your browser)|just a moment\.\.\.|enable javascript and cookies to continue|"
+    r"attention required! \| cloudflare|verify (?:you are|you're) (?:a )?human|are you a robot|"
+    r"please (?:complete|solve) the (?:security check|captcha)|access to this page has been denied|"
+    r"ddos protection by|cf-browser-verification|cf-challenge|challenge-platform|px-captcha|"
+    r"unusual traffic from your computer|why have i been blocked|request unsuccessful\. incapsula|"
+    r"pardon our interruption|press (?:&|and) hold to confirm",
+    re.I,
+)
+_LOGIN_WALL = re.compile(
+    r"(?:sign|log) ?in to (?:continue|read|keep reading|view)|subscribe (?:now )?to (?:continue|keep) reading|"
+    r"(?:this (?:article|content|story) is (?:only )?(?:available|reserved) (?:to|for) (?:subscribers|members))|"
+    r"create a free account to (?:continue|read)|already a subscriber\?|you have reached your (?:free )?article limit",
+    re.I,
+)
+_COOKIE_WALL = re.compile(
+    r"before you continue to|we (?:and our partners )?use cookies|(?:accept|agree to) (?:all )?cookies|"
+    r"your (?:privacy|consent) choices|manage (?:cookie )?(?:preferences|consent)|cookie (?:settings|consent)|"
+    r"we value your privacy|consent to (?:the use of )?cookies",
+    re.I,
+)
+# Body length below which a page showing a wall phrase is taken as a wall.
+WALL_MAX_BODY_CHARS = 600
+
+
+def sniff_not_html(data: bytes) -> str | None:
+    """``not_html`` for PDFs, images, archives and other binary content."""
+    head = data[:1024].lstrip()
+    for magic, reason in _PDF_AND_BINARY_MAGIC:
+        if head.startswith(magic):
+            return reason
+    sample = data[:4096]
+    # Text never holds NUL bytes unless it is UTF-16 (handled by its BOM).
+    if sample.count(b"\x00") > 8 and not sample.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "not_html"
+    controls = sum(1 for b in sample if b < 9 or 13 < b < 32)
+    if sample and controls / len(sample) > 0.1:
+        return "not_html"
+    return None
+
+
+def wall_reason(tree: HtmlElement, title: str | None, body: str) -> str | None:
+    """``bot_wall`` / ``login_wall`` / ``cookie_wall`` when the page is only a wall."""
+    if len(body) >= WALL_MAX_BODY_CHARS:
+        return None
+    page_text = " ".join((title or "", _visible_text(tree)[:5000]))
+    if _BOT_WALL.search(page_text) or _BOT_WALL.search(_script_hints(tree)):
+        return "bot_wall"
+    if _LOGIN_WALL.search(page_text):
+        return "login_wall"
+    if _COOKIE_WALL.search(page_text):
+        return "cookie_wall"
+    return None
+
+
+def _visible_text(tree: HtmlElement) -> str:
+    body = tree.find("body")
+    root = body if body is not None else tree
+    return " ".join(t.strip() for t in root.itertext("p", "div", "span", "h1", "h2", "title", "a", "button", "noscript", "main", "section", "form", "label", "li") if t.strip())
+
+
+def _script_hints(tree: HtmlElement) -> str:
+    """Challenge markers live in ids, form actions and script sources."""
+    hints = []
+    for el in tree.iter("form", "script", "div", "iframe"):
+        for attr in ("id", "action", "src", "class"):
+            value = el.get(attr)
+            if value:
+                hints.append(value)
+    return " ".join(hints)[:20_000]
+
+
+def is_section_front(tree: HtmlElement, body: str, article_typed: bool) -> bool:
+    """Many links, little prose outside them, no article markup: a listing page."""
+    if article_typed or len(body) > 1500:
+        return False
+    links = 0
+    link_chars = 0
+    for a in tree.iter("a"):
+        if a.get("href"):
+            links += 1
+            link_chars += len((a.text_content() or "").strip())
+    if links < 40:
+        return False
+    page_body = tree.find("body")
+    total = len(" ".join((page_body if page_body is not None else tree).text_content().split()))
+    return total > 0 and link_chars / total > 0.45

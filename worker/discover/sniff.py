@@ -17,7 +17,7 @@ SNIFF_BYTES = 8 * 1024
 _PROLOG = re.compile(
     rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>\s*)", re.DOTALL | re.IGNORECASE
 )
-_ROOT = re.compile(rb"<([A-Za-z_][\w.:-]*)")
+_ROOT = re.compile(rb"\s*<([A-Za-z_][\w.:-]*)")
 
 _FEED_ROOTS = frozenset({"rss", "rdf", "feed", "channel"})
 _SITEMAP_ROOTS = frozenset({"urlset", "sitemapindex"})

@@ -1,0 +1,140 @@
+"""The pipeline stages against real Redis and loopback fixture sites, without Celery."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from tests.helpers import test_settings
+from tests.sites import SiteServer, sources_yaml, syndication_sites
+from worker import pipeline
+from worker.errors import TransientFetchError
+from worker.metrics import counter_sum
+from worker.models import Candidate, Outcome
+from worker.settings import parse_sources
+
+
+@pytest.fixture
+def sites() -> Iterator[tuple[SiteServer, dict]]:
+    server = SiteServer()
+    yield server, syndication_sites(server)
+    server.stop()
+
+
+@pytest.fixture
+def deps(sites, redis_url: str, prefix: str, r: redis.Redis) -> pipeline.Deps:
+    _, site_map = sites
+    text = sources_yaml(site_map).replace("ROUTE_STREAM", f"{prefix}:items:ap")
+    config = parse_sources(text, "test-sources.yaml")
+    return pipeline.Deps.create(test_settings(redis_url, prefix), config, client=r)
+
+
+def drive(deps: pipeline.Deps, sources: list[str], max_retries: int = 5) -> list[Outcome]:
+    """Run discover -> fetch -> process synchronously, retrying transient errors at once."""
+    queue: list[Candidate] = []
+    for name in sources:
+        pipeline.discover(name, deps, enqueue=queue.append)
+    outcomes = []
+    for cand in queue:
+        for attempt in range(max_retries):
+            try:
+                step = pipeline.fetch(cand, deps)
+                break
+            except TransientFetchError:
+                if attempt == max_retries - 1:
+                    raise
+        if isinstance(step, pipeline.Fetched):
+            outcomes.append(pipeline.process(step.ref, deps))
+        else:
+            outcomes.append(step)
+    return outcomes
+
+
+def items(r: redis.Redis, stream: str) -> list[dict]:
+    return [json.loads(f[b"data"]) for _, f in r.xrange(stream)]
+
+
+def test_syndicated_story_is_published_once(deps: pipeline.Deps, r: redis.Redis) -> None:
+    """Three sites carrying the same AP story yield one `new` item; each other story once too."""
+    outcomes = drive(deps, ["alpha", "beta", "gamma"])
+    published = items(r, deps.keys.items_stream)
+    titles = sorted(i["title"] for i in published)
+    assert len(published) == 3, titles
+    assert len({i["story_id"] for i in published}) == 3
+    assert all(i["event"] == "new" and i["version"] == 1 for i in published)
+    statuses = sorted(o.status for o in outcomes)
+    assert statuses.count("published") == 3
+    assert statuses.count("duplicate") == 3  # AP on beta and gamma, Reuters on beta
+    reasons = {o.reason for o in outcomes if o.status == "skipped"}
+    assert reasons == {"not_found", "robots_denied"}
+
+
+def test_item_follows_the_downstream_contract(deps: pipeline.Deps, r: redis.Redis) -> None:
+    """Stream entries carry id/event/story_id/version/data and the item has every SPEC field."""
+    drive(deps, ["alpha"])
+    entries = r.xrange(deps.keys.items_stream)
+    assert entries
+    fields = entries[0][1]
+    assert set(fields) == {b"id", b"event", b"story_id", b"version", b"data"}
+    item = json.loads(fields[b"data"])
+    assert fields[b"data"].decode() == json.dumps(item, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert set(item) == {"schema_version", "id", "event", "story_id", "version", "url", "canonical_url", "source",
+                         "title", "authors", "agency", "dateline", "published_at", "modified_at", "language",
+                         "body", "word_count", "content_hash", "fetched_at"}
+    assert item["schema_version"] == 1
+    assert "utm_source" not in item["canonical_url"]
+    ap = next(i for i in items(r, deps.keys.items_stream) if "Taliban" in (i["title"] or ""))
+    assert ap["agency"] == "AP"
+    assert ap["title"] == "Taliban wins close consulates; Tajikistan reinforces border"
+    assert "Leave a Reply" not in ap["body"] and "+ posts" not in ap["body"]
+    assert ap["body"].endswith("contributed to this report.")
+
+
+def test_routes_copy_matching_items_to_extra_streams(deps: pipeline.Deps, r: redis.Redis, prefix: str) -> None:
+    """An AP item goes to the main stream and to the AP route's stream."""
+    drive(deps, ["alpha"])
+    routed = items(r, f"{prefix}:items:ap")
+    assert [i["agency"] for i in routed] == ["AP"]
+
+
+def test_rediscovery_skips_seen_urls(deps: pipeline.Deps) -> None:
+    """A second discovery of an unchanged feed enqueues nothing."""
+    first: list[Candidate] = []
+    pipeline.discover("alpha", deps, enqueue=first.append)
+    again: list[Candidate] = []
+    pipeline.discover("alpha", deps, enqueue=again.append)
+    assert len(first) == 4 and again == []
+
+
+def test_refetch_is_conditional_and_unchanged_page_publishes_nothing(deps: pipeline.Deps, r: redis.Redis,
+                                                                     sites) -> None:
+    """After a page is processed, a re-fetch sends its validators; a 304 costs nothing."""
+    server, site_map = sites
+    beta = site_map["beta"]
+    path = "/world/harbor-bridge-reopens"
+    body = beta.routes[path][2]
+
+    def with_etag(count: int, headers: dict[str, str]):
+        if headers.get("If-None-Match") == '"v1"':
+            return 304, {"ETag": '"v1"'}, b""
+        return 200, {"Content-Type": "text/html", "ETag": '"v1"'}, body
+
+    beta.routes[path] = with_etag
+    drive(deps, ["beta"])
+    cand = Candidate(url=f"{beta.base}{path}", source="beta")
+    outcome = pipeline.fetch(cand, deps)
+    assert isinstance(outcome, Outcome) and outcome.status == "not_modified"
+    assert server.requests_to("beta", path)[-1].headers.get("If-None-Match") == '"v1"'
+
+
+def test_metrics_count_every_page(deps: pipeline.Deps, r: redis.Redis) -> None:
+    """Published, duplicate and skipped pages all show up in the Redis-backed counters."""
+    drive(deps, ["alpha", "beta", "gamma"])
+    key = deps.keys.metrics()
+    assert counter_sum(r, key, "wire_items_published_total") == 3
+    assert counter_sum(r, key, "wire_duplicates_total") == 3
+    assert counter_sum(r, key, "wire_robots_denied_total", source="alpha") == 1
+    assert counter_sum(r, key, "wire_pages_fetched_total", source="alpha", status="404") == 1

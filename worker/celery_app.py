@@ -1,0 +1,98 @@
+"""The Celery app, configured from `Settings` (never at import time).
+
+Settings follow ../notes on Celery + Redis: JSON only; late acks made safe by
+idempotent tasks; visibility timeout far above every hard time limit and every
+countdown we use (long waits are parked in a Redis sorted set instead);
+prefetch of one so a slow page does not hold others; socket keepalive and
+timeouts so a worker notices a dead broker connection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from .settings import Settings, SourcesConfig
+
+QUEUES = ("discover", "fetch", "process")
+UNPARK_EVERY = 5.0  # seconds between moves of due parked fetches back to the queue
+MAX_COUNTDOWN = 60.0  # longer waits are parked, never held as an ETA (kombu#337)
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    transport = {
+        "visibility_timeout": settings.visibility_timeout,
+        "socket_timeout": 30,
+        "socket_connect_timeout": 10,
+        "socket_keepalive": True,
+        "retry_on_timeout": True,
+        "health_check_interval": 25,
+    }
+    assert settings.task_time_limit + MAX_COUNTDOWN < settings.visibility_timeout
+    return {
+        "broker_url": settings.broker,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        "visibility_timeout": settings.visibility_timeout,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "broker_heartbeat": 0,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "event_serializer": "json",
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_acks_late": True,
+        # redeliver tasks whose process died; our own delivery counter caps it (tasks.py)
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "task_time_limit": settings.task_time_limit,
+        "task_soft_time_limit": settings.task_time_limit - 15,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_max_memory_per_child": 400_000,  # KiB: contain a parser blow-up
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "task_default_queue": "process",
+        "task_queues": [Queue(q, routing_key=q) for q in QUEUES],
+        "task_routes": {
+            "wire.discover": {"queue": "discover"},
+            "wire.unpark": {"queue": "discover"},
+            "wire.fetch": {"queue": "fetch"},
+            "wire.process": {"queue": "process"},
+        },
+        "task_create_missing_queues": False,
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+
+
+def beat_schedule(sources: SourcesConfig) -> dict[str, Any]:
+    schedule: dict[str, Any] = {
+        "unpark": {"task": "wire.unpark", "schedule": UNPARK_EVERY, "options": {"expires": UNPARK_EVERY * 4}},
+    }
+    for source in sources.sources:
+        schedule[f"discover:{source.name}"] = {
+            "task": "wire.discover",
+            "schedule": source.interval,
+            "args": [source.name],
+            # a discovery that waited a whole interval in the queue is stale: the next one replaces it
+            "options": {"expires": source.interval},
+        }
+    return schedule
+
+
+def create_app(settings: Settings, sources: SourcesConfig) -> Celery:
+    app = Celery("wire", set_as_current=True)
+    app.conf.update(celery_config(settings))
+    app.conf.beat_schedule = beat_schedule(sources)
+    from . import tasks  # registers the shared tasks on this app
+
+    tasks.init(settings, sources)
+    app.set_default()
+    return app

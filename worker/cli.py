@@ -1,0 +1,399 @@
+"""The `wire` command line. Each command reads settings once and exits non-zero on failure;
+configuration errors exit with status 2 and name the file (or variable) and field."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import redis
+
+from .errors import ConfigError, WorkerError
+from .settings import Settings, SourcesConfig, load_sources
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _sources(settings: Settings, path: str | None = None) -> SourcesConfig:
+    return load_sources(path or settings.sources_path)
+
+
+def _deps(settings: Settings, sources: SourcesConfig) -> Any:
+    from .pipeline import Deps
+
+    if not settings.redis_url:
+        raise click.ClickException("WIRE_REDIS_URL is not set (only `wire run` starts an embedded Redis)")
+    return Deps.create(settings, sources)
+
+
+def _app(settings: Settings, sources: SourcesConfig) -> Any:
+    from .celery_app import create_app
+
+    return create_app(settings, sources)
+
+
+def _configure_logs(settings: Settings) -> None:
+    from .logs import configure
+
+    configure(settings.log_format, settings.log_level)
+
+
+@click.group()
+@click.version_option(package_name="wire")
+def cli() -> None:
+    """wire: discover, fetch, clean, deduplicate and publish news stories."""
+
+
+@cli.command()
+def run() -> None:
+    """Everything on one machine: workers, beat and the HTTP server (Ctrl-C stops)."""
+    from .run import run as run_all
+
+    settings = _settings()
+    _sources(settings)  # fail fast, before starting anything
+    sys.exit(run_all(settings))
+
+
+@cli.command()
+@click.option("--queues", default="discover,fetch,process", show_default=True)
+@click.option("--pool", type=click.Choice(["prefork", "threads", "solo"]), default="prefork", show_default=True)
+@click.option("--concurrency", type=int, default=None)
+@click.option("--name", default="worker", help="node name prefix (host name is appended)")
+def worker(queues: str, pool: str, concurrency: int | None, name: str) -> None:
+    """Run a Celery worker on the given queues (container entrypoint)."""
+    settings = _settings()
+    sources = _sources(settings)
+    _configure_logs(settings)
+    app = _app(settings, sources)
+    client = redis.Redis.from_url(settings.broker)
+    from .keys import Keys
+
+    _wait_for_redis(client)
+    client.set(Keys.for_prefix(settings.key_prefix).started(), time.time())
+    argv = ["worker", "-Q", queues, "-P", pool, "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
+            "--loglevel", "WARNING"]
+    if concurrency:
+        argv += ["-c", str(concurrency)]
+    app.worker_main(argv)
+
+
+def _wait_for_redis(client: redis.Redis, log_every: float = 5.0) -> None:
+    """Block until Redis answers, saying so every few seconds (workers may start before Redis)."""
+    from .logs import get_logger
+
+    log = get_logger("wire.cli")
+    last = 0.0
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.RedisError as exc:
+            if time.monotonic() - last > log_every:
+                log.warning("waiting for redis", error=f"{type(exc).__name__}: {exc}")
+                last = time.monotonic()
+            time.sleep(0.5)
+
+
+@cli.command()
+def beat() -> None:
+    """Run the scheduler that starts discovery of each source on its interval."""
+    settings = _settings()
+    sources = _sources(settings)
+    _configure_logs(settings)
+    app = _app(settings, sources)
+    _wait_for_redis(redis.Redis.from_url(settings.broker))
+    data = Path(settings.data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    app.Beat(schedule=str(data / "celerybeat-schedule"), loglevel="WARNING", max_interval=5).run()
+
+
+@cli.command()
+@click.option("--host", default=None)
+@click.option("--port", type=int, default=None)
+def serve(host: str | None, port: int | None) -> None:
+    """Serve /metrics, /healthz, /status and POST /reingest."""
+    from .logs import get_logger
+    from .serve import serve as make_server
+
+    settings = _settings()
+    sources = _sources(settings)
+    _configure_logs(settings)
+    app = _app(settings, sources)
+    deps = _deps(settings, sources)
+    server = make_server(deps, host or settings.metrics_host, port if port is not None else settings.metrics_port,
+                         _enqueuer(app), _rediscoverer(app))
+    bound_host, bound_port = server.server_address[:2]
+    get_logger("wire.serve").info("serving", address=f"http://{bound_host!s}:{bound_port}")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def _enqueuer(app: Any) -> Any:
+    def enqueue(candidate: dict[str, Any], force: bool) -> None:
+        app.send_task("wire.fetch", args=[candidate], kwargs={"force": force}, queue="fetch")
+
+    return enqueue
+
+
+def _rediscoverer(app: Any) -> Any:
+    def rediscover(source: str) -> None:
+        app.send_task("wire.discover", args=[source], queue="discover")
+
+    return rediscover
+
+
+@cli.group()
+def sources() -> None:
+    """Work with config/sources.yaml."""
+
+
+@sources.command("check")
+@click.argument("path", required=False)
+def sources_check(path: str | None) -> None:
+    """Validate a sources file (default: $WIRE_SOURCES or config/sources.yaml)."""
+    settings = _settings()
+    config = _sources(settings, path)
+    click.echo(f"{config.path}: {len(config.sources)} sources, {len(config.routes)} routes, OK")
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="one JSON line per page")
+@click.option("--source", "source_name", default=None, help="apply this source's rules from sources.yaml")
+def extract(targets: tuple[str, ...], as_json: bool, source_name: str | None) -> None:
+    """Run extraction on files or URLs and print the result (for writing site rules)."""
+    from .extract import extract as run_extract
+    from .models import Rules
+
+    settings = _settings()
+    rules = Rules()
+    if source_name:
+        found = _sources(settings).get(source_name)
+        if found is None:
+            raise click.ClickException(f"unknown source {source_name!r}")
+        rules = found.rules
+    failed = False
+    for target in targets:
+        try:
+            html, url, charset = _load_target(target, settings)
+        except (OSError, WorkerError) as exc:
+            click.echo(f"{target}: {exc}", err=True)
+            failed = True
+            continue
+        article = run_extract(html, url, charset=charset, rules=rules)
+        doc = {"file" if url is None else "url": target, **article.to_json()}
+        if as_json:
+            click.echo(json.dumps(doc, ensure_ascii=False, sort_keys=True))
+        else:
+            click.echo(f"== {target}")
+            for key in ("title", "authors", "agency", "dateline", "published_at", "modified_at", "language",
+                        "canonical_url", "not_article"):
+                click.echo(f"{key}: {doc[key]}")
+            click.echo("")
+            click.echo(article.body)
+    if failed:
+        sys.exit(1)
+
+
+def _load_target(target: str, settings: Settings) -> tuple[bytes, str | None, str | None]:
+    if target.startswith(("http://", "https://")):
+        from .http import Limits, get
+
+        resp = get(target, user_agent=settings.user_agent,
+                   limits=Limits(max_bytes=settings.max_body_bytes, deadline=settings.fetch_timeout,
+                                 allow_private=settings.allow_private_addresses))
+        return resp.content, resp.final_url, resp.charset
+    return Path(target).read_bytes(), None, None
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="the documented JSON document")
+def status(as_json: bool) -> None:
+    """Queues, streams, dead letters, sources and workers."""
+    from . import status as st
+
+    settings = _settings()
+    sources = _sources(settings)
+    deps = _deps(settings, sources)
+    try:
+        doc = st.collect(deps.redis, deps.keys, sources, settings)
+    except redis.RedisError as exc:
+        click.echo(f"redis unreachable at {settings.redis_url}: {exc}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(doc, sort_keys=True, indent=2))
+        return
+    click.echo(_render_status(doc))
+
+
+def _render_status(doc: dict[str, Any]) -> str:
+    now = doc["time"]
+
+    def age(ts: float | None) -> str:
+        return "never" if ts is None else f"{now - ts:.0f}s ago"
+
+    lines = ["QUEUE        DEPTH"]
+    lines += [f"{q:<12} {n:>5}" for q, n in doc["queues"].items()]
+    lines.append(f"in flight: {doc['in_flight']}   parked: {doc['parked']}   dead letters: {doc['dead_letters']}")
+    lines.append("")
+    lines.append("STREAM                 LENGTH  GROUP                PENDING    LAG")
+    for s in doc["streams"]:
+        if not s["groups"]:
+            lines.append(f"{s['stream']:<22} {s['length']:>6}")
+        for g in s["groups"]:
+            lines.append(f"{s['stream']:<22} {s['length']:>6}  {g['group']:<20} {g['pending']:>7} {g['lag']!s:>6}")
+    lines.append("")
+    lines.append("SOURCE               INTERVAL  LAST DISCOVERY   LAST SUCCESS     ERRORS  STALE")
+    for src in doc["sources"]:
+        lines.append(f"{src['name']:<20} {src['interval_seconds']:>7.0f}s  {age(src['last_discovery']):<16} "
+                     f"{age(src['last_success']):<16} {src['errors']:>6}  {'STALE' if src['stale'] else ''}")
+    lines.append("")
+    counters = doc["counters"]
+    lines.append("totals: " + " ".join(f"{k}={counters.get(k, 0)}" for k in
+                                       ("discovered", "fetched", "published", "duplicates", "skipped", "failed")))
+    workers = ", ".join(f"{q} {w['age_seconds']:.0f}s ago" for q, w in doc["workers"].items()) or "none seen"
+    lines.append(f"last task finished: {workers}")
+    return "\n".join(lines)
+
+
+@cli.command("reingest")
+@click.option("--url", "urls", multiple=True, help="a URL to fetch again (repeatable)")
+@click.option("--source", default=None, help="a configured source name")
+@click.option("--since", default=None, help="with --source/--all: only URLs discovered in this window, e.g. 6h")
+@click.option("--all", "all_", is_flag=True, help="every configured source")
+@click.option("--force", is_flag=True, help="bypass seen-URL and conditional-GET state")
+def reingest_cmd(urls: tuple[str, ...], source: str | None, since: str | None, all_: bool, force: bool) -> None:
+    """Enqueue re-ingestion of URLs, a source (optionally a time window) or everything."""
+    from . import reingest
+
+    settings = _settings()
+    sources = _sources(settings)
+    deps = _deps(settings, sources)
+    app = _app(settings, sources)
+    req = reingest.Request(urls=urls, source=source, since=since, all=all_, force=force)
+    try:
+        result = reingest.run(req, deps, _enqueuer(app), _rediscoverer(app))
+    except reingest.ReingestError as exc:
+        raise click.ClickException(str(exc)) from None
+    for url in result["enqueued"]:
+        click.echo(f"enqueued {url}")
+    for name in result["rediscovered"]:
+        click.echo(f"discovery started for {name}")
+    click.echo(f"{result['count']} URL(s) enqueued{' (force)' if force else ''}")
+
+
+@cli.group()
+def dlq() -> None:
+    """The dead-letter stream."""
+
+
+@dlq.command("list")
+@click.option("--count", default=50, show_default=True)
+def dlq_list(count: int) -> None:
+    from . import dlq as dl
+
+    settings = _settings()
+    deps = _deps(settings, _sources(settings))
+    rows = dl.entries(deps.redis, deps.keys, count=count)
+    for e in rows:
+        click.echo(f"{e['id']}  {e.get('failed_at', '')}  {e.get('stage', ''):<8} {e.get('reason', ''):<20} "
+                   f"{e.get('source', '')}  {e.get('url', '')}")
+    click.echo(f"{len(rows)} shown, {int(deps.redis.xlen(deps.keys.dead_stream))} in {deps.keys.dead_stream}")
+
+
+@dlq.command("show")
+@click.argument("entry_id")
+def dlq_show(entry_id: str) -> None:
+    from . import dlq as dl
+
+    settings = _settings()
+    deps = _deps(settings, _sources(settings))
+    rows = dl.entries(deps.redis, deps.keys, ids=[entry_id])
+    if not rows:
+        raise click.ClickException(f"no dead letter {entry_id}")
+    click.echo(json.dumps(rows[0], indent=2, sort_keys=True))
+
+
+@dlq.command("replay")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "all_", is_flag=True)
+def dlq_replay(ids: tuple[str, ...], all_: bool) -> None:
+    """Re-enqueue dead letters at the stage that failed."""
+    from . import dlq as dl
+
+    if not ids and not all_:
+        raise click.UsageError("give entry IDs or --all")
+    settings = _settings()
+    sources = _sources(settings)
+    deps = _deps(settings, sources)
+    app = _app(settings, sources)
+
+    def enqueue(stage: str, payload: dict[str, Any]) -> None:
+        if stage == "process":
+            app.send_task("wire.process", args=[payload], queue="process")
+        else:
+            app.send_task("wire.fetch", args=[payload], kwargs={"force": True}, queue="fetch")
+
+    done = dl.replay(deps.redis, deps.keys, None if all_ else list(ids), enqueue)
+    click.echo(f"{len(done)} dead letter(s) replayed")
+
+
+@dlq.command("purge")
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+def dlq_purge(yes: bool) -> None:
+    from . import dlq as dl
+
+    settings = _settings()
+    deps = _deps(settings, _sources(settings))
+    count = deps.redis.xlen(deps.keys.dead_stream)
+    if not yes and not click.confirm(f"Delete all {count} dead letters?", default=False):
+        click.echo("nothing deleted")
+        return
+    click.echo(f"{dl.purge(deps.redis, deps.keys)} dead letter(s) deleted")
+
+
+def _register_optional() -> None:
+    # dedup commands live beside the dedup package
+    try:
+        from .cli_dedup import dedup, explain
+    except ImportError:
+        return
+    cli.add_command(dedup)
+    cli.add_command(explain)
+
+
+_register_optional()
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except redis.ConnectionError as exc:
+        click.echo(f"error: redis unreachable: {exc}", err=True)
+        sys.exit(1)
+    except WorkerError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

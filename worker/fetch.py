@@ -1,0 +1,118 @@
+"""Fetching one URL politely: pause check, robots.txt, shared pacing, conditional GET,
+status classification. Returns a `Page` (the frozen border value) or `NotModified`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from .errors import PermanentFetchError, TransientFetchError
+from .http import TRANSIENT_STATUS, Limits, Response, get
+from .keys import CONDITIONAL_TTL, Keys, as_text
+from .models import Page
+from .politeness import Politeness, host_of, parse_retry_after
+from .settings import Settings
+
+HTML_TYPES = {"text/html", "application/xhtml+xml", "application/xml+xhtml"}
+FEED_TYPES = HTML_TYPES | {
+    "application/rss+xml", "application/atom+xml", "application/xml", "text/xml", "application/rdf+xml",
+    "application/feed+json", "application/json", "application/x-gzip", "application/gzip",
+    "application/octet-stream", "text/plain",
+}
+MAX_RETRY_AFTER = 6 * 3600.0
+
+
+@dataclass(frozen=True)
+class NotModified:
+    url: str
+
+
+class Fetcher:
+    def __init__(self, client: redis.Redis, keys: Keys, settings: Settings) -> None:
+        self.r = client
+        self.keys = keys
+        self.user_agent = settings.user_agent
+        self.limits = Limits(
+            max_bytes=settings.max_body_bytes,
+            deadline=settings.fetch_timeout,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=min(10.0, settings.fetch_timeout),
+            allow_private=settings.allow_private_addresses,
+        )
+        self.politeness = Politeness(client, keys, user_agent=settings.user_agent, limits=self.limits,
+                                     default_rate=settings.default_rate)
+
+    def fetch(self, url: str, *, rate: float | None = None, kind: str = "page",
+              conditional: bool = True, now: float | None = None) -> Page | NotModified:
+        """Fetch `url` (kind `page` must be HTML; `feed` covers feeds and sitemaps).
+
+        Raises HostPaused (park and retry when due), TransientFetchError
+        (retry with backoff) or PermanentFetchError (skip or dead-letter).
+        """
+        host = host_of(url)
+        self.politeness.check_paused(host)
+        verdict = self.politeness.robots(url)
+        if not verdict.allowed:
+            raise PermanentFetchError("disallowed by robots.txt", reason="robots_denied")
+        validators_key = self.keys.conditional(url) if kind == "page" else self.keys.feed_validators(url)
+        headers = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5" if kind == "page"
+                   else "application/rss+xml,application/atom+xml,application/feed+json,application/xml;q=0.9,*/*;q=0.5"}
+        if conditional:
+            stored = self.r.hmget(validators_key, "etag", "last_modified")
+            if stored[0]:
+                headers["If-None-Match"] = as_text(stored[0])
+            if stored[1]:
+                headers["If-Modified-Since"] = as_text(stored[1])
+        self.politeness.wait_turn(host, rate, verdict.crawl_delay)
+        resp = get(url, user_agent=self.user_agent, limits=self.limits, headers=headers)
+        return self._classify(resp, kind, now if now is not None else time.time())
+
+    def _classify(self, resp: Response, kind: str, now: float) -> Page | NotModified:
+        status = resp.status
+        if status == 304:
+            return NotModified(resp.url)
+        if status in TRANSIENT_STATUS:
+            retry_after = parse_retry_after(resp.headers.get("retry-after"), now)
+            if retry_after is not None and status in (429, 503):
+                retry_after = min(retry_after, MAX_RETRY_AFTER)
+                self.politeness.pause(host_of(resp.final_url), retry_after, f"retry-after {status}")
+            raise TransientFetchError(f"HTTP {status}", reason=f"http_{status}", status=status,
+                                      retry_after=retry_after)
+        if status in (404, 410):
+            raise PermanentFetchError(f"HTTP {status}", reason="not_found" if status == 404 else "gone",
+                                      status=status)
+        if status in (401, 403, 451):
+            raise PermanentFetchError(f"HTTP {status}", reason="forbidden", status=status)
+        if not 200 <= status < 300:
+            raise PermanentFetchError(f"HTTP {status}", reason=f"http_{status}", status=status)
+        ctype = resp.content_type
+        allowed = HTML_TYPES if kind == "page" else FEED_TYPES
+        if ctype and ctype not in allowed and not ctype.endswith("+xml"):
+            raise PermanentFetchError(f"content type {ctype} is not fetched as {kind}", reason="not_html",
+                                      status=status)
+        return Page(
+            url=resp.url,
+            final_url=resp.final_url,
+            status=status,
+            content=resp.content,
+            content_type=ctype,
+            charset=resp.charset,
+            etag=resp.headers.get("etag"),
+            last_modified=resp.headers.get("last-modified"),
+            fetched_at=now,
+        )
+
+    def remember(self, url: str, page: Page, *, kind: str = "page") -> None:
+        """Store the validators for the next conditional GET (only after the page was handled)."""
+        key = self.keys.conditional(url) if kind == "page" else self.keys.feed_validators(url)
+        mapping: dict[Any, Any] = {k: v for k, v in (("etag", page.etag), ("last_modified", page.last_modified)) if v}
+        if not mapping:
+            return
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hset(key, mapping=mapping)
+        pipe.expire(key, CONDITIONAL_TTL)
+        pipe.execute()

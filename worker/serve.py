@@ -1,0 +1,149 @@
+"""`wire serve`: /metrics, /healthz, /status and POST /reingest over plain HTTP.
+
+The standard library's threading server is enough for a scrape every few
+seconds and an occasional admin call; it keeps the image small and has no
+framework to patch. Bodies are capped and every error is a JSON answer, so a
+flood of bad requests costs a thread each and nothing else.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import redis
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+from . import metrics, reingest, status
+from .errors import WorkerError
+from .logs import get_logger
+from .pipeline import Deps
+
+log = get_logger("wire.serve")
+MAX_BODY = 1024 * 1024
+
+
+class _Collector:
+    """Renders the counters stored in Redis plus live gauges at scrape time."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def collect(self) -> Any:
+        d = self.deps
+        yield from metrics.build_families(metrics.read_samples(d.redis, d.keys.metrics()))
+        doc = status.collect(d.redis, d.keys, d.sources, d.settings)
+        q = GaugeMetricFamily("wire_queue_length", "Tasks waiting in each Celery queue (all priority lists).",
+                              labels=["queue"])
+        for name, depth in doc["queues"].items():
+            q.add_metric([name], depth)
+        yield q
+        length = GaugeMetricFamily("wire_stream_length", "Entries in each output stream.", labels=["stream"])
+        pending = GaugeMetricFamily("wire_stream_pending", "Entries delivered to a consumer group but not acked.",
+                                    labels=["stream", "group"])
+        lag = GaugeMetricFamily("wire_stream_lag", "Entries not yet delivered to a consumer group.",
+                                labels=["stream", "group"])
+        for s in doc["streams"] + [{"stream": d.keys.dead_stream, "length": doc["dead_letters"], "groups": []}]:
+            length.add_metric([s["stream"]], s["length"])
+            for g in s["groups"]:
+                pending.add_metric([s["stream"], g["group"]], g["pending"])
+                if g["lag"] is not None:
+                    lag.add_metric([s["stream"], g["group"]], g["lag"])
+        yield length
+        yield pending
+        yield lag
+        last = GaugeMetricFamily("wire_source_last_success_timestamp_seconds",
+                                 "Unix time of the last successful discovery of each source.", labels=["source"])
+        for src in doc["sources"]:
+            if src["last_success"] is not None:
+                last.add_metric([src["name"]], src["last_success"])
+        yield last
+
+
+def make_handler(deps: Deps, enqueue: Callable[[dict[str, Any], bool], None],
+                 rediscover: Callable[[str], None]) -> type[BaseHTTPRequestHandler]:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(deps))
+    token = deps.settings.admin_token
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "wire"
+        sys_version = ""
+        timeout = 15  # a client that opens a connection and sends nothing is dropped
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            pass  # access logs would drown the page summaries; errors are logged below
+
+        def _send(self, code: int, body: bytes, ctype: str = "application/json") -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, code: int, doc: Any) -> None:
+            self._send(code, json.dumps(doc, sort_keys=True).encode() + b"\n")
+
+        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            path = self.path.split("?", 1)[0]
+            try:
+                if path == "/metrics":
+                    self._send(200, generate_latest(registry), "text/plain; version=0.0.4; charset=utf-8")
+                elif path == "/healthz":
+                    ok, why = status.health(deps.redis, deps.keys, deps.settings)
+                    self._json(200 if ok else 503, {"healthy": ok, "reason": why})
+                elif path == "/status":
+                    self._json(200, status.collect(deps.redis, deps.keys, deps.sources, deps.settings))
+                else:
+                    self._json(404, {"error": "not found"})
+            except redis.RedisError as exc:
+                self._json(503, {"error": f"redis unavailable: {type(exc).__name__}"})
+
+        def do_POST(self) -> None:  # noqa: N802
+            if self.path.split("?", 1)[0] != "/reingest":
+                self._json(404, {"error": "not found"})
+                return
+            if not token:
+                self._json(403, {"error": "re-ingest is disabled: WIRE_ADMIN_TOKEN is not set"})
+                return
+            given = self.headers.get("Authorization", "")
+            expected = f"Bearer {token}"
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                self._json(401, {"error": "missing or wrong bearer token"})
+                return
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0 or length > MAX_BODY:
+                self._json(413 if length > MAX_BODY else 400, {"error": "bad or too large Content-Length"})
+                return
+            try:
+                body = json.loads(self.rfile.read(length) or b"null")
+                req = reingest.Request.from_json(body)
+                result = reingest.run(req, deps, enqueue, rediscover)
+            except json.JSONDecodeError as exc:
+                self._json(400, {"error": f"malformed JSON: {exc.msg} at position {exc.pos}"})
+                return
+            except WorkerError as exc:
+                self._json(400, {"error": str(exc)})
+                return
+            except redis.RedisError as exc:
+                self._json(503, {"error": f"redis unavailable: {type(exc).__name__}"})
+                return
+            log.info("reingest", count=result["count"], force=result["force"])
+            self._json(202, result)
+
+    return Handler
+
+
+def serve(deps: Deps, host: str, port: int, enqueue: Callable[[dict[str, Any], bool], None],
+          rediscover: Callable[[str], None]) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((host, port), make_handler(deps, enqueue, rediscover))
+    server.daemon_threads = True
+    return server

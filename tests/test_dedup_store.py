@@ -1,0 +1,162 @@
+"""Integration tests of the Redis-backed Dedup against the private test Redis."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Callable, Sequence
+
+import pytest
+import redis
+
+from worker.dedup import Decision, Dedup, Doc
+
+BODY = (
+    "KABUL, Afghanistan (AP) — The council met on Tuesday to discuss the new water plan for the city.\n\n"
+    "Officials said the plan would cost more than 40 million dollars over five years and serve 200,000 people.\n\n"
+    "Critics said the money would be better spent on repairing the existing network of pipes and pumps."
+)
+
+
+def publisher(stream: str) -> Callable[[Decision], Sequence[tuple[str, dict[str, str]]]]:
+    def publish(d: Decision) -> Sequence[tuple[str, dict[str, str]]]:
+        return [(stream, {"event": d.event, "story_id": d.story_id, "version": str(d.version)})]
+
+    return publish
+
+
+@pytest.fixture
+def dedup(r: redis.Redis, prefix: str) -> Dedup:
+    return Dedup(r, f"{prefix}:dedup")
+
+
+def test_first_copy_is_new_and_published(dedup: Dedup, r: redis.Redis, prefix: str) -> None:
+    """A story never seen is `new`, version 1, and its entry is in the stream."""
+    d = dedup.submit(Doc("https://a.example/s", "T", BODY), now=1.0, publish=publisher(f"{prefix}:items"))
+    assert (d.event, d.version, d.kind, d.similarity) == ("new", 1, None, 0.0)
+    assert r.xlen(f"{prefix}:items") == 1
+
+
+def test_redelivery_is_url_duplicate_and_not_published(dedup: Dedup, r: redis.Redis, prefix: str) -> None:
+    """The same input submitted twice (a redelivered task) is a `url` duplicate and publishes nothing."""
+    pub = publisher(f"{prefix}:items")
+    first = dedup.submit(Doc("https://a.example/s", "T", BODY), now=1.0, publish=pub)
+    again = dedup.submit(Doc("https://a.example/s", "T", BODY), now=2.0, publish=pub)
+    assert (again.event, again.kind, again.story_id, again.version) == ("duplicate", "url", first.story_id, 1)
+    assert r.xlen(f"{prefix}:items") == 1
+
+
+def test_same_text_elsewhere_is_exact_duplicate(dedup: Dedup) -> None:
+    """The same body with other typography on another site is an `exact` duplicate of the story."""
+    first = dedup.submit(Doc("https://a.example/s", "T", BODY), now=1.0)
+    retyped = BODY.replace("—", "--").replace("\n\n", "\n").upper()
+    d = dedup.submit(Doc("https://b.example/other", "T2", retyped), now=2.0)
+    assert (d.event, d.kind, d.story_id, d.similarity) == ("duplicate", "exact", first.story_id, 1.0)
+    assert d.matched_url == "https://a.example/s"
+
+
+def test_tracking_parameters_do_not_hide_the_url(dedup: Dedup) -> None:
+    """The URL identity folds tracking parameters and www., so a re-fetch with utm_ is still `url`."""
+    dedup.submit(Doc("https://www.a.example/s", "T", BODY), now=1.0)
+    d = dedup.submit(Doc("https://a.example/s?utm_source=x", "T", BODY), now=2.0)
+    assert (d.event, d.kind) == ("duplicate", "url")
+
+
+def test_all_keys_expire_with_the_window(r: redis.Redis, prefix: str) -> None:
+    """Every dedup key carries a TTL no longer than the window (no sweep job needed)."""
+    dd = Dedup(r, f"{prefix}:dedup", window_seconds=3600)
+    dd.submit(Doc("https://a.example/s", "T", BODY), now=1.0)
+    dd.submit(Doc("https://b.example/s", "T", BODY), now=2.0)
+    keys = list(r.scan_iter(match=f"{prefix}:dedup:*"))
+    assert keys
+    for k in keys:
+        assert 0 < r.ttl(k) <= 3600, k
+
+
+def test_explain_lists_decisions_for_the_url(dedup: Dedup) -> None:
+    """explain(url) returns that URL's decisions oldest first; history includes the story's aliases."""
+    dedup.submit(Doc("https://a.example/s", "T", BODY), now=1.0)
+    dedup.submit(Doc("https://b.example/s", "T", BODY), now=2.0)
+    dedup.submit(Doc("https://a.example/s", "T", BODY), now=3.0)
+    got = dedup.explain("https://a.example/s")
+    assert [(e["event"], e["time"]) for e in got] == [("new", 1.0), ("duplicate", 3.0)]
+    assert {e["url"] for e in dedup.history("https://a.example/s")} == {
+        "https://a.example/s",
+        "https://b.example/s",
+    }
+
+
+def test_decode_responses_client_is_accepted(redis_url: str, prefix: str) -> None:
+    """A client created with decode_responses=True still works (dedup opens a binary pool)."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    dd = Dedup(client, f"{prefix}:dedup")
+    assert dd.submit(Doc("https://a.example/s", "T", BODY), now=1.0).event == "new"
+    assert dd.submit(Doc("https://a.example/s", "T", BODY), now=2.0).event == "duplicate"
+
+
+def _story(i: int) -> str:
+    return "\n\n".join(
+        f"Story {i} paragraph {p}: the committee number {i * 7 + p} voted on measure {i}-{p} today "
+        f"while observers counted {p * 13 + i} ballots in district {i % 17}."
+        for p in range(4)
+    )
+
+
+def _racer(url: str, ns: str, stream: str, copy: int, barrier: object) -> None:
+    client = redis.Redis.from_url(url)
+    dd = Dedup(client, ns)
+    barrier.wait()  # type: ignore[attr-defined]
+    for i in range(50):
+        doc = Doc(f"https://site{copy}.example/story-{i}", f"Story {i}", _story(i))
+        dd.submit(doc, now=100.0 + i, publish=publisher(stream))
+
+
+def test_eight_processes_racing_publish_each_story_once(redis_url: str, r: redis.Redis, prefix: str) -> None:
+    """8 processes submit copies of the same 50 stories at once: exactly 50 `new` entries are published."""
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(8)
+    stream = f"{prefix}:items"
+    procs = [
+        ctx.Process(target=_racer, args=(redis_url, f"{prefix}:dedup", stream, c, barrier)) for c in range(8)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    events = [fields[b"event"] for _id, fields in r.xrange(stream)]
+    assert events.count(b"new") == 50
+    assert len(events) == 50
+    sids = {fields[b"story_id"] for _id, fields in r.xrange(stream)}
+    assert len(sids) == 50
+
+
+def test_crash_before_commit_decides_afresh(dedup: Dedup, r: redis.Redis, prefix: str) -> None:
+    """A worker that dies before its commit script ran left nothing; the resubmission is `new` and publishes once."""
+    stream = f"{prefix}:items"
+
+    def dying(_: Decision) -> Sequence[tuple[str, dict[str, str]]]:
+        raise SystemExit("worker killed between decision and commit")
+
+    with pytest.raises(SystemExit):
+        dedup.submit(Doc("https://a.example/s", "T", BODY), now=1.0, publish=dying)
+    assert r.exists(stream) == 0 and not list(r.scan_iter(match=f"{prefix}:dedup:*"))
+    d = dedup.submit(Doc("https://a.example/s", "T", BODY), now=2.0, publish=publisher(stream))
+    assert d.event == "new" and r.xlen(stream) == 1
+
+
+def test_crash_after_commit_redelivery_publishes_nothing(dedup: Dedup, r: redis.Redis, prefix: str) -> None:
+    """After a committed (so published) decision, a redelivered task gets `duplicate` and no second entry."""
+    stream = f"{prefix}:items"
+    dedup.submit(Doc("https://a.example/s", "T", BODY), now=1.0, publish=publisher(stream))
+    again = dedup.submit(Doc("https://a.example/s", "T", BODY), now=5.0, publish=publisher(stream))
+    assert again.event == "duplicate" and r.xlen(stream) == 1
+
+
+def test_maxlen_trims_the_stream_approximately(dedup: Dedup, r: redis.Redis, prefix: str) -> None:
+    """XADD uses MAXLEN ~ when given, so the stream stays near the bound."""
+    stream = f"{prefix}:items"
+    for i in range(300):
+        dedup.submit(
+            Doc(f"https://a.example/{i}", "T", _story(i)), now=float(i), publish=publisher(stream), maxlen=100
+        )
+    assert r.xlen(stream) < 300

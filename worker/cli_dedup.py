@@ -1,0 +1,109 @@
+"""`wire dedup replay` and `wire explain` (registered in worker.cli with add_command).
+
+Replay never touches production state: it runs under a fresh random
+namespace (``wire:replay:<hex>``) unless one is given, and deletes that
+namespace afterwards. Without --redis-url or WIRE_REDIS_URL it starts a
+private throwaway redis-server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import click
+import redis
+
+from .dedup import Dedup
+from .dedup.replay import replay as run_replay
+from .redis_server import start_redis
+
+
+@contextlib.contextmanager
+def _redis(url: str | None) -> Iterator[redis.Redis]:
+    if url:
+        client = redis.Redis.from_url(url)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    with tempfile.TemporaryDirectory(prefix="wire-replay-") as tmp:
+        server = start_redis(Path(tmp), appendonly=False)
+        client = redis.Redis.from_url(server.url)
+        try:
+            yield client
+        finally:
+            client.close()
+            server.stop()
+
+
+@click.group()
+def dedup() -> None:
+    """Deduplication tools."""
+
+
+@dedup.command("replay")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option(
+    "--namespace", "namespace", default=None, help="Key namespace (default: a fresh one, deleted afterwards)."
+)
+@click.option(
+    "--redis-url", default=None, help="Redis URL (default: $WIRE_REDIS_URL, else a private throwaway server)."
+)
+def replay_cmd(file: IO[str], namespace: str | None, redis_url: str | None) -> None:
+    """Run FILE.jsonl ({"id","url","title","body","published"} per line) through dedup, in order."""
+    url = redis_url or os.environ.get("WIRE_REDIS_URL") or None
+    ns = namespace or f"wire:replay:{secrets.token_hex(6)}"
+    with _redis(url) as client:
+        dd = Dedup(client, ns)
+        try:
+            for result in run_replay(dd, file):
+                click.echo(json.dumps(result, ensure_ascii=False))
+        finally:
+            if namespace is None:
+                dd.store.delete_namespace()
+
+
+def _format(e: dict[str, object]) -> str:
+    kind = f" ({e['kind']})" if e.get("kind") else ""
+    match = f" ~ {e['matched_url']}" if e.get("matched_url") else ""
+    return (
+        f"{e.get('time')}  {e.get('event')}{kind}  story {e.get('story_id')} v{e.get('version')}  "
+        f"sim {e.get('similarity')}  rule: {e.get('rule')}  {e.get('url')}{match}"
+    )
+
+
+@click.command("explain")
+@click.argument("url")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of readable lines.")
+@click.option("--redis-url", default=None, help="Redis URL (default: $WIRE_REDIS_URL).")
+def explain(url: str, as_json: bool, redis_url: str | None) -> None:
+    """The dedup decisions for URL: which story, which copy, what similarity, which rule."""
+    ns = os.environ.get("WIRE_KEY_PREFIX", "wire") + ":dedup"
+    rurl = redis_url or os.environ.get("WIRE_REDIS_URL") or "redis://127.0.0.1:6379/0"
+    client = redis.Redis.from_url(rurl)
+    try:
+        dd = Dedup(client, ns)
+        mine = dd.explain(url)
+        story = dd.history(url)
+    finally:
+        client.close()
+    if as_json:
+        click.echo(json.dumps({"url": url, "decisions": mine, "story": story}, ensure_ascii=False, indent=1))
+        return
+    if not story:
+        click.echo(f"no dedup decisions recorded for {url} (within the window)")
+        return
+    click.echo(f"decisions for {url}:")
+    for e in mine:
+        click.echo("  " + _format(e))
+    click.echo(f"story {story[-1].get('story_id')}: versions and copies")
+    for e in story:
+        click.echo("  " + _format(e))

@@ -66,12 +66,14 @@ def _mark_links(tree: HtmlElement) -> None:
     default link handling runs and the markers carry the information through.
     """
     for a in tree.iter("a"):
-        if not a.get("href") or not (a.text or "").strip() or len(a):
-            # Only plain text links: markers in empty or nested anchors would
-            # change what trafilatura keeps.
+        if not a.get("href"):
             continue
         a.text = LINK_START + (a.text or "")
-        a.text += LINK_END
+        if len(a):
+            last = a[-1]
+            last.tail = (last.tail or "") + LINK_END
+        else:
+            a.text += LINK_END
 
 
 def _text(el: _Element) -> str:
@@ -105,6 +107,11 @@ def _link_density(text: str) -> float:
     return min(1.0, linked / len(plain))
 
 
+def _lines(text: str) -> list[str]:
+    lines = (_WS.sub(" ", line).strip() for line in _MARKERS.sub("", text).split("\n"))
+    return [line for line in lines if line]
+
+
 def body_paragraphs(body: _Element) -> list[str]:
     """trafilatura's XML body -> paragraphs, dropping the furniture it keeps.
 
@@ -117,30 +124,36 @@ def body_paragraphs(body: _Element) -> list[str]:
     children = list(body)
     seen_prose = False
     for index, el in enumerate(children):
-        tag = el.tag
         text = _text(el).strip()
-        if not text:
-            continue
-        if tag == "head" and not seen_prose:
-            rend = el.get("rend", "")
-            if rend == "h1" or index > 0 and children[index - 1].get("rend") == "h1":
-                continue
-        if tag == "list":
-            items = [item for item in el.iter("item") if _text(item).strip()]
-            linky = sum(1 for item in items if _link_density(_text(item)) > 0.5)
-            if items and linky / len(items) >= 0.6:
-                continue
-        elif tag in ("p", "quote") and len(text) < 160 and _link_density(text) > 0.8:
-            continue
-        is_heading = tag == "head"
-        seen_prose = seen_prose or not is_heading
-        for line in _MARKERS.sub("", text).split("\n"):
-            line = _WS.sub(" ", line).strip()
-            if line:
-                out.append((line, is_heading))
+        if text and _keep_block(el, text, children[index - 1] if index else None, seen_prose):
+            is_heading = el.tag == "head"
+            seen_prose = seen_prose or not is_heading
+            out.extend((line, is_heading) for line in _lines(text))
+        if el.tail and el.tail.strip():
+            # Text between blocks is a paragraph of its own (trafilatura keeps
+            # it as the tail of the preceding element).
+            out.extend((line, False) for line in _lines(el.tail))
     while out and out[-1][1]:
         out.pop()
     return [text for text, _ in out]
+
+
+def _keep_block(el: _Element, text: str, previous: _Element | None, seen_prose: bool) -> bool:
+    # The headline, and a standfirst heading right under it, are not body text.
+    if (
+        el.tag == "head"
+        and not seen_prose
+        and (el.get("rend") == "h1" or previous is not None and previous.get("rend") == "h1")
+    ):
+        return False
+    if el.tag == "list":
+        items = [_text(item) for item in el.iter("item")]
+        items = [item for item in items if item.strip()]
+        linky = sum(1 for item in items if _link_density(item) > 0.5)
+        return not items or linky / len(items) < 0.6
+    if el.tag in ("p", "quote") and len(text) < 160:
+        return _link_density(text) <= 0.8
+    return True
 
 
 def split_paragraphs(text: str) -> list[str]:

@@ -43,6 +43,16 @@ _FURNITURE = re.compile(
 LINK_START, LINK_END = "\ue000", "\ue001"
 _MARKERS = re.compile("[\ue000\ue001]")
 _LINK_SPAN = re.compile("\ue000([^\ue000\ue001]*)\ue001")
+# Calls to action that close many stories: "Follow us on Twitter", "Sign up for
+# our newsletter", "Email the author at ...". Only short lines that start with
+# the imperative and name a channel, so reported speech is never matched.
+_CALL_TO_ACTION = re.compile(
+    r"^(?:follow|subscribe|sign up|get|listen|download|email|write to|like this|share|click|tap|have a tip|"
+    r"contact|join|don'?t miss|want more|for more|watch|read|see|visit)\b.{0,200}"
+    r"(?:twitter|facebook|instagram|youtube|linkedin|newsletter|inbox|subscribe|podcast|@\w|https?://|"
+    r"\bapp\b|e-?mail|itunes|spotify|here\b|click)",
+    re.I,
+)
 _LINE_SPLIT = re.compile(r"\n+")
 _WS = re.compile(r"[ \t\u00a0\u2009\u200a\u202f]+")
 
@@ -169,7 +179,8 @@ def drop_furniture(paragraphs: list[str], strip_text: tuple[re.Pattern[str], ...
     """Remove lines that are page furniture (and per-source ``strip_text`` matches)."""
     kept = []
     for para in paragraphs:
-        if len(para) < 200 and _FURNITURE.match(para.strip(" -–—•|·»>")):
+        stripped = para.strip(" -–—•|·»>")
+        if len(para) < 200 and _FURNITURE.match(stripped) or len(para) < 250 and _CALL_TO_ACTION.match(stripped):
             continue
         if strip_text and any(p.search(para) for p in strip_text):
             continue

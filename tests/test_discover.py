@@ -159,6 +159,8 @@ def test_malformed_xml_is_recovered() -> None:
     assert entries[0] == Entry(
         "https://broken.example/profits", "Profits & losses", "2024-05-01T12:00:00Z", None
     )
+    # the unclosed <b> swallows the second item's <link>; it is still found
+    assert [e.url for e in entries] == ["https://broken.example/profits", "https://broken.example/unclosed"]
 
 
 def test_cdata_ampersand_untouched_in_valid_xml() -> None:

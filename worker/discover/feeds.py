@@ -70,6 +70,17 @@ def _rss_item(item: etree._Element, base_url: str) -> Entry | None:
         or _permalink_guid(item, base)
         or _atom_link(item, base)
         or resolve(item.get(f"{{{RDF_NS}}}about"), base)
+        # recover=True can nest <link> inside an unclosed sibling: look deeper last
+        or next(
+            (
+                u
+                for el in item.iter()
+                if local(el) == "link" and ns(el) in RSS_NS
+                for u in [resolve(el.text, base)]
+                if u
+            ),
+            None,
+        )
     )
     if url is None:
         return None

@@ -1,0 +1,28 @@
+# The README's two commands: `make run` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install run test lint bench-extract bench-dedup
+
+$(VENV)/bin/wire: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $@
+
+install: $(VENV)/bin/wire
+
+run: install
+	$(VENV)/bin/wire run
+
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(VENV)/bin/ruff check worker tests bench
+	$(VENV)/bin/mypy worker
+
+bench-extract: install
+	$(PY) bench/extract.py
+
+bench-dedup: install
+	$(PY) bench/dedup.py

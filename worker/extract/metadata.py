@@ -238,13 +238,11 @@ def extract_metadata(tree: HtmlElement, url: str | None) -> Metadata:
     md.title = clean_title(raw_title, site_names, h1) or None if raw_title else None
 
     authors = ld_authors
-    if not authors:
-        for key in _AUTHOR_META:
-            value = meta.get(key)
-            if value and not value.startswith("http"):
-                authors = split_authors(value)
-                if authors:
-                    break
+    for key in _AUTHOR_META:
+        value = meta.get(key)
+        if value and not authors and not value.startswith("http"):
+            md.agency = md.agency or agency_name(value, strict=False)
+            authors = split_authors(value)
     if not authors:
         authors = _visible_byline(tree)
     md.authors = _dedupe(authors)

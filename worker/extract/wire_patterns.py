@@ -65,7 +65,7 @@ _DASH = r"(?:—|–|-|--|―|‒|:)"
 # optionally followed by a mixed-case region ("Afghanistan", "N.Y.", "Calif.")
 # and, Reuters style, the date ("July 6"). The agency in parentheses is optional
 # (a staff story has a dateline too).
-_PLACE = r"(?P<place>[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ'’.\-]*(?:\s+[A-ZÀ-ÖØ-Þ][A-ZÀ-ÖØ-Þ'’.\-]*){0,3}(?:,\s*[A-ZÀ-ÖØ-Þ][\w.'’\-]*(?:\s+[A-ZÀ-ÖØ-Þ][\w.'’\-]*){0,2})?)"
+_PLACE = r"(?P<place>[A-ZÀ-ÖØ-Þ][\wÀ-ÿ'’.\-]*(?:\s+[A-ZÀ-ÖØ-Þ][\wÀ-ÿ'’.\-]*){0,3}(?:,\s*[A-ZÀ-ÖØ-Þ][\w.'’\-]*(?:\s+[A-ZÀ-ÖØ-Þ][\w.'’\-]*){0,2})?)"
 _DATE = r"(?:,\s*(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?\s+\d{1,2}(?:,\s*\d{4})?)?"
 DATELINE = re.compile(
     rf"^\s*{_PLACE}\s*{_DATE}\s*(?:\((?P<agency>{_AGENCY_ALT})\)\s*)?{_DASH}\s+\S",
@@ -107,7 +107,7 @@ def dateline(paragraph: str) -> tuple[str | None, str | None]:
         agency = match.group("agency")
         # An all-caps lead word ("WATCH —") is not a place; a place without an
         # agency needs the upper-case city that marks a real dateline.
-        if city.upper() != city or city.strip(".") in _NOT_A_PLACE or len(city) < 3 and not agency:
+        if city.strip(".") in _NOT_A_PLACE or not agency and (city.upper() != city or len(city) < 3):
             return None, None
         return place, _BY_SPELLING.get(agency.casefold()) if agency else None
     bare = _BARE_AGENCY.match(head)

@@ -1,0 +1,255 @@
+"""Fetching against loopback servers: limits, robots.txt, pauses, pacing, status classes."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from tests.helpers import test_settings
+from tests.sites import HTML, Site, SiteServer
+from worker.errors import HostPaused, PermanentFetchError, TransientFetchError
+from worker.fetch import Fetcher, NotModified
+from worker.http import Limits, get
+from worker.keys import Keys
+from worker.models import Page
+from worker.politeness import parse_retry_after
+
+PAGE = "<html><body><p>hello</p></body></html>"
+
+
+@pytest.fixture
+def server() -> Iterator[SiteServer]:
+    s = SiteServer()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def site(server: SiteServer) -> Site:
+    site = server.add("one", "127.0.0.5")
+    site.routes["/robots.txt"] = (200, {"Content-Type": "text/plain"},
+                                  "User-agent: *\nDisallow: /private/\n")
+    site.routes["/page"] = (200, HTML, PAGE)
+    return site
+
+
+def make_fetcher(r: redis.Redis, redis_url: str, prefix: str, **env: object) -> Fetcher:
+    return Fetcher(r, Keys.for_prefix(prefix), test_settings(redis_url, prefix, **env))
+
+
+LIMITS = Limits(max_bytes=1024 * 1024, deadline=3.0, allow_private=True)
+
+
+def test_page_is_fetched(site: Site, r: redis.Redis, redis_url: str, prefix: str) -> None:
+    """A 200 HTML page comes back as a Page with its bytes and charset."""
+    page = make_fetcher(r, redis_url, prefix).fetch(site.base + "/page")
+    assert isinstance(page, Page) and page.content == PAGE.encode() and page.charset == "utf-8"
+
+
+def test_robots_disallow_is_obeyed_without_fetching(site: Site, server: SiteServer, r: redis.Redis,
+                                                    redis_url: str, prefix: str) -> None:
+    """A disallowed path is refused and never requested."""
+    with pytest.raises(PermanentFetchError) as info:
+        make_fetcher(r, redis_url, prefix).fetch(site.base + "/private/x")
+    assert info.value.reason == "robots_denied"
+    assert server.requests_to("one", "/private/x") == []
+
+
+def test_robots_5xx_pauses_the_host(site: Site, server: SiteServer, r: redis.Redis, redis_url: str,
+                                    prefix: str) -> None:
+    """robots.txt answering 503 pauses the host: the page is not requested (RFC 9309)."""
+    site.routes["/robots.txt"] = (503, {"Content-Type": "text/plain"}, "busy")
+    with pytest.raises(HostPaused) as info:
+        make_fetcher(r, redis_url, prefix).fetch(site.base + "/page")
+    assert info.value.retry_after and info.value.retry_after > 0
+    assert server.requests_to("one", "/page") == []
+
+
+def test_robots_404_allows_everything(site: Site, r: redis.Redis, redis_url: str, prefix: str) -> None:
+    """robots.txt answering 404 means no restrictions."""
+    site.routes["/robots.txt"] = (404, HTML, "none")
+    site.routes["/private/x"] = (200, HTML, PAGE)
+    assert isinstance(make_fetcher(r, redis_url, prefix).fetch(site.base + "/private/x"), Page)
+
+
+def test_retry_after_pauses_host(site: Site, server: SiteServer, r: redis.Redis, redis_url: str,
+                                 prefix: str) -> None:
+    """429 with Retry-After raises a transient error and pauses the host for that long."""
+    site.routes["/page"] = (429, {"Retry-After": "120", "Content-Type": "text/html"}, "slow down")
+    fetcher = make_fetcher(r, redis_url, prefix)
+    with pytest.raises(TransientFetchError) as info:
+        fetcher.fetch(site.base + "/page")
+    assert info.value.retry_after == 120
+    assert 100 < fetcher.politeness.paused_for("127.0.0.5") <= 120
+    with pytest.raises(HostPaused):
+        fetcher.fetch(site.base + "/other")
+    assert server.requests_to("one", "/other") == []
+
+
+def test_retry_after_http_date() -> None:
+    """Retry-After as an HTTP date is turned into seconds from now."""
+    now = 1_700_000_000.0
+    assert parse_retry_after("Tue, 14 Nov 2023 22:14:20 GMT", now) == pytest.approx(60, abs=1)
+    assert parse_retry_after("30", now) == 30
+    assert parse_retry_after("soon", now) is None
+
+
+@pytest.mark.parametrize("status, exc, reason", [
+    (404, PermanentFetchError, "not_found"),
+    (410, PermanentFetchError, "gone"),
+    (403, PermanentFetchError, "forbidden"),
+    (500, TransientFetchError, "http_500"),
+    (502, TransientFetchError, "http_502"),
+])
+def test_status_classes(site: Site, r: redis.Redis, redis_url: str, prefix: str, status: int, exc: type,
+                        reason: str) -> None:
+    """4xx are permanent, 5xx transient, each with a bounded reason label."""
+    site.routes["/page"] = (status, HTML, "x")
+    with pytest.raises(exc) as info:
+        make_fetcher(r, redis_url, prefix).fetch(site.base + "/page")
+    assert info.value.reason == reason
+
+
+def test_conditional_get_returns_not_modified(site: Site, server: SiteServer, r: redis.Redis,
+                                              redis_url: str, prefix: str) -> None:
+    """Stored validators are sent; a 304 comes back as NotModified."""
+    def etagged(count: int, headers: dict[str, str]):
+        if headers.get("If-None-Match") == '"abc"':
+            return 304, {"ETag": '"abc"'}, b""
+        return 200, {**HTML, "ETag": '"abc"', "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}, PAGE
+
+    site.routes["/page"] = etagged
+    fetcher = make_fetcher(r, redis_url, prefix)
+    page = fetcher.fetch(site.base + "/page")
+    assert isinstance(page, Page)
+    fetcher.remember(site.base + "/page", page)
+    assert isinstance(fetcher.fetch(site.base + "/page"), NotModified)
+    last = server.requests_to("one", "/page")[-1].headers
+    assert last["If-Modified-Since"] == "Mon, 01 Jan 2024 00:00:00 GMT"
+    # force: unconditional
+    assert isinstance(fetcher.fetch(site.base + "/page", conditional=False), Page)
+
+
+def test_pdf_is_not_fetched_as_a_page(site: Site, r: redis.Redis, redis_url: str, prefix: str) -> None:
+    """Non-HTML content is refused with reason not_html."""
+    site.routes["/doc.pdf"] = (200, {"Content-Type": "application/pdf"}, b"%PDF-1.4 ...")
+    with pytest.raises(PermanentFetchError) as info:
+        make_fetcher(r, redis_url, prefix).fetch(site.base + "/doc.pdf")
+    assert info.value.reason == "not_html"
+
+
+def test_body_cap(site: Site) -> None:
+    """A body over the cap is cut off with reason too_large."""
+    site.routes["/big"] = (200, HTML, b"x" * (2 * 1024 * 1024))
+    with pytest.raises(PermanentFetchError) as info:
+        get(site.base + "/big", user_agent="t", limits=LIMITS)
+    assert info.value.reason == "too_large"
+
+
+def test_gzip_bomb_is_capped_after_decompression(site: Site) -> None:
+    """A small gzip body that inflates past the cap is refused, not inflated."""
+    bomb = gzip.compress(b"\0" * (50 * 1024 * 1024))
+    site.routes["/bomb"] = (200, {**HTML, "Content-Encoding": "gzip"}, bomb)
+    with pytest.raises(PermanentFetchError) as info:
+        get(site.base + "/bomb", user_agent="t", limits=LIMITS)
+    assert info.value.reason == "too_large"
+
+
+def test_redirect_loop_and_cap(site: Site) -> None:
+    """A redirect loop is detected; a chain longer than five hops is refused."""
+    site.routes["/a"] = (302, {"Location": "/b"}, "")
+    site.routes["/b"] = (302, {"Location": "/a"}, "")
+    with pytest.raises(PermanentFetchError) as info:
+        get(site.base + "/a", user_agent="t", limits=LIMITS)
+    assert info.value.reason == "redirect_loop"
+    for i in range(8):
+        site.routes[f"/r{i}"] = (301, {"Location": f"/r{i + 1}"}, "")
+    with pytest.raises(PermanentFetchError) as info:
+        get(site.base + "/r0", user_agent="t", limits=LIMITS)
+    assert info.value.reason == "too_many_redirects"
+
+
+def test_private_addresses_refused_unless_allowed(site: Site) -> None:
+    """The SSRF guard refuses loopback targets unless WIRE_ALLOW_PRIVATE_ADDRESSES is on."""
+    with pytest.raises(PermanentFetchError) as info:
+        get(site.base + "/page", user_agent="t", limits=Limits(allow_private=False))
+    assert info.value.reason == "private_address"
+    with pytest.raises(PermanentFetchError) as info:
+        get("file:///etc/passwd", user_agent="t", limits=LIMITS)
+    assert info.value.reason == "bad_url"
+
+
+def test_slow_drip_is_cut_at_the_deadline() -> None:
+    """A server sending one byte at a time cannot hold a fetch past its total deadline."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.6", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100000\r\n\r\n")
+        while not stop.is_set():
+            try:
+                conn.sendall(b"x")
+            except OSError:
+                break
+            time.sleep(0.2)
+        conn.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(TransientFetchError) as info:
+        get(f"http://127.0.0.6:{listener.getsockname()[1]}/", user_agent="t",
+            limits=Limits(deadline=2.0, read_timeout=1.0, allow_private=True))
+    stop.set()
+    listener.close()
+    assert info.value.reason == "timeout"
+    assert time.monotonic() - started < 4.0
+
+
+def test_pacing_spaces_requests_to_one_host(site: Site, server: SiteServer, r: redis.Redis,
+                                           redis_url: str, prefix: str) -> None:
+    """At 5 requests/second, six fetches of one host are spaced >= 200 ms apart at the server."""
+    fetcher = make_fetcher(r, redis_url, prefix)
+    for i in range(6):
+        site.routes[f"/p{i}"] = (200, HTML, PAGE)
+        fetcher.fetch(site.base + f"/p{i}", rate=5.0)
+    times = [q.time for q in server.requests_to("one") if q.path.startswith("/p")]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert len(gaps) == 5 and min(gaps) > 0.18, gaps
+
+
+def test_pacing_is_shared_across_processes(site: Site, server: SiteServer, redis_url: str, prefix: str) -> None:
+    """Two processes fetching one host together still respect one shared rate."""
+    import multiprocessing as mp
+
+    for i in range(10):
+        site.routes[f"/q{i}"] = (200, HTML, PAGE)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_fetch_many, args=(redis_url, prefix, site.base, range(j, 10, 2)))
+             for j in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    times = sorted(q.time for q in server.requests_to("one") if q.path.startswith("/q"))
+    assert len(times) == 10
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert min(gaps) > 0.15, gaps  # 5/s -> 200 ms slots; allow scheduling jitter
+
+
+def _fetch_many(redis_url: str, prefix: str, base: str, indexes: range) -> None:
+    client = redis.Redis.from_url(redis_url)
+    fetcher = make_fetcher(client, redis_url, prefix)
+    for i in indexes:
+        fetcher.fetch(f"{base}/q{i}", rate=5.0)

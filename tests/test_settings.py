@@ -1,0 +1,112 @@
+"""Configuration: WIRE_* variables and sources.yaml validation, and `wire sources check`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from worker.cli import cli
+from worker.errors import ConfigError
+from worker.settings import Settings, load_sources, parse_duration, parse_sources
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_default_sources_file_is_valid() -> None:
+    """The shipped config/sources.yaml passes validation."""
+    config = load_sources(ROOT / "config" / "sources.yaml")
+    assert len(config.sources) >= 5
+    assert all(s.feeds for s in config.sources)
+
+
+@pytest.mark.parametrize("text, where", [
+    ("sources:\n- name: a\n  feeds: [ftp://x/feed]\n", "source 'a'.feeds[0]"),
+    ("sources:\n- name: a\n  feeds: [http://x/f]\n  interval: soon\n", "source 'a'.interval"),
+    ("sources:\n- name: a\n  feeds: [http://x/f]\n  rate: -1\n", "source 'a'.rate"),
+    ("sources:\n- name: a\n  feeds: [http://x/f]\n  allow: ['(']\n", "source 'a'.allow[0]"),
+    ("sources:\n- name: a\n  feeds: [http://x/f]\n  colour: red\n", "source 'a'.colour"),
+    ("sources:\n- name: a\n  listings: [{url: 'http://x/', links: 'a[['}]\n", "source 'a'.listings[0].links"),
+    ("sources:\n- name: a\n  feeds: [http://x/f]\n  rules: {body: '##'}\n", "source 'a'.rules.body"),
+    ("sources:\n- name: a\n  feeds: [http://x/f]\n  rules: {strip_text: ['[']}\n", "source 'a'.rules.strip_text[0]"),
+    ("sources:\n- name: A B\n  feeds: [http://x/f]\n", "source 'A B'.name"),
+    ("sources:\n- feeds: [http://x/f]\n", "sources[0].name"),
+    ("sources:\n- name: a\n", "source 'a'"),
+    ("sources:\n- name: a\n  feeds: [http://x/f]\n- name: a\n  feeds: [http://y/f]\n", "source 'a'.name"),
+    ("sources: []\n", "sources"),
+    ("sources:\n- name: a\n  feeds: [http://x/f]\nroutes:\n- {stream: 'x', language: english}\n", "routes[0].language"),
+    ("sources:\n- name: a\n  feeds: [http://x/f]\nroutes:\n- {stream: 'x', source: b}\n", "routes[0].source"),
+    ("defaults:\n  feeds: [http://x/f]\nsources:\n- name: a\n  feeds: [http://x/f]\n", "defaults.feeds"),
+    ("sources: [\n", "line"),
+])
+def test_invalid_sources_name_file_source_and_field(text: str, where: str) -> None:
+    """Each kind of mistake is reported with the file name and the exact field."""
+    with pytest.raises(ConfigError) as info:
+        parse_sources(text, "conf/sources.yaml")
+    message = str(info.value)
+    assert message.startswith("conf/sources.yaml: ")
+    assert where in message
+
+
+def test_defaults_apply_to_every_source() -> None:
+    """A `defaults` interval and deny list reach each source unless it overrides them."""
+    config = parse_sources(
+        "defaults:\n  interval: 1h\n  deny: ['/video/']\nsources:\n"
+        "- name: a\n  feeds: [http://x/f]\n- name: b\n  feeds: [http://y/f]\n  interval: 30s\n", "s.yaml")
+    a, b = config.sources
+    assert a.interval == 3600 and b.interval == 30
+    assert not a.accepts("http://x/video/1") and a.accepts("http://x/news/1")
+
+
+def test_durations() -> None:
+    """Durations accept s/m/h/d suffixes and bare seconds, and refuse nonsense."""
+    assert parse_duration("30s") == 30 and parse_duration("5m") == 300 and parse_duration("1h") == 3600
+    assert parse_duration(45) == 45
+    for bad in ("", "5 minutes", "-1s", "0"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_env_errors_name_the_variable() -> None:
+    """A bad WIRE_ value is reported with the variable's name."""
+    with pytest.raises(ConfigError, match="WIRE_METRICS_PORT"):
+        Settings.from_env({"WIRE_METRICS_PORT": "http"})
+    with pytest.raises(ConfigError, match="WIRE_ALLOW_PRIVATE_ADDRESSES"):
+        Settings.from_env({"WIRE_ALLOW_PRIVATE_ADDRESSES": "maybe"})
+    assert Settings.from_env({}).allow_private_addresses is False
+
+
+def test_sources_check_exits_2_naming_file_source_and_field(tmp_path: Path) -> None:
+    """`wire sources check` on a broken file prints file, source and field, and exits with status 2."""
+    bad = tmp_path / "sources.yaml"
+    bad.write_text("sources:\n- name: news\n  feeds: [http://x/f]\n  interval: often\n")
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "worker.cli", "sources", "check", str(bad)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert f"{bad}: source 'news'.interval:" in proc.stderr
+
+
+def test_sources_check_accepts_a_valid_file() -> None:
+    """`wire sources check` on the shipped file succeeds."""
+    result = CliRunner().invoke(cli, ["sources", "check", str(ROOT / "config" / "sources.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "OK" in result.output
+
+
+def test_run_refuses_an_invalid_sources_file(tmp_path: Path) -> None:
+    """`wire run` stops before starting anything when sources.yaml is invalid (exit status 2)."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "sources.yaml"
+    bad.write_text("sources:\n- name: news\n  sitemaps: [not-a-url]\n")
+    env = {"PATH": "/usr/bin:/bin", "WIRE_SOURCES": str(bad), "WIRE_DATA_DIR": str(tmp_path / "data")}
+    proc = subprocess.run([sys.executable, "-m", "worker.cli", "run"], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=60)
+    assert proc.returncode == 2
+    assert "source 'news'.sitemaps[0]" in proc.stderr
+    assert not (tmp_path / "data").exists()

@@ -130,6 +130,9 @@ def make_handler(deps: Deps, enqueue: Callable[[dict[str, Any], bool], None],
             except json.JSONDecodeError as exc:
                 self._json(400, {"error": f"malformed JSON: {exc.msg} at position {exc.pos}"})
                 return
+            except UnicodeDecodeError:
+                self._json(400, {"error": "malformed JSON: not UTF-8 text"})
+                return
             except WorkerError as exc:
                 self._json(400, {"error": str(exc)})
                 return

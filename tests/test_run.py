@@ -1,0 +1,97 @@
+"""`wire run`: one command starts an embedded Redis, workers, beat and the server,
+publishes from a loopback site, prints progress, and Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.helpers import wait_for
+from tests.sites import SiteServer, sources_yaml, syndication_sites
+from worker.redis_server import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid`, found through /proc (children may start new sessions)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child)
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_run_publishes_and_stops_cleanly(tmp_path: Path, prefix: str) -> None:
+    """With WIRE_SOURCES at a loopback site and no WIRE_REDIS_URL, stories reach the stream; SIGINT stops all."""
+    server = SiteServer()
+    sites = syndication_sites(server)
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(sources_yaml(sites).replace("ROUTE_STREAM", "wire:items:ap"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WIRE_")}
+    env.update({"WIRE_SOURCES": str(sources), "WIRE_ALLOW_PRIVATE_ADDRESSES": "1",
+                "WIRE_DATA_DIR": str(tmp_path / "data"), "WIRE_METRICS_PORT": str(free_port()),
+                "WIRE_LOG_FORMAT": "json", "WIRE_FETCH_CONCURRENCY": "4", "WIRE_PROCESS_CONCURRENCY": "2"})
+    log = open(tmp_path / "run.log", "w+b")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "worker.cli", "run"], env=env, cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def output() -> str:
+            return (tmp_path / "run.log").read_text(errors="replace")
+
+        match = wait_for(lambda: re.search(r"embedded Redis on (redis://\S+)", output()), timeout=30,
+                         what="the embedded Redis")
+        client = redis.Redis.from_url(match.group(1))
+        wait_for(lambda: client.xlen("wire:items") >= 3, timeout=90, what="three stories in wire:items")
+        wait_for(lambda: "progress discovered=8" in output(), timeout=30, what="a progress line")
+        items = [json.loads(f[b"data"]) for _, f in client.xrange("wire:items")]
+        assert len(items) == 3 and len({i["story_id"] for i in items}) == 3
+        metrics_port = env["WIRE_METRICS_PORT"]
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        assert 'wire_pages_fetched_total{source="alpha",status="404"} 1.0' in text
+        family = descendants(proc.pid)
+        assert len(family) >= 5  # redis, 2 workers (+ pool children), beat, serve
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+        deadline = time.monotonic() + 10
+        while any(alive(p) for p in family) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [p for p in family if alive(p)], output()
+        assert "wire: stopped" in output()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.stop()

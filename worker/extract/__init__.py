@@ -37,7 +37,7 @@ from .body import drop_furniture, split_paragraphs, trafilatura_paragraphs
 from .decode import decode_html
 from .metadata import Metadata, extract_metadata, is_person_name
 from .rules import apply_strip, rule_body
-from .walls import is_section_front, sniff_not_html, wall_reason
+from .walls import is_listing_body, is_section_front, sniff_not_html, wall_reason
 from .wire_patterns import credit_agency, dateline
 
 __all__ = ["extract", "MAX_HTML_BYTES", "MAX_ELEMENTS"]
@@ -120,6 +120,8 @@ def extract(
                 reason = "section_front"
             if reason:
                 return _not_article(reason, md, body)
+    if is_listing_body(paragraphs, md.is_article_typed):
+        return _not_article("section_front", md, body)
     if not body:
         return _not_article("empty", md)
 

@@ -47,6 +47,7 @@ _COOKIE_WALL = re.compile(
 )
 # Body length below which a page showing a wall phrase is taken as a wall.
 WALL_MAX_BODY_CHARS = 600
+COOKIE_WALL_MAX_BODY_CHARS = 250
 
 
 def sniff_not_html(data: bytes) -> str | None:
@@ -74,7 +75,9 @@ def wall_reason(tree: HtmlElement, title: str | None, body: str) -> str | None:
         return "bot_wall"
     if _LOGIN_WALL.search(page_text):
         return "login_wall"
-    if _COOKIE_WALL.search(page_text):
+    # Cookie banners sit on real (even short) stories: only a page with next to
+    # no text of its own is a consent wall.
+    if len(body) < COOKIE_WALL_MAX_BODY_CHARS and _COOKIE_WALL.search(page_text):
         return "cookie_wall"
     return None
 
@@ -111,3 +114,12 @@ def is_section_front(tree: HtmlElement, body: str, article_typed: bool) -> bool:
     page_body = tree.find("body")
     total = len(" ".join((page_body if page_body is not None else tree).text_content().split()))
     return total > 0 and link_chars / total > 0.45
+
+
+def is_listing_body(paragraphs: list[str], article_typed: bool) -> bool:
+    """What came out is a list of headlines: many short lines, almost no sentences."""
+    if article_typed or len(paragraphs) < 15:
+        return False
+    short = sum(1 for p in paragraphs if len(p) < 90 and not p.rstrip().endswith((".", "!", "?", "。", "»", "”", '"')))
+    prose_chars = sum(len(p) for p in paragraphs if len(p) >= 150)
+    return short / len(paragraphs) > 0.8 and prose_chars < 600

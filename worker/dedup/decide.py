@@ -19,8 +19,11 @@ from .record import Story
 class Thresholds:
     """The knobs of `decide`; `Dedup(**thresholds)` overrides them by name."""
 
-    same_containment: float = 0.5
+    same_containment: float = 0.6  # hard negatives share <= ~0.47 of the smaller text; copies >= 0.72
     same_jaccard: float = 0.5
+    short_shingles: int = 30  # below this many shingles (~34 words) a text is "short"
+    short_jaccard: float = 0.8  # short texts merge only when near-identical
+    update_words: int = 20  # new non-furniture words that make a version material
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class Match:
     old_in_new: float  # share of the stored version's shingles found in the document
     new_in_old: float  # share of the document's shingles found in the stored version
     new_shingles: float  # estimated number of the document's shingles the stored version lacks
+    novel_words: int  # words in the document's blocks that share nothing with the stored version
+    novel_blocks: int
 
 
 def compare(fp: Fingerprint, story: Story) -> Match:
@@ -48,7 +53,8 @@ def compare(fp: Fingerprint, story: Story) -> Match:
     if n_a == 0 or n_b == 0 or a.size == 0:
         same = fp.content_hash == story.content_hash
         v = 1.0 if same else 0.0
-        return Match(story, v, v, v, 0.0 if same else float(n_b))
+        return Match(story, v, v, v, 0.0 if same else float(n_b), *_novelty(fp, story))
+    novel = _novelty(fp, story)
     shared = int(np.isin(a, b, assume_unique=True).sum())
     old_in_new = shared / a.size
     if a.size >= n_a:
@@ -66,7 +72,35 @@ def compare(fp: Fingerprint, story: Story) -> Match:
         old_in_new=min(old_in_new, 1.0),
         new_in_old=min(new_in_old, 1.0),
         new_shingles=max(0.0, n_b * (1.0 - new_in_old)),
+        novel_words=novel[0],
+        novel_blocks=novel[1],
     )
+
+
+def _novelty(fp: Fingerprint, story: Story) -> tuple[int, int]:
+    """Words and count of the document's blocks with no shingle known to be in the stored version.
+
+    Known: the stored sketch (a sample of all its shingles) and each stored
+    block's minimum. A copy-edited old paragraph keeps most shingles, so it
+    almost surely still holds its block minimum or a sketch hash; an inserted
+    paragraph holds neither.
+    """
+    nb = int(fp.block_words.size)
+    if nb == 0 or fp.positions.size == 0:
+        return 0, 0
+    known = np.union1d(story.sketch, story.block_mins)
+    hit = np.isin(fp.positions, known)
+    old = np.bincount(fp.pos_block, weights=hit, minlength=nb) > 0
+    # evidence: a hash inside the sketch's range that the stored version lacks
+    # (the sketch holds every stored hash up to its largest)
+    exhaustive = story.sketch.size >= story.n_shingles
+    tau = np.uint32(0xFFFFFFFF) if exhaustive or story.sketch.size == 0 else story.sketch[-1]
+    sampled = np.bincount(fp.pos_block, weights=fp.positions <= tau, minlength=nb) > 0
+    novel = ~old & ~fp.block_furniture
+    if not (novel & sampled).any():
+        # no block is provably new: the difference may be paragraph breaks, not text
+        return 0, 0
+    return int(fp.block_words[novel].sum()), int(novel.sum())
 
 
 def new_story_id(url: str, content_hash: str) -> str:
@@ -82,28 +116,56 @@ def decide(
     stories: Sequence[Story],
     th: Thresholds,
 ) -> Decision:
-    """v1: the same canonical URL or the same normalised body is the same story."""
+    """Same URL, then same normalised text, then the best near match; else new. See `engine` for the rules."""
     by_id = {s.story_id: s for s in stories}
     url_story = by_id.get(url_story_id) if url_story_id else None
     if url_story is not None:
         if hash_story_id == url_story.story_id or url_story.content_hash == fp.content_hash:
             return _dup(url_story, "url", 1.0, "same url, same text", fp)
-        return Decision(
-            "update",
-            url_story.story_id,
-            url_story.version + 1,
-            "url",
-            compare(fp, url_story).jaccard,
-            url_story.url,
-            "same url, text changed",
-            fp.content_hash,
-        )
+        m = compare(fp, url_story)
+        sim = similarity(m)
+        if material(m, th):
+            return _update(m, "url", f"same url, {m.novel_words} new words", fp)
+        if same_story(m, fp, th):
+            return _dup(url_story, "url", sim, "same url, no material change", fp)
+        return _update(m, "url", f"same url, text replaced (similarity {sim:.2f})", fp)
     hash_story = by_id.get(hash_story_id) if hash_story_id else None
     if hash_story is not None:
         return _dup(hash_story, "exact", 1.0, "same normalised text", fp)
+    matches = [m for m in (compare(fp, s) for s in stories) if same_story(m, fp, th)]
+    if matches:
+        best = max(matches, key=lambda m: (similarity(m), m.story.version, m.story.story_id))
+        sim = similarity(best)
+        short = min(best.story.n_shingles, fp.n_shingles) < th.short_shingles
+        why = f"jaccard {best.jaccard:.2f}" if short else f"containment {sim:.2f}"
+        if material(best, th):
+            return _update(best, "near", f"near ({why}), {best.novel_words} new words", fp)
+        return _dup(best.story, "near", sim, f"near ({why})", fp)
     return Decision(
         "new", new_story_id(url, fp.content_hash), 1, None, 0.0, None, "no match", fp.content_hash
     )
+
+
+def similarity(m: Match) -> float:
+    """The reported similarity: the larger containment (the shorter text inside the longer), or Jaccard."""
+    return max(m.jaccard, min(m.old_in_new, 1.0) if m.story.n_shingles else 0.0, m.new_in_old)
+
+
+def same_story(m: Match, fp: Fingerprint, th: Thresholds) -> bool:
+    """Near duplicate: most of one text is inside the other. Short texts need near-identity."""
+    if min(m.story.n_shingles, fp.n_shingles) < th.short_shingles:
+        return m.jaccard >= th.short_jaccard
+    return m.jaccard >= th.same_jaccard or max(m.old_in_new, m.new_in_old) >= th.same_containment
+
+
+def material(m: Match, th: Thresholds) -> bool:
+    """The document adds news to the stored version: enough words in provably new, non-furniture blocks."""
+    return m.novel_words >= th.update_words
+
+
+def _update(m: Match, kind: str, rule: str, fp: Fingerprint) -> Decision:
+    s = m.story
+    return Decision("update", s.story_id, s.version + 1, kind, similarity(m), s.url, rule, fp.content_hash)
 
 
 def _dup(story: Story, kind: str, sim: float, rule: str, fp: Fingerprint) -> Decision:

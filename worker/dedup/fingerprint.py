@@ -29,15 +29,78 @@ SKETCH = 128  # bottom-k sketch size stored per story (uint32 each: 512 bytes)
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
-_PARA = re.compile(r"\n\s*\n|\r\n\s*\r\n")
+_PARA = re.compile(r"\s*\n\s*")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+BLOCK_WORDS = 80  # paragraphs longer than this are cut into sentence runs
+MAX_BLOCKS = 96  # block minima stored per story (4 bytes each)
+GLUE_WORDS = 4
+FURNITURE_MAX_WORDS = 40
+# Lines sites add around a wire story: credits, copyright, corrections and
+# editor's notes, promotion. In a new version they are not material news.
+_FURNITURE = re.compile(
+    r"contributed to (?:this|the) report|\breporting by\b|\bediting by\b|\bwriting by\b|copyright|©"
+    r"|all rights reserved|may not be (?:published|reproduced)|originally (?:published|appeared)"
+    r"|republished|\beditor s note\b|\beditors note\b|^correction\b|^clarification\b|^update[ds]?\b"
+    r"|earlier version of this|has been updated|\badvertisement\b|\bsign up\b|\bsubscribe\b|newsletter"
+    r"|follow us|^read more\b|^related\b|^more on\b|^see also\b|click here|download the|\bthe app\b"
+    r"|\bfollow (?:ap s|our) coverage\b|^with material from|^mit material|lesen sie auch|mehr zum thema"
+    r"|^anzeige\b|hinweis der redaktion|anmerkung der redaktion|^korrektur\b|^avec afp\b"
+)
 
 U32 = npt.NDArray[np.uint32]
 
 
+def normalise(text: str) -> str:
+    """Entities decoded, NFKC, invisible characters dropped, case-folded."""
+    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", html.unescape(text))).casefold()
+
+
 def tokens(text: str) -> list[str]:
-    """Normalised word tokens: entities decoded, NFKC, invisible characters dropped, case-folded."""
-    text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", html.unescape(text)))
-    return _WORD.findall(text.casefold())
+    """Normalised word tokens (punctuation dropped)."""
+    return _WORD.findall(normalise(text))
+
+
+def blocks(text: str) -> list[list[str]]:
+    """The normalised text as blocks of tokens: paragraphs, long ones cut at sentence ends.
+
+    Blocks are the unit of "new material": an update inserts paragraphs,
+    while copy-edits and typography only touch words inside old ones. Any
+    newline separates paragraphs (sites disagree on blank lines); paragraphs
+    over BLOCK_WORDS words are cut into sentence runs of about half that, so a
+    body whose paragraph breaks were lost still yields comparable blocks.
+    """
+    out: list[list[str]] = []
+    for para in _PARA.split(normalise(text)):
+        toks = _WORD.findall(para)
+        if len(toks) <= BLOCK_WORDS:
+            if toks:
+                out.append(toks)
+            continue
+        cur: list[str] = []
+        for sentence in _SENTENCE.split(para):
+            cur.extend(_WORD.findall(sentence))
+            if len(cur) >= BLOCK_WORDS // 2:
+                out.append(cur)
+                cur = []
+        if cur:
+            out.append(cur)
+    return _glue(out)
+
+
+def _glue(blks: list[list[str]]) -> list[list[str]]:
+    """Glue blocks of fewer than GLUE_WORDS words (a lone "ADVERTISEMENT", a byline) to their predecessor."""
+    out: list[list[str]] = []
+    for b in blks:
+        if out and len(b) < GLUE_WORDS:
+            out[-1] = out[-1] + b
+        else:
+            out.append(list(b))
+    return out
+
+
+def is_furniture(block: list[str]) -> bool:
+    """A short block that reads like page furniture or a credit/correction line, not news."""
+    return len(block) <= FURNITURE_MAX_WORDS and bool(_FURNITURE.search(" ".join(block)))
 
 
 def content_hash(toks: list[str]) -> str:
@@ -54,8 +117,8 @@ def _mix64(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     return x ^ (x >> np.uint64(31))
 
 
-def shingle_hashes(toks: list[str], k: int = SHINGLE) -> U32:
-    """Sorted distinct 32-bit hashes of the k-word shingles (one shingle for texts shorter than k)."""
+def positional_hashes(toks: list[str], k: int = SHINGLE) -> U32:
+    """32-bit hash of the k-word shingle starting at each position (one for texts shorter than k)."""
     if not toks:
         return np.zeros(0, dtype=np.uint32)
     cache: dict[str, int] = {}
@@ -72,7 +135,12 @@ def shingle_hashes(toks: list[str], k: int = SHINGLE) -> U32:
         for j in range(width):
             acc = acc * prime + ids[j : j + n] + np.uint64(j + 1)
         mixed = _mix64(acc)
-    return np.unique((mixed >> np.uint64(32)).astype(np.uint32))
+    return (mixed >> np.uint64(32)).astype(np.uint32)
+
+
+def shingle_hashes(toks: list[str], k: int = SHINGLE) -> U32:
+    """Sorted distinct 32-bit hashes of the k-word shingles."""
+    return np.unique(positional_hashes(toks, k))
 
 
 def sketch(hashes: U32, size: int = SKETCH) -> U32:
@@ -87,12 +155,37 @@ class Fingerprint:
     content_hash: str
     n_tokens: int
     hashes: U32  # all distinct shingle hashes, sorted
+    positions: U32  # shingle hash at each start position, in text order
+    pos_block: npt.NDArray[np.int32]  # block index of each start position
+    block_words: npt.NDArray[np.int32]  # words per block
+    block_furniture: npt.NDArray[np.bool_]  # block reads like furniture (credit, note, promotion)
 
     @property
     def n_shingles(self) -> int:
         return int(self.hashes.size)
 
+    def block_mins(self, limit: int = MAX_BLOCKS) -> U32:
+        """Smallest shingle hash starting in each block; neighbours share one when over `limit` blocks."""
+        nb = int(self.block_words.size)
+        if self.positions.size == 0 or nb == 0:
+            return np.zeros(0, dtype=np.uint32)
+        group = self.pos_block if nb <= limit else (self.pos_block.astype(np.int64) * limit // nb)
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        return np.minimum.reduceat(self.positions, starts).astype(np.uint32)
+
 
 def fingerprint(body: str) -> Fingerprint:
-    toks = tokens(body)
-    return Fingerprint(content_hash=content_hash(toks), n_tokens=len(toks), hashes=shingle_hashes(toks))
+    blks = blocks(body)
+    toks = [t for b in blks for t in b]
+    words = np.fromiter((len(b) for b in blks), dtype=np.int32, count=len(blks))
+    pos = positional_hashes(toks)
+    tok_block = np.repeat(np.arange(len(blks), dtype=np.int32), words)
+    return Fingerprint(
+        content_hash=content_hash(toks),
+        n_tokens=len(toks),
+        hashes=np.unique(pos),
+        positions=pos,
+        pos_block=tok_block[: pos.size],
+        block_words=words,
+        block_furniture=np.fromiter((is_furniture(b) for b in blks), dtype=np.bool_, count=len(blks)),
+    )

@@ -1,8 +1,9 @@
 """The stored form of a story (pure): one compact binary string per story.
 
 Layout: a fixed header (format, version, shingle and token counts, URL
-length, content hash), the URL of the stored version, then its bottom-k
-sketch as little-endian uint32. Binary because the sketch is most of the
+length, block count, content hash), the URL of the stored version, its
+per-block minimum shingle hashes, then its bottom-k sketch, all
+little-endian uint32. Binary because the sketch is most of the
 bytes and the budget is 2 KB of Redis memory per story.
 """
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from .fingerprint import U32, Fingerprint, sketch
 
-_HEADER = struct.Struct("<BIIIH16s")
+_HEADER = struct.Struct("<BIIIHH16s")
 _FORMAT = 1
 
 
@@ -30,20 +31,28 @@ class Story:
     n_tokens: int
     url: str
     sketch: U32
+    block_mins: U32
 
     def pack(self) -> bytes:
         url = self.url.encode("utf-8")[:65535]
         head = _HEADER.pack(
-            _FORMAT, self.version, self.n_shingles, self.n_tokens, len(url), bytes.fromhex(self.content_hash)
+            _FORMAT,
+            self.version,
+            self.n_shingles,
+            self.n_tokens,
+            len(url),
+            self.block_mins.size,
+            bytes.fromhex(self.content_hash),
         )
-        return head + url + self.sketch.astype("<u4").tobytes()
+        return head + url + self.block_mins.astype("<u4").tobytes() + self.sketch.astype("<u4").tobytes()
 
     @classmethod
     def unpack(cls, story_id: str, raw: bytes) -> Story:
-        fmt, version, n_shingles, n_tokens, url_len, chash = _HEADER.unpack_from(raw)
+        fmt, version, n_shingles, n_tokens, url_len, n_blocks, chash = _HEADER.unpack_from(raw)
         if fmt != _FORMAT:
             raise ValueError(f"unknown story record format {fmt}")
         start = _HEADER.size + url_len
+        mid = start + 4 * n_blocks
         return cls(
             story_id=story_id,
             version=version,
@@ -51,9 +60,19 @@ class Story:
             n_shingles=n_shingles,
             n_tokens=n_tokens,
             url=raw[_HEADER.size : start].decode("utf-8", "replace"),
-            sketch=np.frombuffer(raw[start:], dtype="<u4").astype(np.uint32),
+            sketch=np.frombuffer(raw[mid:], dtype="<u4").astype(np.uint32),
+            block_mins=np.frombuffer(raw[start:mid], dtype="<u4").astype(np.uint32),
         )
 
     @classmethod
     def of(cls, story_id: str, version: int, url: str, fp: Fingerprint) -> Story:
-        return cls(story_id, version, fp.content_hash, fp.n_shingles, fp.n_tokens, url, sketch(fp.hashes))
+        return cls(
+            story_id,
+            version,
+            fp.content_hash,
+            fp.n_shingles,
+            fp.n_tokens,
+            url,
+            sketch(fp.hashes),
+            fp.block_mins(),
+        )

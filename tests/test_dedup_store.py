@@ -160,3 +160,47 @@ def test_maxlen_trims_the_stream_approximately(dedup: Dedup, r: redis.Redis, pre
             Doc(f"https://a.example/{i}", "T", _story(i)), now=float(i), publish=publisher(stream), maxlen=100
         )
     assert r.xlen(stream) < 300
+
+
+LONG = "\n\n".join(
+    f"Paragraph {p} of the council story: members argued about budget line {p * 3} and the reserve fund "
+    f"for {p + 2} hours before the chair called a vote on amendment {p}."
+    for p in range(8)
+)
+NEW_PARAS = (
+    "The mayor later said the vote would be repeated next month because two members were absent and the "
+    "quorum rules had not been met.\n\n"
+    "Residents who attended the meeting complained that the public comment period was cut short."
+)
+
+
+def test_grown_text_at_same_url_is_update_and_published(dedup: Dedup, r: redis.Redis, prefix: str) -> None:
+    """A re-fetch whose text grew by new paragraphs is `update` version 2 and is published."""
+    stream = f"{prefix}:items"
+    first = dedup.submit(Doc("https://a.example/c", "T", LONG), now=1.0, publish=publisher(stream))
+    grown = LONG.replace("\n\nParagraph 4", "\n\n" + NEW_PARAS + "\n\nParagraph 4")
+    d = dedup.submit(Doc("https://a.example/c", "T", grown), now=2.0, publish=publisher(stream))
+    assert (d.event, d.kind, d.version, d.story_id) == ("update", "url", 2, first.story_id)
+    assert r.xlen(stream) == 2
+
+
+def test_near_copy_with_credit_line_is_near_duplicate(dedup: Dedup) -> None:
+    """Another site's copy with a new headline and a credit line appended is a `near` duplicate."""
+    first = dedup.submit(Doc("https://a.example/c", "T", LONG), now=1.0)
+    copy = LONG + "\n\nAssociated Press writer Jane Doe contributed to this report."
+    d = dedup.submit(Doc("https://b.example/other", "Other", copy), now=2.0)
+    assert (d.event, d.kind, d.story_id) == ("duplicate", "near", first.story_id)
+
+
+def test_shared_lede_different_story_is_new(dedup: Dedup) -> None:
+    """A different story that reuses the first paragraph is not merged."""
+    dedup.submit(Doc("https://a.example/c", "T", LONG), now=1.0)
+    other = (
+        LONG.split("\n\n")[0]
+        + "\n\n"
+        + "\n\n".join(
+            f"Unrelated paragraph {p}: the zoo welcomed {p + 1} penguins flown in from a partner park in March."
+            for p in range(8)
+        )
+    )
+    assert dedup.submit(Doc("https://b.example/zoo", "Zoo", other), now=2.0).event == "new"

@@ -101,7 +101,7 @@ def extract(
     tree = _parse(text)
     if tree is None:
         return _not_article("empty")
-    if sum(1 for _ in tree.iter()) > MAX_ELEMENTS:
+    if tree.xpath("count(//*)") > MAX_ELEMENTS:
         return _not_article("too_large")
     md = extract_metadata(tree, url)
 

@@ -289,7 +289,12 @@ def _visible_byline(tree: HtmlElement) -> list[str]:
 
     Only the first byline counts: later ones belong to related stories.
     """
-    for el in tree.iter("a", "span", "div", "p", "address"):
+    candidates = tree.xpath(
+        '//*[@rel="author" or @itemprop="author" or contains(@class, "byline") or contains(@class, "author")]'
+    )
+    for el in candidates:
+        if el.tag not in ("a", "span", "div", "p", "address"):
+            continue
         rel = (el.get("rel") or "").lower()
         prop = (el.get("itemprop") or "").lower()
         cls = (el.get("class") or "").lower()

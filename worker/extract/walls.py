@@ -45,6 +45,7 @@ _COOKIE_WALL = re.compile(
     r"we value your privacy|consent to (?:the use of )?cookies",
     re.I,
 )
+_CONTROL_BYTES = bytes([*range(9), *range(14, 32)])
 # Body length below which a page showing a wall phrase is taken as a wall.
 WALL_MAX_BODY_CHARS = 600
 COOKIE_WALL_MAX_BODY_CHARS = 250
@@ -60,7 +61,7 @@ def sniff_not_html(data: bytes) -> str | None:
     # Text never holds NUL bytes unless it is UTF-16 (handled by its BOM).
     if sample.count(b"\x00") > 8 and not sample.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "not_html"
-    controls = sum(1 for b in sample if b < 9 or 13 < b < 32)
+    controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
     if sample and controls / len(sample) > 0.1:
         return "not_html"
     return None

@@ -19,21 +19,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "corpus" / "extraction" / "scrapinghub"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from worker.extract import extract  # noqa: E402
+from worker.extract import extract, extract_dict  # noqa: E402
 
-
-def as_dict(html: bytes, url: str | None = None) -> dict[str, Any]:
-    """Our extractor's Article as the dict the shared scorer reads."""
-    out = extract(html, url).to_json()
-    out["published"] = out["published_at"]
-    return out
+as_dict = extract_dict  # kept for the scorer command lines in old notes
 
 
 def load_pages(folder: Path) -> list[tuple[bytes, str | None]]:

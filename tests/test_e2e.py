@@ -124,3 +124,33 @@ def test_worker_and_beat_publish_each_story_exactly_once(cluster: Cluster, clust
     assert client.xlen(keys.dead_stream) == 0
     # the flaky page answered 500 twice, then 200: fetched three times, published once
     assert any(i["title"].startswith("Late frost") for i in items)
+
+
+def test_page_failing_every_time_is_dead_lettered_after_its_retries(cluster: Cluster, cluster_env: dict[str, str],
+                                                                   prefix: str, site_server, tmp_path: Path) -> None:
+    """A page answering 500 on every attempt ends in wire:dead with stage, reason and URL, after 4 tries."""
+    server, sites = site_server
+    broken = server.add("broken", "127.0.0.7")
+    broken.routes["/robots.txt"] = (404, {}, "")
+    broken.routes["/feed"] = (200, {"Content-Type": "application/rss+xml"},
+                              f'<rss version="2.0"><channel><item><link>{broken.base}/down</link></item>'
+                              f"</channel></rss>")
+    broken.routes["/down"] = (500, {"Content-Type": "text/html"}, "down")
+    sources = Path(cluster_env["WIRE_SOURCES"])
+    sources.write_text(f"sources:\n- name: broken\n  feeds: ['{broken.base}/feed']\n  interval: 1h\n  rate: 20\n")
+    client = redis.Redis.from_url(cluster_env["WIRE_REDIS_URL"])
+    keys = Keys.for_prefix(prefix)
+    cluster.start("worker", "worker", "--queues", "discover,fetch,process", "--pool", "threads",
+                  "--concurrency", "2")
+    cluster.start("beat", "beat")
+    try:
+        wait_for(lambda: client.xlen(keys.dead_stream) >= 1, timeout=90, what="a dead letter")
+    except AssertionError:
+        print(cluster.logs())
+        raise
+    (entry_id, fields), = client.xrange(keys.dead_stream)
+    assert fields[b"stage"] == b"fetch" and fields[b"reason"] == b"http_500"
+    assert fields[b"url"] == f"{broken.base}/down".encode()
+    assert fields[b"attempts"] == b"4"
+    assert len(server.requests_to("broken", "/down")) == 4
+    assert client.xlen(keys.items_stream) == 0

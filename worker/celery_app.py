@@ -88,8 +88,11 @@ def beat_schedule(sources: SourcesConfig) -> dict[str, Any]:
 
 
 def create_app(settings: Settings, sources: SourcesConfig) -> Celery:
+    from .keys import Keys
+
     app = Celery("wire", set_as_current=True)
     app.conf.update(celery_config(settings))
+    app.conf.wire_beat_lock_key = Keys.for_prefix(settings.key_prefix).beat_lock()
     app.conf.beat_schedule = beat_schedule(sources)
     from . import tasks  # registers the shared tasks on this app
 

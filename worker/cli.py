@@ -110,7 +110,8 @@ def beat() -> None:
     _wait_for_redis(redis.Redis.from_url(settings.broker))
     data = Path(settings.data_dir)
     data.mkdir(parents=True, exist_ok=True)
-    app.Beat(schedule=str(data / "celerybeat-schedule"), loglevel="WARNING", max_interval=5).run()
+    app.Beat(schedule=str(data / "celerybeat-schedule"), loglevel="WARNING", max_interval=5,
+             scheduler="worker.beat:WireScheduler").run()
 
 
 @cli.command()

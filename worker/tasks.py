@@ -9,6 +9,7 @@ worker every time) from being redelivered forever.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from typing import Any
@@ -77,7 +78,7 @@ def _backoff(retries: int) -> float:
 
 
 def _summary(stage: str, started: float, outcome: Outcome | None, **extra: Any) -> None:
-    log.info("page", stage=stage, outcome=outcome.status if outcome else extra.pop("status", None),
+    log.info("page", stage=stage, pid=os.getpid(), outcome=outcome.status if outcome else extra.pop("status", None),
              reason=outcome.reason if outcome else extra.pop("reason", None),
              duration_ms=round((time.monotonic() - started) * 1000, 1), **extra)
 
@@ -191,7 +192,7 @@ def process_task(self: Task, ref: dict[str, Any]) -> None:
             log.exception("process failed")
             _dead(self, "process", type(exc).__name__, repr(exc), Candidate(url=ref["url"], source=ref["source"]), ref)
             return
-        _summary("process", started, outcome, story_id=outcome.story_id, event=outcome.event)
+        _summary("process", started, outcome, story_id=outcome.story_id, story_event=outcome.event)
         _done(self, "process")
     finally:
         structlog.contextvars.clear_contextvars()

@@ -142,3 +142,34 @@ def test_server_survives_a_flood_of_bad_requests(server) -> None:
         else:
             call(base + "/reingest", b"[1,2]", {"Authorization": "Bearer s3cret"})
     assert call(base + "/healthz")[0] == 200
+
+
+def test_queue_depth_counts_every_priority_list(server, r: redis.Redis) -> None:
+    """wire_queue_length sums the base list and Celery's priority sub-lists of a queue."""
+    base, _, _ = server
+    r.lpush("process", "{}", "{}")
+    r.lpush("process\x06\x163", "{}")
+    r.lpush("process\x06\x169", "{}")
+    try:
+        _, body = call(base + "/metrics")
+    finally:
+        r.delete("process", "process\x06\x163", "process\x06\x169")
+    assert 'wire_queue_length{queue="process"} 4.0' in body.decode()
+
+
+def test_healthz_unhealthy_when_redis_is_down(redis_url: str, prefix: str) -> None:
+    """/healthz answers 503 naming Redis when Redis does not answer."""
+    from worker.redis_server import free_port
+
+    dead = redis.Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
+    deps = Deps.create(test_settings(redis_url, prefix), parse_sources(SOURCES, "s.yaml"), client=dead)
+    httpd = serve(deps, "127.0.0.1", 0, lambda c, f: None, lambda s: None)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        status, body = call(f"http://127.0.0.1:{httpd.server_address[1]}/healthz")
+        metrics_status, _ = call(f"http://127.0.0.1:{httpd.server_address[1]}/metrics")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert status == 503 and "redis unreachable" in json.loads(body)["reason"]
+    assert metrics_status == 503

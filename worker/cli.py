@@ -267,6 +267,18 @@ def _render_status(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@cli.command()
+def health() -> None:
+    """Exit 0 when Redis answers and queued work is being consumed, 1 otherwise (container health check)."""
+    from . import status as st
+
+    settings = _settings()
+    deps = _deps(settings, _sources(settings))
+    ok, why = st.health(deps.redis, deps.keys, settings)
+    click.echo(why)
+    sys.exit(0 if ok else 1)
+
+
 @cli.command("reingest")
 @click.option("--url", "urls", multiple=True, help="a URL to fetch again (repeatable)")
 @click.option("--source", default=None, help="a configured source name")

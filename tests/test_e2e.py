@@ -113,11 +113,12 @@ def test_worker_and_beat_publish_each_story_exactly_once(cluster: Cluster, clust
         raise
     entries = client.xrange(keys.items_stream)
     items = [json.loads(f[b"data"]) for _, f in entries]
-    assert sorted(i["title"] for i in items) == sorted([
-        "Taliban wins close consulates; Tajikistan reinforces border",
-        "Harbor bridge reopens after two years of repairs",
-        "Late frost wipes out half of valley's cherry harvest",
-    ])
+    # the AP story's first copy wins; Gamma's copy carries a changed headline
+    ap_titles = {"Taliban wins close consulates; Tajikistan reinforces border", "Consulates shut as Taliban advance"}
+    titles = sorted(i["title"] for i in items)
+    assert len(titles) == 3 and len(set(titles) & ap_titles) == 1, titles
+    assert {"Harbor bridge reopens after two years of repairs",
+            "Late frost wipes out half of valley's cherry harvest"} <= set(titles)
     assert len({i["story_id"] for i in items}) == 3
     stats = {k.decode(): int(float(v)) for k, v in client.hgetall(keys.stats()).items()}
     assert stats["published"] == 3 and stats["duplicates"] == 3 and stats["skipped"] == 2, stats

@@ -1,0 +1,56 @@
+"""Redis faults with real processes: workers started before Redis wait and then consume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.helpers import wait_for
+from tests.sites import HTML, STORIES, SiteServer, jsonld_page
+from tests.test_e2e import Cluster
+from worker.keys import Keys
+from worker.redis_server import free_port, start_redis
+
+pytestmark = pytest.mark.slow
+
+
+def test_worker_started_before_redis_waits_then_consumes(tmp_path: Path, prefix: str) -> None:
+    """A worker whose Redis is down logs that it is waiting, and consumes once Redis is up."""
+    server = SiteServer()
+    site = server.add("late", "127.0.0.10")
+    site.routes["/robots.txt"] = (404, {}, "")
+    site.routes["/story"] = (200, HTML, jsonld_page(STORIES["orchard-frost-harvest"], "x"))
+    site.routes["/feed"] = (200, {"Content-Type": "application/rss+xml"},
+                            f'<rss version="2.0"><channel><item><link>{site.base}/story</link></item></channel></rss>')
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(f"sources:\n- name: late\n  feeds: ['{site.base}/feed']\n  interval: 1h\n  rate: 20\n")
+    port = free_port()
+    env = {"PATH": "/usr/bin:/bin", "WIRE_REDIS_URL": f"redis://127.0.0.1:{port}/0", "WIRE_KEY_PREFIX": prefix,
+           "WIRE_SOURCES": str(sources), "WIRE_ALLOW_PRIVATE_ADDRESSES": "1", "WIRE_LOG_FORMAT": "json",
+           "WIRE_DATA_DIR": str(tmp_path / "data")}
+    cluster = Cluster(env, tmp_path)
+    redis_proc = None
+    try:
+        cluster.start("worker", "worker", "--queues", "discover,fetch,process", "--pool", "threads",
+                      "--concurrency", "2")
+        cluster.start("beat", "beat")
+        wait_for(lambda: "waiting for redis" in (tmp_path / "worker.log").read_text(errors="replace"),
+                 timeout=30, what="the worker to say it waits for Redis")
+        redis_proc = start_redis(tmp_path / "redis", port=port, appendonly=True)
+        client = redis.Redis(port=port)
+        keys = Keys.for_prefix(prefix)
+        try:
+            wait_for(lambda: client.xlen(keys.items_stream) == 1, timeout=60, what="the story to be published")
+        except AssertionError:
+            print(cluster.logs())
+            raise
+        item = json.loads(client.xrange(keys.items_stream)[0][1][b"data"])
+        assert item["title"].startswith("Late frost")
+    finally:
+        cluster.stop()
+        if redis_proc:
+            redis_proc.stop()
+        server.stop()

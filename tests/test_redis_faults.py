@@ -54,3 +54,41 @@ def test_worker_started_before_redis_waits_then_consumes(tmp_path: Path, prefix:
         if redis_proc:
             redis_proc.stop()
         server.stop()
+
+
+def test_redis_restart_mid_run_loses_nothing(tmp_path: Path, prefix: str) -> None:
+    """Redis (AOF on) restarted mid-batch: workers reconnect, every story is published exactly once."""
+    from tests.test_ops_e2e import news_site
+
+    server = SiteServer()
+    n = 16
+    site = news_site(server, n, delay=0.4, address="127.0.0.11")
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(f"sources:\n- name: news\n  sitemaps: ['{site.base}/sitemap.xml']\n  interval: 1h\n  rate: 50\n")
+    port = free_port()
+    redis_proc = start_redis(tmp_path / "redis", port=port, appendonly=True)
+    env = {"PATH": "/usr/bin:/bin", "WIRE_REDIS_URL": f"redis://127.0.0.1:{port}/0", "WIRE_KEY_PREFIX": prefix,
+           "WIRE_SOURCES": str(sources), "WIRE_ALLOW_PRIVATE_ADDRESSES": "1", "WIRE_LOG_FORMAT": "json",
+           "WIRE_DATA_DIR": str(tmp_path / "data")}
+    cluster = Cluster(env, tmp_path)
+    keys = Keys.for_prefix(prefix)
+    try:
+        cluster.start("worker", "worker", "--queues", "discover,fetch,process", "--pool", "threads",
+                      "--concurrency", "2")
+        cluster.start("beat", "beat")
+        client = redis.Redis(port=port)
+        wait_for(lambda: client.xlen(keys.items_stream) >= 3, timeout=60, what="the first stories")
+        redis_proc.stop()
+        redis_proc = start_redis(tmp_path / "redis", port=port, appendonly=True)
+        client = redis.Redis(port=port)
+        try:
+            wait_for(lambda: client.xlen(keys.items_stream) >= n, timeout=150, what=f"all {n} stories")
+        except AssertionError:
+            print(cluster.logs())
+            raise
+        items = [json.loads(f[b"data"]) for _, f in client.xrange(keys.items_stream)]
+        assert len(items) == n and len({i["canonical_url"] for i in items}) == n
+    finally:
+        cluster.stop()
+        redis_proc.stop()
+        server.stop()

@@ -92,3 +92,73 @@ def test_redis_restart_mid_run_loses_nothing(tmp_path: Path, prefix: str) -> Non
         cluster.stop()
         redis_proc.stop()
         server.stop()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def test_poison_page_that_kills_its_worker_is_dead_lettered(tmp_path: Path, prefix: str, redis_server) -> None:
+    """A page whose processing kills the prefork child every time lands in wire:dead after a bounded
+    number of deliveries instead of killing workers forever."""
+    import os
+    import signal
+    import time
+
+    server = SiteServer()
+    from tests.test_ops_e2e import unique_story
+
+    site = server.add("poison", "127.0.0.12")
+    site.routes["/robots.txt"] = (404, {}, "")
+    heavy = unique_story(7)
+    heavy["paragraphs"] = heavy["paragraphs"] * 2500  # ~4 MB: its processing lasts long enough to be killed
+    site.routes["/story"] = (200, HTML, jsonld_page(heavy, "x"))
+    site.routes["/feed"] = (200, {"Content-Type": "application/rss+xml"},
+                            f'<rss version="2.0"><channel><item><link>{site.base}/story</link></item></channel></rss>')
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(f"sources:\n- name: poison\n  feeds: ['{site.base}/feed']\n  interval: 1h\n  rate: 20\n")
+    url = f"redis://127.0.0.1:{redis_server.port}/13"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    env = {"PATH": "/usr/bin:/bin", "WIRE_REDIS_URL": url, "WIRE_KEY_PREFIX": prefix, "WIRE_SOURCES": str(sources),
+           "WIRE_ALLOW_PRIVATE_ADDRESSES": "1", "WIRE_LOG_FORMAT": "json", "WIRE_DATA_DIR": str(tmp_path / "data"),
+           "WIRE_MAX_ATTEMPTS": "3"}
+    cluster = Cluster(env, tmp_path)
+    keys = Keys.for_prefix(prefix)
+    try:
+        cluster.start("fetch", "worker", "--queues", "discover,fetch", "--pool", "threads", "--concurrency", "2")
+        proc = cluster.start("process", "worker", "--queues", "process", "--pool", "prefork", "--concurrency", "1")
+        cluster.start("beat", "beat")
+        # Stand-in for a page that crashes the parser: kill the child each time a process task starts.
+        kills = 0
+        seen: dict[bytes, int] = {}
+        deadline = time.monotonic() + 120
+        while client.xlen(keys.dead_stream) == 0 and time.monotonic() < deadline:
+            for key in client.scan_iter(f"{prefix}:attempts:*"):
+                count = int(client.get(key) or 0)
+                if count > seen.get(key, 0) and client.exists(key):
+                    seen[key] = count
+                    for child in _children(proc.pid):
+                        os.kill(child, signal.SIGKILL)
+                        kills += 1
+            time.sleep(0.05)
+        entries = client.xrange(keys.dead_stream)
+        assert entries, cluster.logs()
+        fields = entries[0][1]
+        assert fields[b"stage"] == b"process" and fields[b"reason"] == b"poison"
+        assert client.xlen(keys.items_stream) == 0
+        # bounded: WIRE_MAX_ATTEMPTS deliveries (plus at most one kill of an idle child when the fetch task's
+        # counter showed up), then dead-lettered
+        assert 1 <= kills <= 5, kills
+    finally:
+        cluster.stop()
+        server.stop()

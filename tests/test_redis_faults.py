@@ -162,3 +162,50 @@ def test_poison_page_that_kills_its_worker_is_dead_lettered(tmp_path: Path, pref
     finally:
         cluster.stop()
         server.stop()
+
+
+def test_sigkilled_worker_mid_batch_loses_nothing_after_restart(tmp_path: Path, prefix: str, redis_server) -> None:
+    """SIGKILL of the whole worker (main process and pool) mid-batch, then a restart: every story is in
+    wire:items exactly once (unacked tasks come back after the visibility timeout, short here)."""
+    import os
+    import signal
+
+    from tests.test_ops_e2e import news_site
+
+    server = SiteServer()
+    n = 12
+    site = news_site(server, n, delay=1.0, address="127.0.0.13")
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(f"sources:\n- name: news\n  sitemaps: ['{site.base}/sitemap.xml']\n  interval: 1h\n  rate: 50\n")
+    url = f"redis://127.0.0.1:{redis_server.port}/12"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    env = {"PATH": "/usr/bin:/bin", "WIRE_REDIS_URL": url, "WIRE_KEY_PREFIX": prefix, "WIRE_SOURCES": str(sources),
+           "WIRE_ALLOW_PRIVATE_ADDRESSES": "1", "WIRE_LOG_FORMAT": "json", "WIRE_DATA_DIR": str(tmp_path / "data"),
+           "WIRE_VISIBILITY_TIMEOUT": "15", "WIRE_TASK_TIME_LIMIT": "5"}
+    cluster = Cluster(env, tmp_path)
+    keys = Keys.for_prefix(prefix)
+    try:
+        worker = cluster.start("worker1", "worker", "--queues", "discover,fetch,process", "--pool", "threads",
+                               "--concurrency", "3")
+        cluster.start("beat", "beat")
+        wait_for(lambda: len([r for r in server.requests_to(site.name) if r.path.startswith("/news/")]) >= 4,
+                 timeout=60, what="fetches in flight")
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+        assert client.xlen(keys.items_stream) < n  # really interrupted
+        assert client.hlen("unacked") > 0  # tasks held by the dead worker
+        cluster.start("worker2", "worker", "--queues", "discover,fetch,process", "--pool", "threads",
+                      "--concurrency", "3")
+        try:
+            wait_for(lambda: client.xlen(keys.items_stream) >= n, timeout=120, what=f"all {n} stories")
+        except AssertionError:
+            print(cluster.logs())
+            raise
+        wait_for(lambda: client.hlen("unacked") == 0 and client.llen("fetch") == 0, timeout=60,
+                 what="the queues to drain")
+        items = [json.loads(f[b"data"]) for _, f in client.xrange(keys.items_stream)]
+        assert len(items) == n and len({i["canonical_url"] for i in items}) == n
+    finally:
+        cluster.stop()
+        server.stop()

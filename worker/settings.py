@@ -68,6 +68,17 @@ class Settings:
     fetch_concurrency: int = 8
     process_concurrency: int = 2
     health_window: float = 300.0
+    bot_wall_limit: int = 5  # challenge pages in a row from one host that pause it
+    bot_wall_pause: float = 600.0  # first pause of that host, seconds; doubles on each further trip
+
+    @property
+    def max_countdown(self) -> float:
+        """Longest retry delay held as a broker countdown; longer waits are parked in Redis.
+
+        A countdown is an ETA held unacked in worker memory: past the visibility
+        timeout the Redis transport re-delivers it and it runs twice (kombu#337).
+        """
+        return min(60.0, (self.visibility_timeout - self.task_time_limit) / 2)
 
     @property
     def stream(self) -> str:
@@ -140,9 +151,17 @@ class Settings:
             fetch_timeout=number("WIRE_FETCH_TIMEOUT", 20.0, float, 0.1),
             default_rate=number("WIRE_DEFAULT_RATE", 1.0, float, 0.001),
             max_attempts=number("WIRE_MAX_ATTEMPTS", 3, int, 1),
+            task_time_limit=number("WIRE_TASK_TIME_LIMIT", 120, int, 5),
+            visibility_timeout=number("WIRE_VISIBILITY_TIMEOUT", 1800, int, 10),
             fetch_concurrency=number("WIRE_FETCH_CONCURRENCY", 8, int, 1),
             process_concurrency=number("WIRE_PROCESS_CONCURRENCY", 2, int, 1),
+            bot_wall_limit=number("WIRE_BOT_WALL_LIMIT", 5, int, 1),
+            bot_wall_pause=number("WIRE_BOT_WALL_PAUSE", 600.0, float, 1),
         )
+        if settings.visibility_timeout < settings.task_time_limit + 10:
+            raise ConfigError("environment", "WIRE_VISIBILITY_TIMEOUT",
+                              f"must exceed WIRE_TASK_TIME_LIMIT ({settings.task_time_limit}s) by at least 10s, "
+                              "or running tasks are re-delivered and run twice")
         return settings
 
 

@@ -26,7 +26,6 @@ from .publish import dead_letter
 from .settings import Settings, SourcesConfig
 
 log = get_logger("wire.tasks")
-MAX_COUNTDOWN = 60.0
 MAX_PARKS = 50  # a URL parked this often (host paused for hours) is dead-lettered
 
 _deps: pipeline.Deps | None = None
@@ -71,9 +70,9 @@ def _done(task: Task, queue: str) -> None:
     pipe.execute()
 
 
-def _backoff(retries: int) -> float:
-    """Exponential backoff with full jitter: 1-2 s, 2-4 s, 4-8 s ... capped."""
-    base = min(MAX_COUNTDOWN / 2, 2.0 ** retries)
+def _backoff(retries: int, cap: float) -> float:
+    """Exponential backoff with jitter: 1-2 s, 2-4 s, 4-8 s ... capped at `cap`."""
+    base = min(cap / 2, 2.0 ** retries)
     return base + random.uniform(0, base)
 
 
@@ -143,7 +142,7 @@ def fetch_task(self: Task, candidate: dict[str, Any], force: bool = False, parks
             if parks >= MAX_PARKS:
                 _dead(self, "fetch", exc.reason, str(exc), cand, candidate)
                 return
-            if wait <= MAX_COUNTDOWN:
+            if wait <= d.settings.max_countdown:
                 enqueue_fetch(candidate, force=force, parks=parks + 1, countdown=wait)
             else:
                 park(candidate, force=force, parks=parks, not_before=time.time() + wait)
@@ -153,8 +152,8 @@ def fetch_task(self: Task, candidate: dict[str, Any], force: bool = False, parks
             if self.request.retries + 1 >= d.settings.max_attempts:
                 _dead(self, "fetch", exc.reason, str(exc), cand, candidate)
                 return
-            wait = exc.retry_after if exc.retry_after is not None else _backoff(self.request.retries)
-            if wait > MAX_COUNTDOWN:
+            wait = exc.retry_after if exc.retry_after is not None else _backoff(self.request.retries, d.settings.max_countdown)
+            if wait > d.settings.max_countdown:
                 park(candidate, force=force, parks=parks, not_before=time.time() + wait)
                 _summary("fetch", started, None, status="parked", reason=exc.reason, wait_s=round(wait, 1))
                 return

@@ -1,53 +1,74 @@
 -- Round trip 2: re-verify, record the decision and publish, all in one script
 -- so a crash or a racing worker can never split them.
--- KEYS: the lookup's read keys (2 + nq), then the keys written by the ops.
--- ARGV: ns, nq, max candidates, expected digest, window ms, then ops:
---   S i value          SET KEYS[i] value PX window
---   A i value maxbytes APPEND (index values: keep the newest maxbytes) + PEXPIRE
---   L i value          RPUSH + PEXPIRE (decision logs)
---   E i                PEXPIRE (keep a story alive while copies keep arriving)
---   X i maxlen n f1 v1 .. fn vn   XADD KEYS[i] [MAXLEN ~ maxlen] * fields
-local digest = gather(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
-if digest ~= ARGV[4] then
+-- KEYS[1] url key, KEYS[2..] streams.
+-- ARGV: ns, query hashes, max candidates, expected digest, window ms,
+--   story id (8 bytes), record ('' = keep the stored one), log entry,
+--   index hashes to add (packed, '' = none), max entries per hash,
+--   then per stream: maxlen ('' = none), n, f1, v1 .. fn, vn
+local ns = ARGV[1]
+if gather(ns, KEYS[1], ARGV[2], tonumber(ARGV[3])) ~= ARGV[4] then
   return {'conflict'}
 end
-local ttl = ARGV[5]
-local ids = {}
-local a = 6
-while a <= #ARGV do
-  local op, key = ARGV[a], KEYS[tonumber(ARGV[a + 1])]
-  if op == 'S' then
-    redis.call('SET', key, ARGV[a + 2], 'PX', ttl)
-    a = a + 3
-  elseif op == 'A' then
-    local len = redis.call('APPEND', key, ARGV[a + 2])
-    local cap = tonumber(ARGV[a + 3])
-    if len > cap then
-      redis.call('SET', key, redis.call('GETRANGE', key, -cap, -1))
-    end
-    redis.call('PEXPIRE', key, ttl)
-    a = a + 4
-  elseif op == 'L' then
-    redis.call('RPUSH', key, ARGV[a + 2])
-    redis.call('PEXPIRE', key, ttl)
-    a = a + 3
-  elseif op == 'E' then
-    redis.call('PEXPIRE', key, ttl)
-    a = a + 2
-  elseif op == 'X' then
-    local maxlen, n = ARGV[a + 2], tonumber(ARGV[a + 3])
-    local args = {key}
-    if maxlen ~= '' then
-      args[#args + 1] = 'MAXLEN'
-      args[#args + 1] = '~'
-      args[#args + 1] = maxlen
-    end
-    args[#args + 1] = '*'
-    for j = 1, 2 * n do args[#args + 1] = ARGV[a + 3 + j] end
-    ids[#ids + 1] = redis.call('XADD', unpack(args))
-    a = a + 4 + 2 * n
-  else
-    return redis.error_reply('dedup commit: unknown op ' .. tostring(op))
+local ttl = tonumber(ARGV[5])
+local sid, rec, log, index, cap = ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10])
+
+redis.call('SET', KEYS[1], sid, 'PX', ttl)
+local skey = ns .. ':s:' .. sid
+local exists = redis.call('EXISTS', skey) == 1
+if rec ~= '' then
+  if exists then redis.call('LSET', skey, 0, rec) else redis.call('RPUSH', skey, rec) end
+  exists = true
+end
+if exists then
+  redis.call('RPUSH', skey, log)
+  redis.call('PEXPIRE', skey, ttl)
+end
+
+if index ~= '' then
+  local now = math.floor(tonumber(redis.call('TIME')[1]) / 60)
+  local oldest = now - math.ceil(ttl / 60000)
+  local stamp = string.char(math.floor(now / 16777216) % 256, math.floor(now / 65536) % 256,
+    math.floor(now / 256) % 256, now % 256)
+  local function stamp_at(v, p)
+    local a, b, c, d = string.byte(v, p + 12, p + 15)
+    return ((a * 256 + b) * 256 + c) * 256 + d
   end
+  for q = 1, #index - 3, 4 do
+    local h = string.sub(index, q, q + 3)
+    local key = bucket_key(ns, h)
+    local v = redis.call('GET', key) or ''
+    -- entries are appended in time order: drop the prefix older than the window
+    if #v >= ENTRY and stamp_at(v, 1) < oldest then
+      local cut = 1
+      while cut <= #v and stamp_at(v, cut) < oldest do cut = cut + ENTRY end
+      v = string.sub(v, cut)
+      redis.call('SET', key, v)
+    end
+    local found, known = find_entries(v, h), false
+    for _, p in ipairs(found) do
+      if string.sub(v, p + 4, p + 4 + SID - 1) == sid then known = true end
+    end
+    -- a hot shingle keeps its first `cap` stories; the story's other hashes still index it
+    if not known and #found < cap then redis.call('APPEND', key, h .. sid .. stamp) end
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+
+local ids = {}
+local a = 11
+local k = 2
+while a <= #ARGV do
+  local maxlen, n = ARGV[a], tonumber(ARGV[a + 1])
+  local args = {KEYS[k]}
+  if maxlen ~= '' then
+    args[#args + 1] = 'MAXLEN'
+    args[#args + 1] = '~'
+    args[#args + 1] = maxlen
+  end
+  args[#args + 1] = '*'
+  for j = 1, 2 * n do args[#args + 1] = ARGV[a + 1 + j] end
+  ids[#ids + 1] = redis.call('XADD', unpack(args))
+  a = a + 2 + 2 * n
+  k = k + 1
 end
 return {'ok', ids}

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 
-from .fingerprint import Fingerprint
+from .fingerprint import U32, Fingerprint
 from .models import Decision
 from .record import Story
 
@@ -35,8 +36,23 @@ class Match:
     old_in_new: float  # share of the stored version's shingles found in the document
     new_in_old: float  # share of the document's shingles found in the stored version
     new_shingles: float  # estimated number of the document's shingles the stored version lacks
-    novel_words: int  # words in the document's blocks that share nothing with the stored version
-    novel_blocks: int
+    novel_words: int = 0  # words in the document's blocks that share nothing with the stored version
+    novel_blocks: int = 0  # (both filled in by `with_novelty`, only for the matches that need them)
+
+
+def member(x: U32, sorted_set: U32) -> npt.NDArray[np.bool_]:
+    """x[i] in sorted_set (sorted, distinct): a binary search, cheaper than np.isin on small arrays."""
+    if sorted_set.size == 0:
+        return np.zeros(x.size, dtype=np.bool_)
+    idx = np.searchsorted(sorted_set, x)
+    idx[idx == sorted_set.size] = 0
+    return np.asarray(sorted_set[idx] == x)
+
+
+def with_novelty(m: Match, fp: Fingerprint) -> Match:
+    """`m` with its novel words and blocks computed (only the URL story and the best match need them)."""
+    words, blks = _novelty(fp, m.story)
+    return replace(m, novel_words=words, novel_blocks=blks)
 
 
 def compare(fp: Fingerprint, story: Story) -> Match:
@@ -53,9 +69,8 @@ def compare(fp: Fingerprint, story: Story) -> Match:
     if n_a == 0 or n_b == 0 or a.size == 0:
         same = fp.content_hash == story.content_hash
         v = 1.0 if same else 0.0
-        return Match(story, v, v, v, 0.0 if same else float(n_b), *_novelty(fp, story))
-    novel = _novelty(fp, story)
-    shared = int(np.isin(a, b, assume_unique=True).sum())
+        return Match(story, v, v, v, 0.0 if same else float(n_b))
+    shared = int(member(a, b).sum())
     old_in_new = shared / a.size
     if a.size >= n_a:
         inter = float(shared)
@@ -72,8 +87,6 @@ def compare(fp: Fingerprint, story: Story) -> Match:
         old_in_new=min(old_in_new, 1.0),
         new_in_old=min(new_in_old, 1.0),
         new_shingles=max(0.0, n_b * (1.0 - new_in_old)),
-        novel_words=novel[0],
-        novel_blocks=novel[1],
     )
 
 
@@ -89,7 +102,7 @@ def _novelty(fp: Fingerprint, story: Story) -> tuple[int, int]:
     if nb == 0 or fp.positions.size == 0:
         return 0, 0
     known = np.union1d(story.sketch, story.block_mins)
-    hit = np.isin(fp.positions, known)
+    hit = member(fp.positions, known)
     old = np.bincount(fp.pos_block, weights=hit, minlength=nb) > 0
     # evidence: a hash inside the sketch's range that the stored version lacks
     # (the sketch holds every stored hash up to its largest)
@@ -122,7 +135,7 @@ def decide(
     if url_story is not None:
         if hash_story_id == url_story.story_id or url_story.content_hash == fp.content_hash:
             return _dup(url_story, "url", 1.0, "same url, same text", fp)
-        m = compare(fp, url_story)
+        m = with_novelty(compare(fp, url_story), fp)
         sim = similarity(m)
         if material(m, th):
             return _update(m, "url", f"same url, {m.novel_words} new words", fp)
@@ -134,7 +147,7 @@ def decide(
         return _dup(hash_story, "exact", 1.0, "same normalised text", fp)
     matches = [m for m in (compare(fp, s) for s in stories) if same_story(m, fp, th)]
     if matches:
-        best = max(matches, key=lambda m: (similarity(m), m.story.version, m.story.story_id))
+        best = with_novelty(max(matches, key=lambda m: (similarity(m), m.story.version, m.story.story_id)), fp)
         sim = similarity(best)
         short = min(best.story.n_shingles, fp.n_shingles) < th.short_shingles
         why = f"jaccard {best.jaccard:.2f}" if short else f"containment {sim:.2f}"

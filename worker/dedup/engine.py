@@ -48,8 +48,8 @@ from ..urls import url_key
 from .decide import Thresholds, decide, new_story_id
 from .fingerprint import fingerprint
 from .models import Decision, Doc
-from .record import Story
-from .store import DedupError, Store
+from .record import Story, pack_log
+from .store import STORE_HASHES, DedupError, LoadRow, Store, packed
 
 MAX_ATTEMPTS = 20  # conflicts need a racing commit on the same keys; 20 in a row means something is wrong
 
@@ -93,7 +93,8 @@ class Dedup:
         uid = url_identity(doc.url)
         for _ in range(MAX_ATTEMPTS):
             view = self.store.lookup(uid, fp)
-            decision = decide(uid, fp, view.url_story_id, view.hash_story_id, view.stories, self.thresholds)
+            hash_sid = view.hash_story_id(fp.content_hash)
+            decision = decide(uid, fp, view.url_story_id, hash_sid, view.stories, self.thresholds)
             published = decision.event in ("new", "update")
             entries = list(publish(decision)) if publish is not None and published else []
             stored = Story.of(decision.story_id, decision.version, doc.url, fp) if published else None
@@ -104,14 +105,7 @@ class Dedup:
 
     def load(self, docs: Sequence[Doc], *, now: float) -> None:
         """Record `docs` as new stories in one pipeline, without lookups (benchmarks, backfills only)."""
-        batch = []
-        for doc in docs:
-            fp = fingerprint(doc.body)
-            uid = url_identity(doc.url)
-            sid = new_story_id(uid, fp.content_hash)
-            d = Decision("new", sid, 1, None, 0.0, None, "bulk load", fp.content_hash)
-            batch.append((uid, fp, Story.of(sid, 1, doc.url, fp), _log_entry(doc, d, now)))
-        self.store.load(batch)
+        self.store.load([load_row(doc, now) for doc in docs])
 
     def explain(self, url: str) -> list[dict[str, Any]]:
         """Decisions recorded for this canonical URL, oldest first."""
@@ -121,6 +115,16 @@ class Dedup:
         """Every decision of the story this URL belongs to (versions and aliases), oldest first."""
         sid = self.store.story_of_url(url_identity(url))
         return self.store.log(sid) if sid else []
+
+
+def load_row(doc: Doc, now: float) -> LoadRow:
+    """What `Dedup.load` writes for `doc` as a new story (pure: bulk loaders build rows in parallel)."""
+    fp = fingerprint(doc.body)
+    uid = url_identity(doc.url)
+    sid = new_story_id(uid, fp.content_hash)
+    d = Decision("new", sid, 1, None, 0.0, None, "bulk load", fp.content_hash)
+    record = Story.of(sid, 1, doc.url, fp).pack()
+    return LoadRow(uid, sid, record, pack_log(_log_entry(doc, d, now)), packed(fp.hashes[:STORE_HASHES]))
 
 
 def _log_entry(doc: Doc, d: Decision, now: float) -> dict[str, Any]:

@@ -9,8 +9,10 @@ bytes and the budget is 2 KB of Redis memory per story.
 
 from __future__ import annotations
 
+import json
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -76,3 +78,29 @@ class Story:
             sketch(fp.hashes),
             fp.block_mins(),
         )
+
+
+# The decision log is kept beside the record (same Redis list), one compact
+# JSON array per decision: field names and the story id (the key) are not
+# repeated in every entry.
+LOG_FIELDS = (
+    "time",
+    "url",
+    "event",
+    "version",
+    "kind",
+    "similarity",
+    "matched_url",
+    "rule",
+    "content_hash",
+)
+
+
+def pack_log(entry: dict[str, Any]) -> bytes:
+    return json.dumps([entry.get(f) for f in LOG_FIELDS], ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def unpack_log(story_id: str, raw: bytes | str) -> dict[str, Any]:
+    entry: dict[str, Any] = dict(zip(LOG_FIELDS, json.loads(raw), strict=False))
+    entry["story_id"] = story_id
+    return entry

@@ -3,42 +3,56 @@ commit script that records a decision and publishes it atomically.
 
 Keys (all under the namespace, all with a TTL of the window; no sweep job):
 
-    {ns}:u:{url hash}      story id last decided for this canonical URL
-    {ns}:h:{content hash}  story id of this normalised body
-    {ns}:i:{shingle hash}  story ids (16 hex each, newest 8) whose bottom
-                           shingle hashes include this one: the near-duplicate index
-    {ns}:s:{story id}      the story's current version (record.Story, binary)
-    {ns}:l:{story id}      JSON decision log: every version and alias, for explain
+    {ns}:u:{url hash}       story id (8 bytes) last decided for this canonical URL
+    {ns}:s:{story id}       list: the story's current version (record.Story,
+                            binary) at index 0, then its decision log (every
+                            version and alias, for explain)
+    {ns}:i:{bucket}         the near-duplicate index: 2**15 bucket strings of
+                            16-byte entries (shingle hash 4 | story id 8 |
+                            minute stamp 4), one entry per stored bottom hash
+
+Memory is the reason for this shape: every top-level Redis key costs ~100-170
+bytes of overhead (dict entry, expiry entry, object header), so a story owns
+two keys and its index entries share bucket strings (16 bytes each). An exact
+copy is found through the index (it shares every bottom hash) and recognised
+by the content hash in the record, so there is no per-text hash key.
+
+Expiry without a sweep: story and URL keys carry the window as TTL. Index
+entries cannot, so each carries a stamp; the commit that appends to a bucket
+first drops its entries older than the window (a prefix: entries are appended
+in time order), and a bucket nobody writes expires whole after the window. An
+entry that outlived its story points at a missing record and is skipped.
 
 Why two round trips: similarity is computed in Python (numpy), so the
 decision cannot be made inside one script. The commit re-reads everything
-the lookup read and compares a SHA-1 digest; if another worker recorded
+the lookup read and compares a SHA-1 digest (of the URL key, the index hits
+for every query hash and the candidate records); if another worker recorded
 anything that could change this decision in between, it answers `conflict`
 and the caller decides again. Two copies of a story racing therefore
-serialise on the keys they share, and exactly one of them publishes.
+serialise on the index entries they share, and exactly one of them publishes.
 """
 
 from __future__ import annotations
 
-import json
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
 from ..errors import WorkerError
 from ..keys import url_hash
-from .fingerprint import Fingerprint
+from .fingerprint import U32, Fingerprint
 from .models import Decision
-from .record import Story
+from .record import Story, pack_log, unpack_log
 
-QUERY_HASHES = 64  # index keys read per lookup: the document's smallest shingle hashes
-STORE_HASHES = 6  # index keys written per new story version: its smallest shingle hashes
-INDEX_MAX_IDS = 8  # story ids kept per index key (newest win): bounds hot shingles
+QUERY_HASHES = 64  # index entries read per lookup: the document's smallest shingle hashes
+STORE_HASHES = 6  # index entries written per new story version: its smallest shingle hashes
+INDEX_MAX_IDS = 8  # stories kept per shingle hash (first win): bounds hot shingles
 MAX_CANDIDATES = 8  # story records fetched per lookup
-SID_LEN = 16
+BUCKET_SHIFT = 17  # 32-bit hash >> 17: 2**15 bucket strings (gather.lua computes the same)
 
 
 class DedupError(WorkerError):
@@ -50,15 +64,34 @@ def _script(name: str) -> str:
     return pkg.joinpath("gather.lua").read_text() + "\n" + pkg.joinpath(name).read_text()
 
 
+def packed(hashes: U32) -> bytes:
+    """Shingle hashes as the scripts take them: 4 bytes each, big-endian."""
+    return hashes.astype(">u4").tobytes()
+
+
 @dataclass(frozen=True)
 class View:
-    """What the lookup saw: the keys it read, their digest and the candidate stories."""
+    """What the lookup saw: the URL key, the query, their digest and the candidate stories."""
 
-    read_keys: tuple[str, ...]
+    url_key: str
+    query: bytes
     digest: str
     url_story_id: str | None
-    hash_story_id: str | None
     stories: tuple[Story, ...]
+
+    def hash_story_id(self, content_hash: str) -> str | None:
+        """The candidate whose current text has this content hash (an exact copy), if any."""
+        return next((s.story_id for s in self.stories if s.content_hash == content_hash), None)
+
+
+class LoadRow(NamedTuple):
+    """One story for `Store.load`, prepared without Redis (so it can be built in another process)."""
+
+    url_id: str
+    story_id: str
+    record: bytes
+    log: bytes
+    hashes: bytes  # packed smallest shingle hashes, indexed
 
 
 def _binary_client(client: redis.Redis) -> redis.Redis:
@@ -83,38 +116,21 @@ class Store:
     def url_key(self, url_id: str) -> str:
         return f"{self.ns}:u:{url_hash(url_id)}"
 
-    def hash_key(self, content_hash: str) -> str:
-        return f"{self.ns}:h:{content_hash}"
+    def story_key(self, story_id: str) -> bytes:
+        return self.ns.encode() + b":s:" + bytes.fromhex(story_id)
 
-    def index_key(self, h: int) -> str:
-        return f"{self.ns}:i:{h:08x}"
-
-    def story_key(self, story_id: str) -> str:
-        return f"{self.ns}:s:{story_id}"
-
-    def log_key(self, story_id: str) -> str:
-        return f"{self.ns}:l:{story_id}"
-
-    def _read_keys(self, url_id: str, fp: Fingerprint) -> tuple[str, ...]:
-        query = fp.hashes[:QUERY_HASHES]
-        return (
-            self.url_key(url_id),
-            self.hash_key(fp.content_hash),
-            *(self.index_key(int(h)) for h in query),
-        )
+    def bucket_key(self, h: int) -> str:
+        return f"{self.ns}:i:{h >> BUCKET_SHIFT:04x}"
 
     def lookup(self, url_id: str, fp: Fingerprint) -> View:
-        keys = self._read_keys(url_id, fp)
+        key = self.url_key(url_id)
+        query = packed(fp.hashes[:QUERY_HASHES])
         try:
-            digest, url_sid, hash_sid, sids, recs = self._lookup(
-                keys=keys, args=[self.ns, len(keys) - 2, MAX_CANDIDATES]
-            )
+            digest, url_sid, sids, recs = self._lookup(keys=[key], args=[self.ns, query, MAX_CANDIDATES])
         except redis.RedisError as exc:
             raise DedupError(f"dedup lookup failed: {exc}") from exc
-        stories = tuple(
-            Story.unpack(sid.decode(), rec) for sid, rec in zip(sids, recs, strict=True) if rec is not None
-        )
-        return View(keys, digest.decode(), url_sid.decode() or None, hash_sid.decode() or None, stories)
+        stories = tuple(Story.unpack(sid.hex(), rec) for sid, rec in zip(sids, recs, strict=True))
+        return View(key, query, digest.decode(), url_sid.hex() or None, stories)
 
     def commit(
         self,
@@ -127,62 +143,55 @@ class Store:
         maxlen: int | None,
     ) -> bool:
         """Record `decision` (and XADD `entries`) unless the view is stale; False on conflict."""
-        keys = list(view.read_keys)
-        ops: list[str | bytes | int] = []
-
-        def slot(key: str) -> int:
-            keys.append(key)
-            return len(keys)
-
-        sid = decision.story_id
-        ops += ["S", 1, sid, "S", 2, sid]
-        ops += ["L", slot(self.log_key(sid)), json.dumps(log_entry, sort_keys=True, separators=(",", ":"))]
-        story_slot = slot(self.story_key(sid))
-        if stored is not None:
-            ops += ["S", story_slot, stored.pack()]
-            # the first STORE_HASHES of the query keys are this version's smallest hashes
-            for i in range(min(STORE_HASHES, len(view.read_keys) - 2)):
-                ops += ["A", 3 + i, sid, INDEX_MAX_IDS * SID_LEN]
-        else:
-            ops += ["E", story_slot]
-        for stream, fields in entries:
-            ops += ["X", slot(stream), "" if maxlen is None else maxlen, len(fields)]
-            for k, v in fields.items():
-                ops += [k, v]
+        keys: list[str] = [view.url_key]
         args: list[Any] = [
             self.ns,
-            len(view.read_keys) - 2,
+            view.query,
             MAX_CANDIDATES,
             view.digest,
             self.window_ms,
-            *ops,
+            bytes.fromhex(decision.story_id),
+            stored.pack() if stored is not None else b"",
+            pack_log(log_entry),
+            packed(fp.hashes[:STORE_HASHES]) if stored is not None else b"",
+            INDEX_MAX_IDS,
         ]
+        for stream, fields in entries:
+            keys.append(stream)
+            args += ["" if maxlen is None else maxlen, len(fields)]
+            for k, v in fields.items():
+                args += [k, v]
         try:
             reply = self._commit(keys=keys, args=args)
         except redis.RedisError as exc:
             raise DedupError(f"dedup commit failed: {exc}") from exc
         return bool(reply[0] == b"ok")
 
-    def load(self, batch: Sequence[tuple[str, Fingerprint, Story, dict[str, Any]]]) -> None:
+    def load(self, rows: Sequence[LoadRow]) -> None:
         """Record new stories in bulk (pipelined, no lookup): for loading a benchmark or a backfill.
 
-        Writes exactly the keys a `new` decision writes, with the same TTLs,
-        but without the digest check, so it is only safe when nothing else
-        writes the namespace at the same time.
+        Writes the structures a `new` decision writes, with the same TTLs and
+        index stamps, but without the digest check or the per-hash cap, so it
+        is only safe when nothing else writes the namespace at the same time.
         """
-        pipe = self.r.pipeline(transaction=False)
+        now_min = int(self.r.time()[0]) // 60
+        stamp = now_min.to_bytes(4, "big")
         px = self.window_ms
-        for url_id, fp, story, entry in batch:
-            sid = story.story_id
-            pipe.set(self.url_key(url_id), sid, px=px)
-            pipe.set(self.hash_key(fp.content_hash), sid, px=px)
-            pipe.set(self.story_key(sid), story.pack(), px=px)
-            pipe.rpush(self.log_key(sid), json.dumps(entry, sort_keys=True, separators=(",", ":")))
-            pipe.pexpire(self.log_key(sid), px)
-            for h in fp.hashes[:STORE_HASHES]:
-                key = self.index_key(int(h))
-                pipe.append(key, sid)
-                pipe.pexpire(key, px)
+        pipe = self.r.pipeline(transaction=False)
+        buckets: dict[str, list[bytes]] = defaultdict(list)
+        for row in rows:
+            sid = bytes.fromhex(row.story_id)
+            skey = self.story_key(row.story_id)
+            pipe.set(self.url_key(row.url_id), sid, px=px)
+            pipe.delete(skey)
+            pipe.rpush(skey, row.record, row.log)
+            pipe.pexpire(skey, px)
+            for q in range(0, len(row.hashes), 4):
+                h = row.hashes[q : q + 4]
+                buckets[self.bucket_key(int.from_bytes(h, "big"))].append(h + sid + stamp)
+        for key, items in buckets.items():
+            pipe.append(key, b"".join(items))
+            pipe.pexpire(key, px)
         try:
             pipe.execute()
         except redis.RedisError as exc:
@@ -190,17 +199,17 @@ class Store:
 
     def log(self, story_id: str) -> list[dict[str, Any]]:
         try:
-            raw = self.r.lrange(self.log_key(story_id), 0, -1)
+            raw = self.r.lrange(self.story_key(story_id), 1, -1)
         except redis.RedisError as exc:
             raise DedupError(f"dedup log read failed: {exc}") from exc
-        return [json.loads(x) for x in raw]
+        return [unpack_log(story_id, x) for x in raw]
 
     def story_of_url(self, url_id: str) -> str | None:
         try:
             v = self.r.get(self.url_key(url_id))
         except redis.RedisError as exc:
             raise DedupError(f"dedup read failed: {exc}") from exc
-        return v.decode() if isinstance(v, bytes) else None
+        return v.hex() if isinstance(v, bytes) else None
 
     def delete_namespace(self, batch: int = 1000) -> int:
         """Delete every key under the namespace (replay cleanup; never used on production keys)."""

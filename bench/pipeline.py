@@ -1,0 +1,250 @@
+"""End-to-end throughput: the real wire workers against a loopback news server.
+
+    python bench/pipeline.py [--pages 2000] [--hosts 4] [--data ../shared/corpus/extraction/scrapinghub]
+
+Serves N article pages (real news pages from the extraction corpus, each served
+at several URLs on several hosts, with a sitemap per host) from a separate
+process, runs `wire worker` (discover+fetch on a thread pool, process on a
+prefork pool of 2) and `wire beat` against a private Redis, and reports:
+
+- end-to-end pages/s (first fetch to last page decided), CPU seconds per page
+  of the worker processes, peak RSS per worker process, RSS at page ~1,000
+  and at the end;
+- our extraction alone, pages per CPU-second, on the same pages, and the
+  pipeline efficiency = end-to-end pages/s / (cores x extraction pages/CPU-s);
+- the baseline a user would otherwise write: one process looping requests +
+  trafilatura over the same URLs, and our speed-up over it.
+
+Politeness pacing is raised for the benchmark (rate 10,000/s per host).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DEFAULT_DATA = ROOT.parent / "shared" / "corpus" / "extraction" / "scrapinghub"
+CLK = os.sysconf("SC_CLK_TCK")
+
+SERVER = r"""
+import json, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+pages = [open(p, "rb").read() for p in json.loads(sys.argv[1])]
+hosts, per_host = sys.argv[2].split(","), int(sys.argv[3])
+ports = {}
+def make(host, index):
+    paths = {f"/news/{index}-{i}.html": pages[(index * per_host + i) % len(pages)] for i in range(per_host)}
+    def sitemap(base):
+        urls = "".join(f"<url><loc>{base}{p}</loc></url>" for p in paths)
+        return ('<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">' + urls + "</urlset>").encode()
+    class H(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        def log_message(self, *a): pass
+        def do_GET(self):
+            if self.path == "/sitemap.xml":
+                body, ctype = sitemap(f"http://{host}:{self.server.server_address[1]}"), "application/xml"
+            elif self.path in paths:
+                body, ctype = paths[self.path], "text/html; charset=utf-8"
+            else:
+                body, ctype = b"no", "text/plain"
+                self.send_response(404)
+                self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body); return
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+    s = ThreadingHTTPServer((host, 0), H); s.daemon_threads = True
+    ports[host] = s.server_address[1]
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+for i, h in enumerate(hosts):
+    make(h, i)
+print(json.dumps(ports), flush=True)
+time.sleep(3600)
+"""
+
+
+def proc_tree(pid: int) -> list[int]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue
+            kids.setdefault(ppid, []).append(int(entry))
+    out, todo = [pid], [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            out.append(k)
+            todo.append(k)
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime+stime of a process and of its reaped children."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLK
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def load_pages(data: Path) -> list[Path]:
+    out = []
+    tmp = Path(tempfile.mkdtemp(prefix="wire-bench-pages-"))
+    for path in sorted((data / "pages").iterdir()):
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+        target = tmp / path.name.removesuffix(".gz")
+        target.write_bytes(raw)
+        out.append(target)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pages", type=int, default=2000)
+    ap.add_argument("--hosts", type=int, default=4)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--fetch-threads", type=int, default=8)
+    ap.add_argument("--process-children", type=int, default=2)
+    ap.add_argument("--skip-baseline", action="store_true")
+    args = ap.parse_args()
+    if not (args.data / "pages").is_dir():
+        print(f"no pages under {args.data}", file=sys.stderr)
+        return 2
+    from worker.redis_server import start_redis
+
+    page_files = load_pages(args.data)
+    per_host = -(-args.pages // args.hosts)
+    n = per_host * args.hosts
+    hosts = [f"127.0.1.{i + 1}" for i in range(args.hosts)]
+    work = Path(tempfile.mkdtemp(prefix="wire-bench-"))
+    redis_proc = start_redis(work / "redis", appendonly=False)
+    server = subprocess.Popen([sys.executable, "-c", SERVER, json.dumps([str(p) for p in page_files]),
+                               ",".join(hosts), str(per_host)], stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None
+    ports = json.loads(server.stdout.readline())
+    sources = work / "sources.yaml"
+    sources.write_text("sources:\n" + "".join(
+        f"- name: host{i}\n  sitemaps: ['http://{h}:{ports[h]}/sitemap.xml']\n  interval: 1h\n  rate: 10000\n"
+        for i, h in enumerate(hosts)))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("WIRE_")},
+           "WIRE_REDIS_URL": redis_proc.url, "WIRE_SOURCES": str(sources), "WIRE_ALLOW_PRIVATE_ADDRESSES": "1",
+           "WIRE_LOG_LEVEL": "WARNING", "WIRE_LOG_FORMAT": "json", "WIRE_DATA_DIR": str(work / "data"),
+           "WIRE_ITEMS_MAXLEN": str(n * 2)}
+    cmd = [sys.executable, "-m", "worker.cli"]
+    procs = {
+        "fetch": subprocess.Popen(cmd + ["worker", "--queues", "discover,fetch", "--pool", "threads",
+                                         "--concurrency", str(args.fetch_threads), "--name", "fetch"],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True),
+        "process": subprocess.Popen(cmd + ["worker", "--queues", "process", "--pool", "prefork",
+                                           "--concurrency", str(args.process_children), "--name", "process"],
+                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True),
+    }
+    import redis as redis_lib
+
+    client = redis_lib.Redis.from_url(redis_proc.url)
+    time.sleep(3.0)  # workers connect before the clock starts
+    cpu0 = {name: sum(cpu_seconds(p) for p in proc_tree(proc.pid)) for name, proc in procs.items()}
+    procs["beat"] = subprocess.Popen(cmd + ["beat"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+    started = time.monotonic()
+    peak: dict[int, float] = {}
+    rss_at_1000: dict[int, float] = {}
+    done = 0
+    while True:
+        stats = {k.decode(): int(float(v)) for k, v in client.hgetall("wire:stats").items()}
+        done = sum(stats.get(k, 0) for k in ("published", "duplicates", "skipped", "failed"))
+        for name in ("fetch", "process"):
+            for pid in proc_tree(procs[name].pid):
+                rss = rss_mb(pid)
+                peak[pid] = max(peak.get(pid, 0.0), rss)
+                if done >= 1000 and pid not in rss_at_1000:
+                    rss_at_1000[pid] = rss
+        if done >= n or time.monotonic() - started > 1800:
+            break
+        time.sleep(0.25)
+    elapsed = time.monotonic() - started
+    rss_end = {pid: rss_mb(pid) for name in ("fetch", "process") for pid in proc_tree(procs[name].pid)}
+    cpu1 = {name: sum(cpu_seconds(p) for p in proc_tree(procs[name].pid)) for name in ("fetch", "process")}
+    for proc in procs.values():
+        os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs.values():
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    cpu_total = sum(cpu1[k] - cpu0[k] for k in cpu1)
+    outcome = {k: stats.get(k, 0) for k in ("published", "duplicates", "skipped", "failed")}
+
+    # extraction alone, same pages, this process
+    from worker.extract import extract
+
+    blobs = [p.read_bytes() for p in page_files]
+    extract(blobs[0])
+    t0 = time.process_time()
+    for b in blobs:
+        extract(b)
+    extract_rate = len(blobs) / (time.process_time() - t0)
+
+    baseline_rate = None
+    if not args.skip_baseline:
+        import requests
+        import trafilatura
+
+        urls = [f"http://{h}:{ports[h]}/news/{i}-{j}.html" for i, h in enumerate(hosts) for j in range(per_host)]
+        sess = requests.Session()
+        b0 = time.monotonic()
+        for url in urls:
+            trafilatura.extract(sess.get(url, timeout=10).content, include_comments=False)
+        baseline_rate = len(urls) / (time.monotonic() - b0)
+
+    server.terminate()
+    redis_proc.stop()
+    cores = os.cpu_count() or 1
+    e2e = done / elapsed
+    print(f"pages {n} ({len(page_files)} distinct real pages on {args.hosts} hosts); outcomes {outcome}")
+    print("| measure | value |")
+    print("|---|---|")
+    print(f"| end-to-end pages/s | {e2e:.1f} |")
+    print(f"| worker CPU seconds per page | {cpu_total / max(done, 1) * 1000:.1f} ms |")
+    print(f"| extraction alone, pages per CPU-second | {extract_rate:.1f} |")
+    print(f"| pipeline efficiency = e2e / ({cores} cores x extraction) | {e2e / (cores * extract_rate):.2f} |")
+    if baseline_rate:
+        print(f"| baseline (one process, requests + trafilatura) pages/s | {baseline_rate:.1f} |")
+        print(f"| speed-up over the baseline | {e2e / baseline_rate:.2f}x |")
+    for pid in sorted(peak):
+        at = rss_at_1000.get(pid)
+        end = rss_end.get(pid, 0.0)
+        growth = f"{(end - at) / at * 100:+.1f}%" if at and end else "n/a"
+        print(f"| RSS pid {pid}: peak {peak[pid]:.0f} MB, at page 1000 {at or 0:.0f} MB, end {end:.0f} MB | {growth} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

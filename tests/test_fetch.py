@@ -253,3 +253,56 @@ def _fetch_many(redis_url: str, prefix: str, base: str, indexes: range) -> None:
     fetcher = make_fetcher(client, redis_url, prefix)
     for i in indexes:
         fetcher.fetch(f"{base}/q{i}", rate=5.0)
+
+
+def test_bot_walls_in_a_row_pause_the_host_and_a_real_page_resets(r: redis.Redis, redis_url: str,
+                                                                  prefix: str) -> None:
+    """Five challenge pages in a row pause the host; a real page in between resets the count; trips double."""
+    pol = make_fetcher(r, redis_url, prefix, WIRE_BOT_WALL_PAUSE=60).politeness
+    for _ in range(4):
+        assert pol.note_page("h.example", bot_wall=True) == 0
+    assert pol.note_page("h.example", bot_wall=False) == 0  # reset
+    for _ in range(4):
+        assert pol.note_page("h.example", bot_wall=True) == 0
+    assert pol.note_page("h.example", bot_wall=True) == 60
+    assert 55 < pol.paused_for("h.example") <= 60
+    for _ in range(4):
+        pol.note_page("h.example", bot_wall=True)
+    assert pol.note_page("h.example", bot_wall=True) == 120  # second trip without a real page: doubled
+
+
+def test_permanent_skip_is_not_requested_again_unless_forced(site: Site, server: SiteServer, r: redis.Redis,
+                                                             redis_url: str, prefix: str) -> None:
+    """A PDF refused once is refused again without a request; --force asks again."""
+    site.routes["/doc.pdf"] = (200, {"Content-Type": "application/pdf"}, b"%PDF-1.4 ...")
+    fetcher = make_fetcher(r, redis_url, prefix)
+    for _ in range(2):
+        with pytest.raises(PermanentFetchError) as info:
+            fetcher.fetch(site.base + "/doc.pdf")
+        assert info.value.reason == "not_html"
+    assert len(server.requests_to("one", "/doc.pdf")) == 1
+    with pytest.raises(PermanentFetchError):
+        fetcher.fetch(site.base + "/doc.pdf", conditional=False)
+    assert len(server.requests_to("one", "/doc.pdf")) == 2
+
+
+def test_redirect_into_a_disallowed_path_is_not_followed(site: Site, server: SiteServer, r: redis.Redis,
+                                                        redis_url: str, prefix: str) -> None:
+    """Every redirect hop passes robots.txt and pacing: a hop to /private/ is refused before it is requested."""
+    site.routes["/moved"] = (301, {"Location": "/private/x"}, "")
+    site.routes["/private/x"] = (200, HTML, PAGE)
+    with pytest.raises(PermanentFetchError) as info:
+        make_fetcher(r, redis_url, prefix).fetch(site.base + "/moved")
+    assert info.value.reason == "robots_denied"
+    assert server.requests_to("one", "/private/x") == []
+
+
+def test_pauses_are_recorded(r: redis.Redis, redis_url: str, prefix: str) -> None:
+    """Each pause is logged with host, reason and its window, for operators and the end-to-end test."""
+    import json
+
+    pol = make_fetcher(r, redis_url, prefix).politeness
+    pol.pause("h.example", 30, "retry-after 429")
+    (event,) = [json.loads(e) for e in r.lrange(Keys.for_prefix(prefix).pauses(), 0, -1)]
+    assert event["host"] == "h.example" and event["reason"] == "retry-after 429"
+    assert event["until"] - event["since"] == pytest.approx(30)

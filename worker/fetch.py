@@ -12,7 +12,7 @@ import redis
 
 from .errors import PermanentFetchError, TransientFetchError
 from .http import TRANSIENT_STATUS, Limits, Response, get
-from .keys import CONDITIONAL_TTL, Keys, as_text
+from .keys import CONDITIONAL_TTL, SKIP_TTL, Keys, as_text
 from .models import Page
 from .politeness import Politeness, host_of, parse_retry_after
 from .settings import Settings
@@ -24,6 +24,9 @@ FEED_TYPES = HTML_TYPES | {
     "application/octet-stream", "text/plain",
 }
 MAX_RETRY_AFTER = 6 * 3600.0
+# A page refused for one of these reasons would be refused again: remember it
+# (SKIP_TTL) so a re-discovery or re-ingest does not download 30 MB or a PDF again.
+STICKY_SKIPS = frozenset({"not_html", "too_large", "redirect_loop", "too_many_redirects", "bad_encoding"})
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,8 @@ class Fetcher:
             allow_private=settings.allow_private_addresses,
         )
         self.politeness = Politeness(client, keys, user_agent=settings.user_agent, limits=self.limits,
-                                     default_rate=settings.default_rate)
+                                     default_rate=settings.default_rate, wall_limit=settings.bot_wall_limit,
+                                     wall_pause=settings.bot_wall_pause)
 
     def fetch(self, url: str, *, rate: float | None = None, kind: str = "page",
               conditional: bool = True, now: float | None = None) -> Page | NotModified:
@@ -52,10 +56,17 @@ class Fetcher:
 
         Raises HostPaused (park and retry when due), TransientFetchError
         (retry with backoff) or PermanentFetchError (skip or dead-letter).
+        With `conditional` (the default), a page skipped for good earlier is
+        refused again without a request.
         """
         host = host_of(url)
         self.politeness.check_paused(host)
-        verdict = self.politeness.robots(url)
+        if conditional and kind == "page":
+            sticky = self.r.get(self.keys.skip(url))
+            if sticky is not None:
+                reason = as_text(sticky)
+                raise PermanentFetchError(f"skipped earlier ({reason}); not requested again", reason=reason)
+        verdict = self.politeness.robots(url, rate)
         if not verdict.allowed:
             raise PermanentFetchError("disallowed by robots.txt", reason="robots_denied")
         validators_key = self.keys.conditional(url) if kind == "page" else self.keys.feed_validators(url)
@@ -68,8 +79,26 @@ class Fetcher:
             if stored[1]:
                 headers["If-Modified-Since"] = as_text(stored[1])
         self.politeness.wait_turn(host, rate, verdict.crawl_delay)
-        resp = get(url, user_agent=self.user_agent, limits=self.limits, headers=headers)
-        return self._classify(resp, kind, now if now is not None else time.time())
+        # the host may have been paused (Retry-After, bot walls) while we waited for the slot
+        self.politeness.check_paused(host)
+        try:
+            resp = get(url, user_agent=self.user_agent, limits=self.limits, headers=headers,
+                       before_hop=lambda hop: self._before_hop(hop, rate))
+            return self._classify(resp, kind, now if now is not None else time.time())
+        except PermanentFetchError as exc:
+            if kind == "page" and exc.reason in STICKY_SKIPS:
+                self.r.set(self.keys.skip(url), exc.reason, ex=SKIP_TTL)
+            raise
+
+    def _before_hop(self, url: str, rate: float | None) -> None:
+        """A redirect target is a new request: same pause, robots.txt and pacing rules."""
+        host = host_of(url)
+        self.politeness.check_paused(host)
+        verdict = self.politeness.robots(url, rate)
+        if not verdict.allowed:
+            raise PermanentFetchError("redirected to a path disallowed by robots.txt", reason="robots_denied")
+        self.politeness.wait_turn(host, rate, verdict.crawl_delay)
+        self.politeness.check_paused(host)
 
     def _classify(self, resp: Response, kind: str, now: float) -> Page | NotModified:
         status = resp.status

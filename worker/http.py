@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -100,11 +101,14 @@ def get(
     user_agent: str,
     limits: Limits,
     headers: dict[str, str] | None = None,
+    before_hop: Callable[[str], None] | None = None,
 ) -> Response:
     """GET `url` following up to five redirects; raises TransientFetchError / PermanentFetchError.
 
     Every status code is returned (the caller decides what a 404 means); only
-    transport failures and policy refusals raise.
+    transport failures and policy refusals raise. `before_hop(url)` runs before
+    each redirect is followed, so the caller can apply robots.txt, pauses and
+    pacing to every request, not only the first (it raises to stop).
     """
     sess = session(user_agent)
     started = time.monotonic()
@@ -142,6 +146,8 @@ def get(
                 if len(visited) > MAX_REDIRECTS:
                     raise PermanentFetchError("too many redirects", reason="too_many_redirects")
                 current = urljoin(current, resp.headers["location"])
+                if before_hop is not None and current not in visited:
+                    before_hop(current)
                 continue
             body = _read_body(resp, limits.max_bytes, deadline)
             return Response(

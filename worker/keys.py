@@ -18,8 +18,11 @@ CONDITIONAL_TTL = 30 * DAY  # ETag / Last-Modified per URL
 ROBOTS_TTL = DAY  # robots.txt cache
 ROBOTS_ERROR_TTL = 300  # a 5xx/unreachable robots.txt pauses the host this long before re-asking
 LEASE_TTL = 600  # per-URL processing lease; > the hard task time limit
-ATTEMPTS_TTL = DAY
-PAGE_TTL = DAY  # fetched bytes waiting for the process stage  # delivery counter for poison-page detection
+ATTEMPTS_TTL = DAY  # delivery counter for poison-page detection
+PAGE_TTL = DAY  # fetched bytes waiting for the process stage
+SKIP_TTL = DAY  # a page skipped for good (PDF, too large, redirect loop) is not re-requested this long
+WALLS_TTL = DAY  # bot-wall circuit breaker counters per host
+PAUSE_LOG_MAX = 1000  # host pauses remembered for operators and tests
 DEDUP_WINDOW = 14 * DAY  # default; Settings.dedup_window overrides
 
 
@@ -75,6 +78,22 @@ class Keys:
 
     def host_pause(self, host: str) -> str:
         return f"{self.prefix}:pause:{host}"
+
+    def skip(self, url: str) -> str:
+        """Reason a page was skipped for good (not_html, too_large...): not re-requested unless forced."""
+        return f"{self.prefix}:skip:{url_hash(url)}"
+
+    def host_walls(self, host: str) -> str:
+        """Bot-challenge pages in a row from a host (the circuit breaker's count)."""
+        return f"{self.prefix}:walls:{host}"
+
+    def host_wall_trips(self, host: str) -> str:
+        """Breaker trips in a row without a real page in between (the backoff exponent)."""
+        return f"{self.prefix}:walltrips:{host}"
+
+    def pauses(self) -> str:
+        """List of recent host pauses (JSON: host, reason, since, until), newest first."""
+        return f"{self.prefix}:pauses"
 
     def parked(self) -> str:
         """Sorted set of parked fetches (member: JSON candidate, score: not-before time)."""

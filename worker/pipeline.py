@@ -16,11 +16,13 @@ Crash safety (acks_late redelivers any task whose worker died):
 
 from __future__ import annotations
 
+import json
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from redis import Redis
 
@@ -29,10 +31,11 @@ from .dedup import Decision, Dedup, Doc
 from .errors import FetchError, PermanentFetchError, WorkerError
 from .extract import extract
 from .fetch import Fetcher, NotModified
-from .keys import PAGE_TTL, SEEN_TTL, Keys, as_text
+from .keys import CONDITIONAL_TTL, PAGE_TTL, SEEN_TTL, Keys, as_text
 from .logs import get_logger
 from .metrics import MetricsBatch
-from .models import Candidate, Outcome, Page, Source
+from .models import Article, Candidate, Outcome, Page, Source
+from .politeness import host_of
 from .publish import build_item, stream_fields, streams_for
 from .settings import Settings, SourcesConfig
 from .urls import BadURL, canonicalize, choose_canonical
@@ -92,54 +95,51 @@ class DiscoverReport:
 
 def discover(source_name: str, deps: Deps, enqueue: Callable[[Candidate], None], *,
              now: float | None = None) -> DiscoverReport:
-    """Read every feed, sitemap and listing of a source and enqueue the URLs not seen before."""
+    """Read every feed, sitemap and listing of a source and enqueue the URLs not seen before.
+
+    - a `feeds` URL that answers HTML is a home page: the feeds it advertises
+      (`<link rel="alternate">`) are read instead;
+    - a `sitemaps` URL that is a site root (`https://site/` or `.../robots.txt`)
+      stands for the sitemaps its robots.txt lists (`Sitemap:` lines);
+    - sitemap indexes are followed to their recent children; old entries
+      (lastmod or news:publication_date older than SITEMAP_MAX_AGE) are skipped;
+    - every document is fetched conditionally; when a home page or an index
+      answers 304, the feeds or child sitemaps found last time are read again.
+
+    `last_success` is set only when at least one configured document was read
+    (200 and parsed, or 304): a source whose discovery fails goes stale.
+    """
     now = time.time() if now is None else now
     source = deps.source(source_name)
+    reader = _Reader(deps, source)
     entries: list[disc.Entry] = []
-    errors: list[str] = []
-    fetches = 0
-
-    def load(url: str) -> bytes | None:
-        nonlocal fetches
-        fetches += 1
-        try:
-            got = deps.fetcher.fetch(url, rate=source.rate, kind="feed")
-        except (FetchError, WorkerError) as exc:
-            errors.append(f"{url}: {exc}")
-            return None
-        if isinstance(got, NotModified):
-            return None
-        pending_validators.append((url, got))
-        return got.content
-
-    pending_validators: list[tuple[str, Page]] = []
+    ok = 0
     for url in source.feeds:
-        data = load(url)
-        if data is not None:
+        ok += reader.read_feed(url, entries, now)
+    for url in source.sitemaps:
+        if _is_site_root(url):
             try:
-                entries.extend(disc.parse_feed(data, url))
-            except WorkerError as exc:
-                errors.append(f"{url}: {exc}")
-    queue = list(source.sitemaps)
-    while queue and fetches < MAX_SITEMAP_FETCHES + len(source.feeds):
-        url = queue.pop(0)
-        data = load(url)
-        if data is None:
-            continue
-        try:
-            sitemap = disc.parse_sitemap(data, url)
-        except WorkerError as exc:
-            errors.append(f"{url}: {exc}")
-            continue
-        entries.extend(disc.filter_recent(sitemap.entries, now, SITEMAP_MAX_AGE))
-        queue.extend(sitemap.sitemaps)
+                roots = deps.fetcher.politeness.robots_sitemaps(url, source.rate)
+            except (FetchError, WorkerError) as exc:
+                reader.errors.append(f"{url}: robots.txt: {exc}")
+                continue
+            if not roots:
+                reader.errors.append(f"{url}: robots.txt lists no Sitemap")
+                continue
+        else:
+            roots = [url]
+        ok += reader.read_sitemaps(roots, entries, now)
     for listing in source.listings:
-        data = load(listing.url)
-        if data is not None:
+        got = reader.load(listing.url)
+        if isinstance(got, NotModified):
+            ok += 1
+        elif got is not None:
             try:
-                entries.extend(disc.parse_listing(data, listing.url, listing.links))
+                entries.extend(disc.parse_listing(got.content, listing.url, listing.links))
+                ok += 1
             except WorkerError as exc:
-                errors.append(f"{listing.url}: {exc}")
+                reader.errors.append(f"{listing.url}: {exc}")
+    errors = reader.errors
 
     candidates: dict[str, Candidate] = {}
     marks: dict[str, str] = {}
@@ -175,8 +175,7 @@ def discover(source_name: str, deps: Deps, enqueue: Callable[[Candidate], None],
     if errors:
         pipe.hincrby(state, "errors", len(errors))
         pipe.hset(state, "last_error", errors[-1][:500])
-    documents = len(source.feeds) + len(source.sitemaps) + len(source.listings)
-    if len(errors) < max(documents, 1):
+    if ok:
         pipe.hset(state, "last_success", now)
     pipe.hincrby(deps.keys.stats(), "discovered", len(new))
     batch = MetricsBatch()
@@ -184,9 +183,120 @@ def discover(source_name: str, deps: Deps, enqueue: Callable[[Candidate], None],
         batch.inc("wire_discovered_total", len(new), source=source.name)
     batch.flush_into(pipe, deps.keys.metrics())
     pipe.execute()
-    for url, page in pending_validators:
-        deps.fetcher.remember(url, page, kind="feed")
+    reader.commit()  # validators last: a crash before this re-reads the documents in full
     return DiscoverReport(source=source.name, found=len(candidates), new=new, errors=errors)
+
+
+MAX_AUTODISCOVERED_FEEDS = 3  # feeds read from one home page
+
+
+def _is_site_root(url: str) -> bool:
+    path = urlsplit(url).path
+    return path in ("", "/") or path.lower() == "/robots.txt"
+
+
+class _Reader:
+    """Fetches one source's discovery documents (conditionally, paced) and parses them."""
+
+    def __init__(self, deps: Deps, source: Source) -> None:
+        self.deps = deps
+        self.source = source
+        self.fetches = 0
+        self.errors: list[str] = []
+        # validators (and derived links) are saved after the candidates are enqueued
+        self.pending: list[tuple[str, Page, list[str] | None]] = []
+
+    def load(self, url: str) -> Page | NotModified | None:
+        """The document, NotModified, or None after recording an error."""
+        self.fetches += 1
+        try:
+            got = self.deps.fetcher.fetch(url, rate=self.source.rate, kind="feed")
+        except (FetchError, WorkerError) as exc:
+            self.errors.append(f"{url}: {exc}")
+            return None
+        if isinstance(got, Page):
+            self.pending.append((url, got, None))
+        return got
+
+    def keep_links(self, url: str, links: list[str]) -> None:
+        """Remember the feeds or child sitemaps `url` pointed to, for when it answers 304."""
+        self.pending = [(u, p, links if u == url else lk) for u, p, lk in self.pending]
+
+    def cached_links(self, url: str) -> list[str]:
+        raw = self.deps.redis.hget(self.deps.keys.feed_validators(url), "links")
+        return [str(u) for u in json.loads(as_text(raw))] if raw else []
+
+    def read_feed(self, url: str, entries: list[disc.Entry], now: float, *, nested: bool = False) -> bool:
+        got = self.load(url)
+        if got is None:
+            return False
+        if isinstance(got, NotModified):
+            feeds = [] if nested else self.cached_links(url)
+            return any([self.read_feed(f, entries, now, nested=True) for f in feeds]) if feeds else True
+        kind = disc.detect_kind(got.content, got.content_type)
+        try:
+            if kind == "html" and not nested:
+                feeds = disc.autodiscover_feeds(got.content, got.final_url)[:MAX_AUTODISCOVERED_FEEDS]
+                if not feeds:
+                    self.errors.append(f"{url}: an HTML page that advertises no feed")
+                    return False
+                self.keep_links(url, feeds)
+                return any([self.read_feed(f, entries, now, nested=True) for f in feeds])
+            if kind == "sitemap":
+                self.pending.pop()  # read again as a sitemap below (validators saved there)
+                return self.read_sitemaps([url], entries, now, first=got)
+            entries.extend(disc.parse_feed(got.content, got.final_url))
+        except WorkerError as exc:
+            self.errors.append(f"{url}: {exc}")
+            return False
+        return True
+
+    def read_sitemaps(self, roots: list[str], entries: list[disc.Entry], now: float, *,
+                      first: Page | None = None) -> bool:
+        """Read sitemaps and indexes breadth first (at most MAX_SITEMAP_FETCHES documents)."""
+        queue = list(roots)
+        ok = False
+        done: set[str] = set()
+        while queue and self.fetches < MAX_SITEMAP_FETCHES + len(self.source.feeds):
+            url = queue.pop(0)
+            if url in done:
+                continue
+            done.add(url)
+            if first is not None:
+                got: Page | NotModified | None = first
+                self.pending.append((url, first, None))
+                first = None
+            else:
+                got = self.load(url)
+            if got is None:
+                continue
+            if isinstance(got, NotModified):
+                ok = True
+                queue.extend(self.cached_links(url))
+                continue
+            try:
+                sitemap = disc.parse_sitemap(got.content, got.final_url)
+            except WorkerError as exc:
+                self.errors.append(f"{url}: {exc}")
+                continue
+            ok = True
+            entries.extend(disc.filter_recent(sitemap.entries, now, SITEMAP_MAX_AGE))
+            if sitemap.sitemaps:
+                # an index lists monthly or daily children: the old ones hold no news
+                kids = [k.url for k in disc.filter_recent(sitemap.children, now, SITEMAP_MAX_AGE)]
+                self.keep_links(url, kids)
+                queue.extend(kids)
+        return ok
+
+    def commit(self) -> None:
+        for url, page, links in self.pending:
+            self.deps.fetcher.remember(url, page, kind="feed")
+            if links is not None and (page.etag or page.last_modified):
+                key = self.deps.keys.feed_validators(url)
+                pipe = self.deps.redis.pipeline(transaction=False)
+                pipe.hset(key, "links", json.dumps(links))
+                pipe.expire(key, CONDITIONAL_TTL)
+                pipe.execute()
 
 
 # ----------------------------------------------------------------------------- fetch
@@ -253,6 +363,14 @@ def fetch(candidate: Candidate, deps: Deps, *, force: bool = False) -> Fetched |
     })
 
 
+def note_bot_wall(deps: Deps, final_url: str, article: Article) -> None:
+    """Feed the per-host bot-wall circuit breaker: challenges in a row pause the host, a real page resets it."""
+    host = host_of(final_url)
+    paused = deps.fetcher.politeness.note_page(host, bot_wall=article.not_article == "bot_wall")
+    if paused:
+        log.warning("bot challenges in a row: host paused", host=host, pause_s=round(paused, 1))
+
+
 def _status_label(exc: FetchError) -> str:
     return str(exc.status) if exc.status else exc.reason
 
@@ -272,6 +390,7 @@ def process(ref: dict[str, Any], deps: Deps, *, now: float | None = None) -> Out
     started = time.perf_counter()
     article = extract(html, ref["final_url"], charset=ref.get("charset"), rules=source.rules)
     batch.observe("wire_extract_seconds", time.perf_counter() - started)
+    note_bot_wall(deps, ref["final_url"], article)
 
     def finish(outcome: Outcome, stat: str) -> Outcome:
         pipe = deps.redis.pipeline(transaction=False)

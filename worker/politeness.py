@@ -18,7 +18,7 @@ from protego import Protego
 
 from .errors import HostPaused
 from .http import Limits, get
-from .keys import ROBOTS_ERROR_TTL, ROBOTS_TTL, Keys, as_text
+from .keys import PAUSE_LOG_MAX, ROBOTS_ERROR_TTL, ROBOTS_TTL, WALLS_TTL, Keys, as_text
 
 # Reserve the next request slot for a host. The slot time lives in one key;
 # each caller takes max(now, next) and pushes `next` by one interval, so N
@@ -37,6 +37,26 @@ end
 redis.call('SET', KEYS[1], slot + interval, 'PX', wait + interval + 60000)
 return wait
 """
+
+# The bot-wall circuit breaker: count challenge pages in a row per host; at the
+# limit, reset the count and return how many times it tripped in a row (the
+# backoff exponent). A real page clears both counters.
+_WALLS_LUA = """
+if ARGV[1] == '0' then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return 0
+end
+local n = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+if n < tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+local trips = redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return trips
+"""
+MAX_WALL_PAUSE = 6 * 3600.0
 
 
 def origin(url: str) -> str:
@@ -70,14 +90,18 @@ class RobotsVerdict:
 
 class Politeness:
     def __init__(self, client: redis.Redis, keys: Keys, *, user_agent: str, limits: Limits,
-                 default_rate: float = 1.0, max_wait: float = 10.0) -> None:
+                 default_rate: float = 1.0, max_wait: float = 10.0, wall_limit: int = 5,
+                 wall_pause: float = 600.0) -> None:
         self.r = client
         self.keys = keys
         self.user_agent = user_agent
         self.limits = limits
         self.default_rate = default_rate
         self.max_wait = max_wait
+        self.wall_limit = wall_limit
+        self.wall_pause = wall_pause
         self._pace = client.register_script(_PACE_LUA)
+        self._walls = client.register_script(_WALLS_LUA)
         self._robots_local: dict[str, tuple[float, Protego | None]] = {}
 
     # -- pauses ---------------------------------------------------------------
@@ -87,7 +111,13 @@ class Politeness:
         ms = max(1, int(seconds * 1000))
         current = self.r.pttl(key)
         if current is None or current < ms:
-            self.r.set(key, reason, px=ms)
+            now = time.time()
+            event = json.dumps({"host": host, "reason": reason, "since": now, "until": now + ms / 1000.0})
+            pipe = self.r.pipeline(transaction=False)
+            pipe.set(key, reason, px=ms)
+            pipe.lpush(self.keys.pauses(), event)
+            pipe.ltrim(self.keys.pauses(), 0, PAUSE_LOG_MAX - 1)
+            pipe.execute()
 
     def paused_for(self, host: str) -> float:
         ms = self.r.pttl(self.keys.host_pause(host))
@@ -98,34 +128,76 @@ class Politeness:
         if left > 0:
             raise HostPaused(f"host {host} paused for {left:.0f}s", retry_after=left)
 
+    # -- bot-wall circuit breaker ---------------------------------------------
+    def note_page(self, host: str, *, bot_wall: bool) -> float:
+        """Count a challenge page from `host` (or clear the count on a real page).
+
+        After `wall_limit` challenges in a row the host is paused, for
+        `wall_pause` seconds doubled on every further trip without a real page
+        in between (capped at 6 h). Returns the pause started, or 0.
+        """
+        trips = int(self._walls(keys=[self.keys.host_walls(host), self.keys.host_wall_trips(host)],
+                                args=[1 if bot_wall else 0, self.wall_limit, WALLS_TTL]))
+        if not trips:
+            return 0.0
+        seconds = min(self.wall_pause * 2.0 ** (trips - 1), MAX_WALL_PAUSE)
+        self.pause(host, seconds, f"bot_wall x{self.wall_limit} (trip {trips})")
+        return seconds
+
     # -- robots.txt -----------------------------------------------------------
-    def robots(self, url: str) -> RobotsVerdict:
-        """Verdict for `url`; raises HostPaused when robots.txt is unavailable (RFC 9309 2.3.1.4)."""
+    def robots(self, url: str, rate: float | None = None) -> RobotsVerdict:
+        """Verdict for `url`; raises HostPaused when robots.txt is unavailable (RFC 9309 2.3.1.4).
+
+        A robots.txt request takes a pacing slot like any other (at `rate`).
+        """
         org = origin(url)
-        parser = self._robots_parser(org)
+        parser = self._robots_parser(org, rate)
         if parser is None:
             return RobotsVerdict(True, None)
         allowed = parser.can_fetch(url, self.user_agent)
         delay = parser.crawl_delay(self.user_agent)
         return RobotsVerdict(bool(allowed), float(delay) if delay else None)
 
-    def _robots_parser(self, org: str) -> Protego | None:
-        now = time.monotonic()
-        cached = self._robots_local.get(org)
-        if cached and cached[0] > now:
-            return cached[1]
+    def robots_sitemaps(self, url: str, rate: float | None = None) -> list[str]:
+        """The `Sitemap:` URLs of the robots.txt of `url`'s origin (from the shared cache)."""
+        from .discover import sitemaps_from_robots
+
+        org = origin(url)
+        record = self._robots_record(org, rate)
+        return sitemaps_from_robots(record["body"], org + "/") if record["state"] == "rules" else []
+
+    def _robots_record(self, org: str, rate: float | None) -> dict[str, Any]:
         key = self.keys.robots(org)
         raw = self.r.get(key)
         if raw is None:
+            self.check_paused(urlsplit(org).hostname or "")
+            self.wait_turn(urlsplit(org).hostname or "", rate, None)
             record = self._fetch_robots(org)
+            if record["state"] == "rules":
+                delay = Protego.parse(record["body"]).crawl_delay(self.user_agent)
+                if delay:
+                    # the robots.txt request took a slot at the source's rate; the next one honours Crawl-delay
+                    self._pace(keys=[self.keys.host_rate(urlsplit(org).hostname or "")],
+                               args=[max(1, int(float(delay) * 1000)), int(self.max_wait * 1000)])
             ttl = ROBOTS_TTL if record["state"] != "unavailable" else record.get("retry_after") or ROBOTS_ERROR_TTL
-            self.r.set(key, json.dumps(record), ex=int(ttl))
+            # NX: when two workers fetched it at once, the first answer stands (and its TTL)
+            if not self.r.set(key, json.dumps(record), ex=int(ttl), nx=True):
+                raw = self.r.get(key)
+                record = json.loads(as_text(raw)) if raw is not None else record
         else:
             record = json.loads(as_text(raw))
         if record["state"] == "unavailable":
             left = self.r.ttl(key)
             raise HostPaused(f"robots.txt of {org} unavailable ({record.get('status')}); host paused",
                              reason="robots_unavailable", retry_after=float(max(left, 1)))
+        return record
+
+    def _robots_parser(self, org: str, rate: float | None = None) -> Protego | None:
+        now = time.monotonic()
+        cached = self._robots_local.get(org)
+        if cached and cached[0] > now:
+            return cached[1]
+        record = self._robots_record(org, rate)
         parser = Protego.parse(record["body"]) if record["state"] == "rules" else None
         # a short in-process cache saves a Redis round trip and a parse per page
         self._robots_local[org] = (now + 60.0, parser)

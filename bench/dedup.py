@@ -1,25 +1,32 @@
 """Cost of one dedup decision (fingerprint + Redis lookup + record) as the index grows.
 
-    python bench/dedup.py [--levels 10000,100000,1000000] [--sample 1000] [--filler FILE]
+    python bench/dedup.py [--levels 10000,100000,1000000] [--sample 1000] [--runs 3]
+                          [--filler FILE] [--workers 2]
 
-Starts its own redis-server (never the one on 6379), bulk-loads non-duplicate
-filler stories (`dupbench.py filler`) with the same record code the commit
-uses, and at each level times `Dedup.submit` on a sample of documents not yet
-stored (half fresh filler, half re-submissions of stored stories with a
-changed headline and an appended credit line, i.e. near-duplicates).
-Memory per story is the INFO used_memory delta over the loaded stories.
-Prints a markdown table.
+Starts its own redis-server (never the one on 6379) and bulk-loads
+non-duplicate filler stories (`dupbench.py filler`; generated unless --filler
+names a file) through `Dedup.load`, which writes the structures a `new`
+decision writes. Rows are prepared (JSON parse, fingerprint, record) in
+--workers processes and written in pipelines. At each level it times
+`Dedup.submit` --runs times on a sample of documents not yet stored (half
+fresh filler, half copies of stored stories at another URL with a changed
+headline and an appended credit line, i.e. near duplicates), each submission
+publishing to a stream as the pipeline does, and reports the median run.
+Memory per story is the INFO used_memory delta over the stored stories,
+taken before the timed runs. Prints a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -27,96 +34,134 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from worker.dedup import Dedup, Doc  # noqa: E402
+from worker.dedup import Decision, Dedup, Doc  # noqa: E402
+from worker.dedup.engine import load_row  # noqa: E402
+from worker.dedup.store import LoadRow  # noqa: E402
 from worker.redis_server import start_redis  # noqa: E402
 
 DUPBENCH = Path(__file__).resolve().parents[2] / "shared" / "tools" / "dupbench.py"
+CREDIT = "\n\nAssociated Press writer Jane Doe contributed to this report."
 
 
-def docs(path: Path) -> Iterator[Doc]:
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            rec = json.loads(line)
-            yield Doc(rec["url"], rec.get("title"), rec["body"], rec.get("published"))
+def to_doc(line: str) -> Doc:
+    rec = json.loads(line)
+    return Doc(rec["url"], rec.get("title"), rec["body"], rec.get("published"))
+
+
+def rows_of(lines: list[str]) -> list[LoadRow]:
+    now = time.time()
+    return [load_row(to_doc(x), now) for x in lines]
+
+
+def chunks(f: Iterator[str], size: int, total: int) -> Iterator[list[str]]:
+    left = total
+    while left > 0:
+        chunk = [next(f) for _ in range(min(size, left))]
+        left -= len(chunk)
+        yield chunk
+
+
+def publish(d: Decision) -> list[tuple[str, dict[str, str]]]:
+    return [("bench:items", {"event": d.event, "story_id": d.story_id, "version": str(d.version)})]
+
+
+def timed_run(dd: Dedup, sample: list[Doc]) -> tuple[float, float, float, dict[str, int]]:
+    lat = np.empty(len(sample))
+    events: dict[str, int] = {}
+    t_all = time.perf_counter()
+    for i, doc in enumerate(sample):
+        t = time.perf_counter()
+        d = dd.submit(doc, now=time.time(), publish=publish, maxlen=10_000)
+        lat[i] = time.perf_counter() - t
+        events[d.event] = events.get(d.event, 0) + 1
+    wall = time.perf_counter() - t_all
+    ms = lat * 1000
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), len(sample) / wall, events
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--levels", default="10000,100000,1000000")
-    ap.add_argument("--sample", type=int, default=1000)
-    ap.add_argument(
-        "--filler", type=Path, default=None, help="filler JSONL (default: generate with dupbench)"
-    )
+    ap.add_argument("--sample", type=int, default=1000, help="documents per timed run")
+    ap.add_argument("--runs", type=int, default=3, help="timed runs per level (the median run is reported)")
+    ap.add_argument("--filler", type=Path, default=None, help="filler JSONL (default: generate with dupbench)")
     ap.add_argument("--batch", type=int, default=2000)
+    ap.add_argument("--workers", type=int, default=2, help="processes preparing rows for the bulk load")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
-    need = max(levels) + args.sample * len(levels)
+    fresh_n = args.sample // 2
+    need = max(levels) + fresh_n * args.runs * len(levels)
     tmp = Path(tempfile.mkdtemp(prefix="wire-bench-"))
     filler = args.filler
     if filler is None:
         filler = tmp / "filler.jsonl"
-        subprocess.run(
-            [sys.executable, str(DUPBENCH), "filler", "--out", str(filler), "--n", str(need)], check=True
-        )
+        cmd = [sys.executable, str(DUPBENCH), "filler", "--out", str(filler), "--n", str(need)]
+        subprocess.run(cmd, check=True)
     server = start_redis(tmp / "redis", appendonly=False)
+    rows_out = []
     try:
         r = redis.Redis.from_url(server.url)
         dd = Dedup(r, "bench:dedup")
-        stream = "bench:items"
-
-        def publish(d: object) -> list[tuple[str, dict[str, str]]]:
-            return [(stream, {"event": "x"})]
-
-        source = docs(filler)
-        loaded: list[Doc] = []
+        f = filler.open(encoding="utf-8")
+        # raw lines of stored stories (the first level loads the file's head), for near-duplicate copies
+        kept = _head(filler, min(2000, levels[0]))
         stored = 0
+        load_s = 0.0
         base_mem = int(r.info("memory")["used_memory"])
-        load_seconds = 0.0
-        rows = []
-        for level in levels:
-            t0 = time.perf_counter()
-            while stored < level:
-                batch = [next(source) for _ in range(min(args.batch, level - stored))]
-                dd.load(batch, now=time.time())
-                stored += len(batch)
-                if len(loaded) < 20_000:
-                    loaded.extend(batch[::4])
-            load_seconds += time.perf_counter() - t0
-            mem = int(r.info("memory")["used_memory"]) - base_mem
-            per_story = mem / stored
-            fresh = [next(source) for _ in range(args.sample // 2)]
-            rng = np.random.default_rng(level)
-            near = []
-            for i in rng.choice(len(loaded), args.sample - len(fresh), replace=False):
-                d = loaded[int(i)]
-                body = d.body + "\n\nAssociated Press writer Jane Doe contributed to this report."
-                near.append(Doc(d.url.replace("https://", "https://mirror."), f"{d.title} | Mirror", body))
-            sample = [x for pair in zip(fresh, near, strict=False) for x in pair]
-            lat = []
-            events: dict[str, int] = {}
-            t_all = time.perf_counter()
-            for doc in sample:
-                t = time.perf_counter()
-                dec = dd.submit(doc, now=time.time(), publish=publish)
-                lat.append(time.perf_counter() - t)
-                events[dec.event] = events.get(dec.event, 0) + 1
-            wall = time.perf_counter() - t_all
-            ms = np.array(lat) * 1000
-            rows.append(
-                (level, np.percentile(ms, 50), np.percentile(ms, 99), len(sample) / wall, per_story, events)
-            )
-            stored += sum(1 for _ in fresh)  # fresh sample docs are stored now too
-            print(f"# level {level}: loaded in {load_seconds:.0f}s so far; events {events}", file=sys.stderr)
-        print(
-            "| stored stories | p50 ms | p99 ms | decisions/s (1 process) | Redis bytes/story | sample events |"
-        )
+        with Pool(args.workers) as pool:
+            for level in levels:
+                t0 = time.perf_counter()
+                for rows in pool.imap(rows_of, chunks(f, args.batch, level - stored)):
+                    dd.store.load(rows)
+                    stored += len(rows)
+                load_s += time.perf_counter() - t0
+                per_story = (int(r.info("memory")["used_memory"]) - base_mem) / stored
+                runs = []
+                rng = np.random.default_rng(level)
+                for _ in range(args.runs):
+                    fresh = [to_doc(next(f)) for _ in range(fresh_n)]
+                    near = []
+                    for _ in range(args.sample - fresh_n):
+                        d = to_doc(kept[int(rng.integers(len(kept)))])
+                        url = d.url.replace("https://", f"https://m{rng.integers(1 << 30)}.")
+                        near.append(Doc(url, f"{d.title} | Mirror", d.body + CREDIT))
+                    sample = [x for pair in zip(fresh, near, strict=True) for x in pair]
+                    runs.append(timed_run(dd, sample))
+                    stored += fresh_n  # fresh sample documents are stored stories now
+                runs.sort(key=lambda x: x[0])
+                p50, p99, rate, ev = runs[len(runs) // 2]
+                rows_out.append(
+                    (
+                        level,
+                        p50,
+                        statistics.median(x[1] for x in runs),
+                        statistics.median(x[2] for x in runs),
+                        per_story,
+                        ev,
+                        [round(x[0], 2) for x in runs],
+                        [round(x[1], 2) for x in runs],
+                    )
+                )
+                print(
+                    f"# level {level:,}: loaded {stored:,} in {load_s:.0f}s ({stored / load_s:,.0f}/s); "
+                    f"p50 runs {rows_out[-1][6]} p99 runs {rows_out[-1][7]}; events {ev}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        print("| stored stories | p50 ms | p99 ms | decisions/s (1 process) | Redis bytes/story | sample events |")
         print("|---:|---:|---:|---:|---:|---|")
-        for level, p50, p99, rate, per, ev in rows:
+        for level, p50, p99, rate, per, ev, _a, _b in rows_out:
             evs = ", ".join(f"{k} {v}" for k, v in sorted(ev.items()))
             print(f"| {level:,} | {p50:.2f} | {p99:.2f} | {rate:,.0f} | {per:,.0f} | {evs} |")
-        print(f"\np50 ratio largest/smallest level: {rows[-1][1] / rows[0][1]:.2f}")
+        print(f"\np50 ratio largest/smallest level: {rows_out[-1][1] / rows_out[0][1]:.2f}")
+        print(f"bulk load: {stored:,} stories, {stored / load_s:,.0f} stories/s ({args.workers} workers)")
     finally:
         server.stop()
+
+
+def _head(path: Path, n: int) -> list[str]:
+    with path.open(encoding="utf-8") as f:
+        return [next(f) for _ in range(n)]
 
 
 if __name__ == "__main__":

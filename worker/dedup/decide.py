@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from .fingerprint import U32, Fingerprint
+from .fingerprint import U32, Fingerprint, is_furniture
 from .models import Decision
 from .record import Story
 
@@ -109,7 +109,11 @@ def _novelty(fp: Fingerprint, story: Story) -> tuple[int, int]:
     exhaustive = story.sketch.size >= story.n_shingles
     tau = np.uint32(0xFFFFFFFF) if exhaustive or story.sketch.size == 0 else story.sketch[-1]
     sampled = np.bincount(fp.pos_block, weights=fp.positions <= tau, minlength=nb) > 0
-    novel = ~old & ~fp.block_furniture
+    novel = ~old
+    # the furniture test is a regex per block: run it only on the blocks that could count as news
+    for i in np.flatnonzero(novel):
+        if is_furniture(fp.blocks[i]):
+            novel[i] = False
     if not (novel & sampled).any():
         # no block is provably new: the difference may be paragraph breaks, not text
         return 0, 0

@@ -1,9 +1,10 @@
--- Shared by lookup.lua and commit.lua (prepended by store.py): read the keys a
--- decision depends on and fingerprint them, so the commit can prove nothing
--- changed since the lookup.
+-- Shared by lookup.lua, commit.lua and load.lua (prepended by store.py):
+-- `gather` reads the keys a decision depends on and fingerprints them, so the
+-- commit can prove nothing changed since the lookup; `record` and
+-- `add_index` write a decision (the commit and the bulk loader share them).
 --
 -- KEYS[1] url key. `query` is the document's smallest shingle hashes, 4 bytes
--- each, big-endian. The index lives in bucket strings ns:i:<15-bit bucket>
+-- each, big-endian. The index lives in bucket strings ns:i:<low 15 bits of the hash>
 -- holding 16-byte entries (hash 4 | story id 8 | minute stamp 4); story lists
 -- ns:s:<story id 8 bytes> hold the record at index 0, then the decision log.
 -- Bucket and story keys are derived here, by name: the candidates are only
@@ -12,8 +13,9 @@
 local SID, ENTRY = 8, 16
 
 local function bucket_key(ns, h)
-  local b1, b2 = string.byte(h, 1, 2)
-  return ns .. ':i:' .. string.format('%04x', b1 * 128 + math.floor(b2 / 2))
+  -- the low bits: indexed hashes are the smallest of their text, so their high bits are mostly 0
+  local b3, b4 = string.byte(h, 3, 4)
+  return ns .. ':i:' .. string.char(b3, b4 - b4 % 2)
 end
 
 -- start positions of the entries for hash h in bucket string v
@@ -33,27 +35,41 @@ end
 
 local function gather(ns, url_key, query, maxc)
   local url_sid = redis.call('GET', url_key)
-  local cache, hits, order = {}, {}, {}
-  local parts = {url_sid or '\0'}
+  local keys, hs = {}, {}
   for q = 1, #query - 3, 4 do
     local h = string.sub(query, q, q + 3)
-    local key = bucket_key(ns, h)
-    local v = cache[key]
-    if v == nil then
-      v = redis.call('GET', key) or ''
-      cache[key] = v
-    end
-    local found = find_entries(v, h)
-    parts[#parts + 1] = tostring(#found)
-    for _, p in ipairs(found) do
-      local sid = string.sub(v, p + 4, p + 4 + SID - 1)
-      parts[#parts + 1] = sid
-      if hits[sid] == nil then
-        hits[sid] = 0
-        order[#order + 1] = sid
+    hs[#hs + 1] = h
+    keys[#keys + 1] = bucket_key(ns, h)
+  end
+  local vals = #keys > 0 and redis.call('MGET', unpack(keys)) or {}
+  local hits, order = {}, {}
+  local parts = {url_sid or '\0'}
+  for i, h in ipairs(hs) do
+    local v = vals[i]
+    local n = 0
+    if v then
+      local j = 1
+      while true do
+        local p = string.find(v, h, j, true)
+        if not p then break end
+        if (p - 1) % ENTRY == 0 then
+          local sid = string.sub(v, p + 4, p + 4 + SID - 1)
+          parts[#parts + 1] = sid
+          n = n + 1
+          local c = hits[sid]
+          if c == nil then
+            order[#order + 1] = sid
+            hits[sid] = 1
+          else
+            hits[sid] = c + 1
+          end
+          j = p + ENTRY
+        else
+          j = p + 1
+        end
       end
-      hits[sid] = hits[sid] + 1
     end
+    parts[#parts + 1] = n
   end
   -- most shared index hashes first: the likeliest matches survive the cap
   table.sort(order, function(a, b)
@@ -64,7 +80,8 @@ local function gather(ns, url_key, query, maxc)
   local function try(sid)
     local rec = redis.call('LINDEX', ns .. ':s:' .. sid, 0)
     parts[#parts + 1] = sid
-    parts[#parts + 1] = rec or '\0'
+    -- the header (version, counts, content hash) changes whenever the record does
+    parts[#parts + 1] = rec and string.sub(rec, 1, 33) or '\0'
     if rec then
       cands[#cands + 1] = sid
       recs[#recs + 1] = rec
@@ -81,4 +98,52 @@ local function gather(ns, url_key, query, maxc)
     end
   end
   return redis.sha1hex(table.concat(parts, '\1')), url_sid or '', cands, recs
+end
+
+-- URL key -> story; the story list: record at index 0 ('' keeps the stored
+-- one), then the decision log
+local function record(ns, url_key, sid, rec, log, ttl)
+  redis.call('SET', url_key, sid, 'PX', ttl)
+  local skey = ns .. ':s:' .. sid
+  local exists = redis.call('EXISTS', skey) == 1
+  if rec ~= '' then
+    if exists then redis.call('LSET', skey, 0, rec) else redis.call('RPUSH', skey, rec) end
+    exists = true
+  end
+  if exists then
+    redis.call('RPUSH', skey, log)
+    redis.call('PEXPIRE', skey, ttl)
+  end
+end
+
+-- append index entries (hash | sid | minute stamp) for the packed hashes
+local function add_index(ns, index, sid, ttl, cap)
+  if index == '' then return end
+  local now = math.floor(tonumber(redis.call('TIME')[1]) / 60)
+  local oldest = now - math.ceil(ttl / 60000)
+  local stamp = string.char(math.floor(now / 16777216) % 256, math.floor(now / 65536) % 256,
+    math.floor(now / 256) % 256, now % 256)
+  local function stamp_at(v, p)
+    local a, b, c, d = string.byte(v, p + 12, p + 15)
+    return ((a * 256 + b) * 256 + c) * 256 + d
+  end
+  for q = 1, #index - 3, 4 do
+    local h = string.sub(index, q, q + 3)
+    local key = bucket_key(ns, h)
+    local v = redis.call('GET', key) or ''
+    -- entries are appended in time order: drop the prefix older than the window
+    if #v >= ENTRY and stamp_at(v, 1) < oldest then
+      local cut = 1
+      while cut <= #v and stamp_at(v, cut) < oldest do cut = cut + ENTRY end
+      v = string.sub(v, cut)
+      redis.call('SET', key, v)
+    end
+    local found, known = find_entries(v, h), false
+    for _, p in ipairs(found) do
+      if string.sub(v, p + 4, p + 4 + SID - 1) == sid then known = true end
+    end
+    -- a hot shingle keeps its first `cap` stories; the story's other hashes still index it
+    if not known and #found < cap then redis.call('APPEND', key, h .. sid .. stamp) end
+    redis.call('PEXPIRE', key, ttl)
+  end
 end

@@ -7,7 +7,8 @@ Keys (all under the namespace, all with a TTL of the window; no sweep job):
     {ns}:s:{story id}       list: the story's current version (record.Story,
                             binary) at index 0, then its decision log (every
                             version and alias, for explain)
-    {ns}:i:{bucket}         the near-duplicate index: 2**15 bucket strings of
+    {ns}:i:{bucket}         the near-duplicate index: 2**15 bucket strings (named by
+                            the low 15 bits of the hash, 2 raw bytes) of
                             16-byte entries (shingle hash 4 | story id 8 |
                             minute stamp 4), one entry per stored bottom hash
 
@@ -34,7 +35,6 @@ serialise on the index entries they share, and exactly one of them publishes.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
@@ -52,7 +52,7 @@ QUERY_HASHES = 64  # index entries read per lookup: the document's smallest shin
 STORE_HASHES = 6  # index entries written per new story version: its smallest shingle hashes
 INDEX_MAX_IDS = 8  # stories kept per shingle hash (first win): bounds hot shingles
 MAX_CANDIDATES = 8  # story records fetched per lookup
-BUCKET_SHIFT = 17  # 32-bit hash >> 17: 2**15 bucket strings (gather.lua computes the same)
+LOAD_CHUNK = 200  # stories per load.lua call
 
 
 class DedupError(WorkerError):
@@ -111,6 +111,7 @@ class Store:
         self.window_ms = int(window_seconds * 1000)
         self._lookup = self.r.register_script(_script("lookup.lua"))
         self._commit = self.r.register_script(_script("commit.lua"))
+        self._load = self.r.register_script(_script("load.lua"))
 
     # key names
     def url_key(self, url_id: str) -> str:
@@ -119,8 +120,9 @@ class Store:
     def story_key(self, story_id: str) -> bytes:
         return self.ns.encode() + b":s:" + bytes.fromhex(story_id)
 
-    def bucket_key(self, h: int) -> str:
-        return f"{self.ns}:i:{h >> BUCKET_SHIFT:04x}"
+    def bucket_key(self, h: bytes) -> bytes:
+        """The bucket of a packed hash: its low 15 bits, as 2 raw bytes (gather.lua derives the same)."""
+        return self.ns.encode() + b":i:" + bytes((h[2], h[3] & 0xFE))
 
     def lookup(self, url_id: str, fp: Fingerprint) -> View:
         key = self.url_key(url_id)
@@ -170,28 +172,16 @@ class Store:
     def load(self, rows: Sequence[LoadRow]) -> None:
         """Record new stories in bulk (pipelined, no lookup): for loading a benchmark or a backfill.
 
-        Writes the structures a `new` decision writes, with the same TTLs and
-        index stamps, but without the digest check or the per-hash cap, so it
-        is only safe when nothing else writes the namespace at the same time.
+        Writes what a `new` decision writes through the commit's own Lua
+        (load.lua), but without a lookup or the digest check, so it is only
+        safe when nothing else writes the namespace at the same time.
         """
-        now_min = int(self.r.time()[0]) // 60
-        stamp = now_min.to_bytes(4, "big")
-        px = self.window_ms
         pipe = self.r.pipeline(transaction=False)
-        buckets: dict[str, list[bytes]] = defaultdict(list)
-        for row in rows:
-            sid = bytes.fromhex(row.story_id)
-            skey = self.story_key(row.story_id)
-            pipe.set(self.url_key(row.url_id), sid, px=px)
-            pipe.delete(skey)
-            pipe.rpush(skey, row.record, row.log)
-            pipe.pexpire(skey, px)
-            for q in range(0, len(row.hashes), 4):
-                h = row.hashes[q : q + 4]
-                buckets[self.bucket_key(int.from_bytes(h, "big"))].append(h + sid + stamp)
-        for key, items in buckets.items():
-            pipe.append(key, b"".join(items))
-            pipe.pexpire(key, px)
+        for i in range(0, len(rows), LOAD_CHUNK):
+            args: list[Any] = [self.ns, self.window_ms, INDEX_MAX_IDS]
+            for row in rows[i : i + LOAD_CHUNK]:
+                args += [self.url_key(row.url_id), bytes.fromhex(row.story_id), row.record, row.log, row.hashes]
+            self._load(keys=[], args=args, client=pipe)
         try:
             pipe.execute()
         except redis.RedisError as exc:

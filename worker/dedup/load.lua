@@ -1,0 +1,10 @@
+-- Bulk load (benchmarks, backfills): record new stories without a lookup or
+-- a digest check, through the same `record` and `add_index` as the commit.
+-- ARGV: ns, window ms, max entries per hash, then per story:
+--   url key, story id (8 bytes), record, log entry, index hashes (packed)
+local ns, ttl, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+for a = 4, #ARGV, 5 do
+  record(ns, ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ttl)
+  add_index(ns, ARGV[a + 4], ARGV[a + 1], ttl, cap)
+end
+return (#ARGV - 3) / 5

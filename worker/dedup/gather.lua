@@ -42,11 +42,11 @@ local function gather(ns, url_key, query, maxc)
     keys[#keys + 1] = bucket_key(ns, h)
   end
   local vals = #keys > 0 and redis.call('MGET', unpack(keys)) or {}
-  local hits, order = {}, {}
+  local score, order = {}, {}
   local parts = {url_sid or '\0'}
   for i, h in ipairs(hs) do
     local v = vals[i]
-    local n = 0
+    local found = {}
     if v then
       local j = 1
       while true do
@@ -54,26 +54,28 @@ local function gather(ns, url_key, query, maxc)
         if not p then break end
         if (p - 1) % ENTRY == 0 then
           local sid = string.sub(v, p + 4, p + 4 + SID - 1)
+          found[#found + 1] = sid
           parts[#parts + 1] = sid
-          n = n + 1
-          local c = hits[sid]
-          if c == nil then
-            order[#order + 1] = sid
-            hits[sid] = 1
-          else
-            hits[sid] = c + 1
-          end
           j = p + ENTRY
         else
           j = p + 1
         end
       end
     end
-    parts[#parts + 1] = n
+    parts[#parts + 1] = #found
+    -- a hash shared by n stories is weak evidence for each: 1/n (chance hits on
+    -- common phrases must not crowd out a real copy that shares one rare hash)
+    for _, sid in ipairs(found) do
+      local c = score[sid]
+      if c == nil then
+        order[#order + 1] = sid
+        c = 0
+      end
+      score[sid] = c + 1 / #found
+    end
   end
-  -- most shared index hashes first: the likeliest matches survive the cap
   table.sort(order, function(a, b)
-    if hits[a] ~= hits[b] then return hits[a] > hits[b] end
+    if score[a] ~= score[b] then return score[a] > score[b] end
     return a < b
   end)
   local cands, recs = {}, {}

@@ -48,10 +48,14 @@ from .fingerprint import U32, Fingerprint
 from .models import Decision
 from .record import Story, pack_log, unpack_log
 
-QUERY_HASHES = 64  # index entries read per lookup: the document's smallest shingle hashes
+# index hashes read per lookup, the document's smallest: a stored story's 6 are among
+# them unless the document is ~5x longer than it
+QUERY_HASHES = 32
 STORE_HASHES = 6  # index entries written per new story version: its smallest shingle hashes
 INDEX_MAX_IDS = 8  # stories kept per shingle hash (first win): bounds hot shingles
-MAX_CANDIDATES = 8  # story records fetched per lookup
+# story records fetched per lookup, best score first (gather.lua: a hit on a hash
+# shared by n stories scores 1/n, so one rare shared hash outranks common phrases)
+MAX_CANDIDATES = 5
 LOAD_CHUNK = 200  # stories per load.lua call
 
 

@@ -8,11 +8,16 @@ Rules, in order (first match wins):
    -> update/url; otherwise duplicate/url (a trim, a copy-edit, an older
    version) -- or update/url when the text was replaced outright.
 2. Same normalised text (entities, Unicode form, quotes, dashes, spacing,
-   case, paragraph breaks ignored) anywhere -> duplicate/exact.
+   case, paragraph breaks ignored) as a known story -> duplicate/exact. The
+   index finds it (an exact copy shares every indexed hash) and the content
+   hash in the record confirms it; there is no per-text key. A body with no
+   words has no hashes, so it is matched by URL only.
 3. Near duplicate: 5-word shingles; the shorter text's shingles contained in
    the longer >= 0.6, or Jaccard >= 0.5 (hard negatives that reuse a lede
-   or background paragraphs stay below ~0.47). Estimated from the stored
-   bottom-128 sketch against the document's full shingle set. Then update
+   or background paragraphs stay below ~0.47). Candidates: stories sharing
+   one of their 6 smallest shingle hashes with the document's 32 smallest
+   (store.py); overlap is estimated from the stored bottom-128 sketch
+   against the document's full shingle set. Then update
    if the document has >= 20 words in blocks that provably share nothing with
    the stored version and do not read like furniture (credit, copyright,
    editor's note, correction, promotion lines), else duplicate/near.

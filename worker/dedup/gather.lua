@@ -4,7 +4,7 @@
 -- `add_index` write a decision (the commit and the bulk loader share them).
 --
 -- KEYS[1] url key. `query` is the document's smallest shingle hashes, 4 bytes
--- each, big-endian. The index lives in bucket strings ns:i:<low 15 bits of the hash>
+-- each (store.packed: big-endian, top two bytes swapped). The index lives in bucket strings ns:i:<low 15 bits of the hash>
 -- holding 16-byte entries (hash 4 | story id 8 | minute stamp 4); story lists
 -- ns:s:<story id 8 bytes> hold the record at index 0, then the decision log.
 -- Bucket and story keys are derived here, by name: the candidates are only
@@ -74,10 +74,22 @@ local function gather(ns, url_key, query, maxc)
       score[sid] = c + 1 / #found
     end
   end
-  table.sort(order, function(a, b)
-    if score[a] ~= score[b] then return score[a] > score[b] end
-    return a < b
-  end)
+  -- the best 2 * maxc by (score, then id): a bounded insertion, not a sort of
+  -- every id a common phrase brought in
+  local top, k = {}, 2 * maxc
+  for _, sid in ipairs(order) do
+    local sc = score[sid]
+    local n = #top
+    if n < k or sc > score[top[n]] or (sc == score[top[n]] and sid < top[n]) then
+      local i = n < k and n + 1 or n
+      while i > 1 and (score[top[i - 1]] < sc or (score[top[i - 1]] == sc and top[i - 1] > sid)) do
+        top[i] = top[i - 1]
+        i = i - 1
+      end
+      top[i] = sid
+    end
+  end
+  order = top
   local cands, recs = {}, {}
   local function try(sid)
     local rec = redis.call('LINDEX', ns .. ':s:' .. sid, 0)

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, NamedTuple
 
+import numpy as np
 import redis
 
 from ..errors import WorkerError
@@ -69,8 +70,16 @@ def _script(name: str) -> str:
 
 
 def packed(hashes: U32) -> bytes:
-    """Shingle hashes as the scripts take them: 4 bytes each, big-endian."""
-    return hashes.astype(">u4").tobytes()
+    """Shingle hashes as the scripts take them: 4 bytes each, big-endian with the top two bytes swapped.
+
+    Indexed hashes are the smallest of their text, so their top byte is
+    almost always 0; leading with the second byte keeps the scripts' plain
+    `string.find` from stopping at every entry of a bucket. Bytes 3-4 (the
+    low 16 bits) name the bucket.
+    """
+    h = hashes.astype(np.uint32)
+    swapped = ((h & 0x00FF0000) << 8) | ((h & 0xFF000000) >> 8) | (h & 0xFFFF)
+    return swapped.astype(">u4").tobytes()
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,7 @@ def test_conditional_get_returns_not_modified(site: Site, server: SiteServer, r:
     fetcher = make_fetcher(r, redis_url, prefix)
     page = fetcher.fetch(site.base + "/page")
     assert isinstance(page, Page)
-    fetcher.remember(site.base + "/page", page)
+    fetcher.remember(site.base + "/page", page.etag, page.last_modified)
     assert isinstance(fetcher.fetch(site.base + "/page"), NotModified)
     last = server.requests_to("one", "/page")[-1].headers
     assert last["If-Modified-Since"] == "Mon, 01 Jan 2024 00:00:00 GMT"

@@ -135,13 +135,20 @@ class Fetcher:
             fetched_at=now,
         )
 
-    def remember(self, url: str, page: Page, *, kind: str = "page") -> None:
-        """Store the validators for the next conditional GET (only after the page was handled)."""
+    def remember(self, url: str, etag: str | None, last_modified: str | None, *, kind: str = "page",
+                 pipe: Any = None) -> None:
+        """Store the validators for the next conditional GET (only after the page was handled).
+
+        With `pipe`, the writes are queued on the caller's pipeline (the caller executes it).
+        """
         key = self.keys.conditional(url) if kind == "page" else self.keys.feed_validators(url)
-        mapping: dict[Any, Any] = {k: v for k, v in (("etag", page.etag), ("last_modified", page.last_modified)) if v}
+        mapping: dict[Any, Any] = {k: v for k, v in (("etag", etag), ("last_modified", last_modified)) if v}
         if not mapping:
             return
-        pipe = self.r.pipeline(transaction=False)
+        own = pipe is None
+        if own:
+            pipe = self.r.pipeline(transaction=False)
         pipe.hset(key, mapping=mapping)
         pipe.expire(key, CONDITIONAL_TTL)
-        pipe.execute()
+        if own:
+            pipe.execute()

@@ -290,7 +290,7 @@ class _Reader:
 
     def commit(self) -> None:
         for url, page, links in self.pending:
-            self.deps.fetcher.remember(url, page, kind="feed")
+            self.deps.fetcher.remember(url, page.etag, page.last_modified, kind="feed")
             if links is not None and (page.etag or page.last_modified):
                 key = self.deps.keys.feed_validators(url)
                 pipe = self.deps.redis.pipeline(transaction=False)
@@ -393,16 +393,16 @@ def process(ref: dict[str, Any], deps: Deps, *, now: float | None = None) -> Out
     note_bot_wall(deps, ref["final_url"], article)
 
     def finish(outcome: Outcome, stat: str) -> Outcome:
+        # one round trip: counters, validators for the next conditional GET, page bytes dropped
         pipe = deps.redis.pipeline(transaction=False)
         batch.flush_into(pipe, deps.keys.metrics())
         pipe.hincrby(deps.keys.stats(), stat, 1)
         pipe.hset(deps.keys.heartbeat(), "process", now)
+        if stat == "published":
+            pipe.hset(deps.keys.source_state(source.name), "last_published", now)
+        deps.fetcher.remember(ref["url"], ref.get("etag"), ref.get("last_modified"), pipe=pipe)
+        pipe.delete(ref["page_key"])
         pipe.execute()
-        page = Page(url=ref["url"], final_url=ref["final_url"], status=200, content=b"",
-                    content_type=None, charset=None, etag=ref.get("etag"),
-                    last_modified=ref.get("last_modified"))
-        deps.fetcher.remember(ref["url"], page)
-        deps.redis.delete(ref["page_key"])
         return outcome
 
     if article.not_article or not article.body.strip():
@@ -434,7 +434,6 @@ def process(ref: dict[str, Any], deps: Deps, *, now: float | None = None) -> Out
                           detail={"similarity": decision.similarity, "matched_url": decision.matched_url})
         return finish(outcome, "duplicates")
     batch.inc("wire_items_published_total", source=source.name, event=decision.event)
-    deps.redis.hset(deps.keys.source_state(source.name), "last_published", now)
     outcome = Outcome(status="published", event=decision.event, story_id=decision.story_id,
                       version=decision.version, detail={"canonical_url": canonical})
     return finish(outcome, "published")

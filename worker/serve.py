@@ -1,4 +1,4 @@
-"""`wire serve`: /metrics, /healthz, /status and POST /reingest over plain HTTP.
+"""`wire serve`: the console at `/`, /metrics, /healthz, /status and POST /reingest over plain HTTP.
 
 The standard library's threading server is enough for a scrape every few
 seconds and an occasional admin call; it keeps the image small and has no
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -18,7 +19,8 @@ import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from . import metrics, reingest, status
+from . import activity, metrics, reingest, status
+from .console import handlers as console
 from .errors import WorkerError
 from .logs import get_logger
 from .pipeline import Deps
@@ -64,11 +66,31 @@ class _Collector:
         yield last
 
 
+def default_replay(enqueue: Callable[[dict[str, Any], bool], None]) -> Callable[[str, dict[str, Any]], None]:
+    """What `wire dlq replay` does with a dead letter, for callers that pass no `replay`.
+
+    A fetch-stage letter goes through `enqueue` with force (as the CLI does);
+    a process-stage letter is sent to the `process` queue through the current
+    Celery app (`wire serve` creates and sets it as default before serving).
+    """
+    def replay(stage: str, payload: dict[str, Any]) -> None:
+        if stage == "process":
+            from celery import current_app
+
+            current_app.send_task("wire.process", args=[payload], queue="process")
+        else:
+            enqueue(payload, True)
+
+    return replay
+
+
 def make_handler(deps: Deps, enqueue: Callable[[dict[str, Any], bool], None],
-                 rediscover: Callable[[str], None]) -> type[BaseHTTPRequestHandler]:
+                 rediscover: Callable[[str], None],
+                 replay: Callable[[str, dict[str, Any]], None] | None = None) -> type[BaseHTTPRequestHandler]:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector(deps))
     token = deps.settings.admin_token
+    ui = console.Console(deps, enqueue, rediscover, replay or default_replay(enqueue))
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "wire"
@@ -89,8 +111,34 @@ def make_handler(deps: Deps, enqueue: Callable[[dict[str, Any], bool], None],
         def _json(self, code: int, doc: Any) -> None:
             self._send(code, json.dumps(doc, sort_keys=True).encode() + b"\n")
 
+        def _console(self, method: str, body: bytes = b"") -> None:
+            path, _, query = self.path.partition("?")
+            resp = ui.handle(method, path, query, self.headers.get("Cookie"), body)
+            self.send_response(resp.status)
+            self.send_header("Content-Type", resp.content_type)
+            self.send_header("Content-Length", str(len(resp.body)))
+            self.send_header("Cache-Control", "no-store")
+            for name, value in resp.headers:
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(resp.body)
+
+        def _body(self) -> bytes | None:
+            """The request body, or None after answering 400/413 for a bad Content-Length."""
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0 or length > MAX_BODY:
+                self._json(413 if length > MAX_BODY else 400, {"error": "bad or too large Content-Length"})
+                return None
+            return self.rfile.read(length)
+
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
             path = self.path.split("?", 1)[0]
+            if console.handles("GET", path):
+                self._console("GET")
+                return
             try:
                 if path == "/metrics":
                     self._send(200, generate_latest(registry), "text/plain; version=0.0.4; charset=utf-8")
@@ -105,6 +153,11 @@ def make_handler(deps: Deps, enqueue: Callable[[dict[str, Any], bool], None],
                 self._json(503, {"error": f"redis unavailable: {type(exc).__name__}"})
 
         def do_POST(self) -> None:  # noqa: N802
+            if console.handles("POST", self.path.split("?", 1)[0]):
+                body = self._body()
+                if body is not None:
+                    self._console("POST", body)
+                return
             if self.path.split("?", 1)[0] != "/reingest":
                 self._json(404, {"error": "not found"})
                 return
@@ -145,8 +198,28 @@ def make_handler(deps: Deps, enqueue: Callable[[dict[str, Any], bool], None],
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    """Also takes the console's per-minute activity snapshot while serving (see worker.activity)."""
+
+    deps: Deps
+    next_snapshot = 0.0
+
+    def service_actions(self) -> None:
+        now = time.time()
+        if now < self.next_snapshot:
+            return
+        self.next_snapshot = now + 5.0
+        try:
+            activity.snapshot(self.deps.redis, self.deps.keys.prefix, self.deps.keys.metrics(), now)
+        except redis.RedisError as exc:
+            log.warning("activity_snapshot_failed", error=type(exc).__name__)
+
+
 def serve(deps: Deps, host: str, port: int, enqueue: Callable[[dict[str, Any], bool], None],
-          rediscover: Callable[[str], None]) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), make_handler(deps, enqueue, rediscover))
+          rediscover: Callable[[str], None],
+          replay: Callable[[str, dict[str, Any]], None] | None = None) -> ThreadingHTTPServer:
+    """The HTTP server; `replay(stage, payload)` re-enqueues a dead letter (default: `default_replay`)."""
+    server = _Server((host, port), make_handler(deps, enqueue, rediscover, replay))
+    server.deps = deps
     server.daemon_threads = True
     return server

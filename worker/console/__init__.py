@@ -1,0 +1,8 @@
+"""The operator's web console served by `wire serve` at `/`.
+
+Server-rendered HTML (no JavaScript needed, no build step): `data` reads
+Redis into plain dicts, `views` turns them into escaped HTML (pure), `auth`
+keeps sessions and CSRF tokens in Redis, `handlers` routes requests and runs
+actions through the same functions as the CLI and the JSON API
+(`reingest.run`, `dlq.replay`, `dlq.purge`).
+"""

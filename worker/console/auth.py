@@ -1,0 +1,111 @@
+"""Console sessions and CSRF tokens, kept in Redis.
+
+A session is created only by a login form that presents the admin token
+(compared in constant time). Its id is 256 random bits in an HttpOnly,
+SameSite=Strict cookie; Redis holds `{csrf, created}` under
+`<prefix>:console:session:<id>` with a TTL, so every `wire serve` replica
+sees the same sessions and logging out deletes one key. Every form carries
+the session's CSRF token, compared in constant time. The login form itself
+is protected by a double-submit cookie (a random pre-session value in a
+SameSite=Strict cookie that must match the form field).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+import redis
+
+SESSION_COOKIE = "wire_session"
+LOGIN_COOKIE = "wire_login"
+SESSION_TTL = 8 * 3600
+LOGIN_TTL = 1800
+LOGIN_FAILURES_PER_MINUTE = 10  # across all clients: the token is the only secret, slow guessing down
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    csrf: str
+
+
+def _key(prefix: str, session_id: str) -> str:
+    return f"{prefix}:console:session:{session_id}"
+
+
+def same(given: str | None, expected: str | None) -> bool:
+    """Constant-time equality that is False when either side is missing or empty."""
+    if not given or not expected:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def check_token(given: str | None, token: str | None) -> bool:
+    return same(given, token)
+
+
+def create(client: redis.Redis, prefix: str, *, now: float | None = None) -> Session:
+    s = Session(id=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32))
+    doc = json.dumps({"csrf": s.csrf, "created": time.time() if now is None else now})
+    client.set(_key(prefix, s.id), doc, ex=SESSION_TTL)
+    return s
+
+
+def load(client: redis.Redis, prefix: str, session_id: str | None) -> Session | None:
+    # ids we issued are url-safe base64 of 32 bytes; anything else is not looked up at all
+    if not session_id or len(session_id) > 64 or not all(c.isalnum() or c in "-_" for c in session_id):
+        return None
+    raw = client.get(_key(prefix, session_id))
+    if raw is None:
+        return None
+    return Session(id=session_id, csrf=json.loads(raw)["csrf"])
+
+
+def destroy(client: redis.Redis, prefix: str, session_id: str) -> None:
+    client.delete(_key(prefix, session_id))
+
+
+def set_flash(client: redis.Redis, prefix: str, session: Session, message: str) -> None:
+    client.set(_key(prefix, session.id) + ":flash", message[:2000], ex=300)
+
+
+def pop_flash(client: redis.Redis, prefix: str, session: Session | None) -> str | None:
+    if session is None:
+        return None
+    pipe = client.pipeline(transaction=True)
+    key = _key(prefix, session.id) + ":flash"
+    pipe.get(key)
+    pipe.delete(key)
+    raw = pipe.execute()[0]
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def login_allowed(client: redis.Redis, prefix: str, now: float) -> bool:
+    raw = client.get(f"{prefix}:console:login_failures:{int(now // 60)}")
+    return int(raw or 0) < LOGIN_FAILURES_PER_MINUTE
+
+
+def note_login_failure(client: redis.Redis, prefix: str, now: float) -> None:
+    key = f"{prefix}:console:login_failures:{int(now // 60)}"
+    pipe = client.pipeline(transaction=False)
+    pipe.incr(key)
+    pipe.expire(key, 120)
+    pipe.execute()
+
+
+def cookie(name: str, value: str, max_age: int) -> str:
+    # no `Secure`: `wire serve` speaks plain HTTP; behind a TLS proxy, the proxy may add it
+    return f"{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}"
+
+
+def parse_cookies(header: str | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in (header or "").split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name and name not in out:
+            out[name] = value
+    return out

@@ -63,11 +63,14 @@ def seed(deps: Deps, now: float) -> dict[str, Any]:
                   source="stale", now=now - 90)
     publish_story(deps, "https://fresh.example.com/news/evil", HOSTILE, "A body with <b>tags</b> & ampersands. "
                   * 20, now=now - 80)
+    r.xgroup_create(deps.keys.items_stream, "archive", id="0")
+    r.xreadgroup("archive", "archiver-1", {deps.keys.items_stream: ">"}, count=1)  # 1 pending, 1 not delivered
     ids = [dead_letter(r, deps.keys, stage="fetch", reason="timeout", error=f"ReadTimeout {HOSTILE}",
                        url=f"https://fresh.example.com/dead/{i}", source="fresh",
                        payload={"url": f"https://fresh.example.com/dead/{i}", "source": "fresh"}, attempts=3,
                        now=now - 50)
            for i in range(2)]
+    activity.snapshot(r, deps.keys.prefix, deps.keys.metrics(), now - 1800)  # as a running `wire serve` does
     batch = MetricsBatch()
     batch.inc("wire_pages_fetched_total", 7, source="fresh", status="200")
     batch.inc("wire_pages_fetched_total", 2, source="fresh", status="503")
@@ -167,18 +170,34 @@ def test_every_page_renders_and_escapes(console: Console) -> None:
 def test_sources_page_flags_stale_and_shows_counts_and_backoff(console: Console) -> None:
     """The stale source is flagged, its host pause is shown, and the hour's counts are deltas of snapshots."""
     _, _, page = console.request("GET", "/")
+    assert "Counts cover the last 30m" in page
     row = re.search(r"<tr class=stale><th scope=row>stale</th>.*?</tr>", page).group(0)  # type: ignore[union-attr]
     assert "STALE" in row and "stale.example.org: robots_unavailable" in row and "HTTP 503 from feed" in row
     fresh = re.search(r"<tr><th scope=row>fresh</th>.*?</tr>", page).group(0)  # type: ignore[union-attr]
     assert "STALE" not in fresh
-    # the first view takes the first snapshot: counts since then are zero; new pages then show up
+    cells = re.findall(r"<td class=num>(\d+)</td>", fresh)
+    assert cells == ["9", "5", "0", "2"]  # fetched (7 ok + 2 failed), published, duplicates, failures
+    # pages counted after the view add to the same window
     batch = MetricsBatch()
     batch.inc("wire_pages_fetched_total", 3, source="fresh", status="200")
     batch.inc("wire_extract_failures_total", 1, source="fresh", reason="empty")
     batch.flush(console.deps.redis, console.deps.keys.metrics())
     got = activity.last_hour(console.deps.redis, console.deps.keys.prefix, console.deps.keys.metrics(),
                              time.time())
-    assert got.counts["fresh"] == {"fetched": 3, "published": 0, "duplicates": 0, "failures": 1}
+    assert got.counts["fresh"] == {"fetched": 12, "published": 5, "duplicates": 0, "failures": 3}
+    assert 1790 < got.window_seconds < 1900
+
+
+def test_queues_page_shows_groups_pending_and_lag(console: Console) -> None:
+    """The queues page lists each consumer group of the items stream with its pending count and lag."""
+    console.deps.redis.lpush("fetch", "{}")
+    try:
+        _, _, page = console.request("GET", "/queues")
+    finally:
+        console.deps.redis.delete("fetch")
+    assert "<tr><th scope=row>fetch</th><td class=num>1</td></tr>" in page
+    row = re.search(r"<tr><th scope=row>[^<]*:items</th>.*?</tr>", page).group(0)  # type: ignore[union-attr]
+    assert re.findall(r"<td[^>]*>([^<]*)</td>", row) == ["2", "archive", "1", "1", "1"]
 
 
 def test_activity_delta_treats_a_drop_as_a_reset() -> None:
@@ -198,6 +217,8 @@ def test_story_page_shows_versions_copies_and_decisions(console: Console) -> Non
     assert "duplicate" in page and "Paragraph 11 of a long wire story" in page
     assert console.request("GET", "/story/0-1")[0] == 404
     assert console.request("GET", "/story/not-an-id")[0] == 404
+    status, _, page = console.request("GET", "/dead?after=%3Cjunk%3E")
+    assert status == 400 and "&lt;junk&gt;" in page
 
 
 def test_login_session_cookie_flags_and_wrong_token(console: Console) -> None:

@@ -6,6 +6,8 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
+import redis
+
 from .. import activity, status
 from ..keys import as_text
 from ..models import Source
@@ -65,7 +67,7 @@ def story(deps: Deps, entry_id: str) -> dict[str, Any] | None:
     """One published event with its story's dedup log (versions and copies) and this URL's decisions."""
     try:
         raw: Any = deps.redis.xrange(deps.keys.items_stream, entry_id, entry_id)
-    except Exception:  # a malformed id is a 404, not a 500
+    except redis.ResponseError:  # a malformed id is a 404, not a 503
         return None
     if not raw:
         return None
@@ -84,7 +86,10 @@ def dead_letters(deps: Deps, after: str | None = None, count: int = DEAD_PAGE) -
     total = int(deps.redis.xlen(deps.keys.dead_stream))
     # same decoding as dlq.entries, but one XRANGE with a start for paging
     start = f"({after}" if after else "-"
-    raw: Any = deps.redis.xrange(deps.keys.dead_stream, start, "+", count=count + 1) or []
+    try:
+        raw: Any = deps.redis.xrange(deps.keys.dead_stream, start, "+", count=count + 1) or []
+    except redis.ResponseError:
+        raise ValueError(f"not a stream entry id: {after!r}") from None
     rows = []
     for entry_id, fields in raw:
         doc = {as_text(k): v.decode(errors="replace") if isinstance(v, bytes) else str(v) for k, v in (fields or {}).items()}

@@ -124,7 +124,10 @@ class Console:
             return _html(200, views.story_page(story, ctx))
         if path == "/dead":
             after = (query.get("after") or [""])[0] or None
-            return _html(200, views.dead_page(data.dead_letters(d, after), ctx))
+            try:
+                return _html(200, views.dead_page(data.dead_letters(d, after), ctx))
+            except ValueError as exc:
+                return _html(400, views.error_page(400, str(exc), ctx))
         if path == "/dead/purge":
             if not ctx.can_act:
                 return self._refuse(ctx, session)

@@ -9,7 +9,6 @@ with tables, readable without the stylesheet.
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -110,8 +109,12 @@ def table(head: list[str], rows: list[str], caption: str = "", empty: str = "Not
 def sources_page(doc: dict[str, Any], ctx: Ctx) -> str:
     now = ctx.now
     window = doc.get("activity_window", 0.0)
-    span = "last hour" if window >= 3540 else (f"last {duration(window)} (counting since the console started)"
-                                              if window > 0 else "no snapshot yet: counts start now")
+    if window >= 3540:
+        span = "last hour"
+    elif window >= 60:
+        span = f"last {duration(window)} (snapshots only go back that far)"
+    else:
+        span = "time since the first snapshot, just taken: counts start now"
     rows = []
     for s in doc["sources"]:
         stale = '<strong class=bad>STALE</strong> ' if s["stale"] else ""
@@ -267,8 +270,8 @@ def reingest_page(ctx: Ctx, sources: list[str], form: dict[str, str] | None = No
             f'<label for=source>Source</label><select id=source name=source><option value="">—</option>{opts}</select>'
             '<label for=since>Window (e.g. 6h, 2d; empty: everything known and re-run discovery)</label>'
             f'<input id=since name=since value="{e(form.get("since", ""))}"></fieldset>'
-            f"<p><label><input type=checkbox name=force value=1{checked}> Force (ignore the seen/skip marks and "
-            "conditional-request validators)</label></p><p><button type=submit>Re-ingest</button></p></form>")
+            f"<p><label><input type=checkbox name=force value=1{checked}> Force (bypass seen-URL, skip and "
+            "conditional-GET state, as <code>wire reingest --force</code>)</label></p><p><button type=submit>Re-ingest</button></p></form>")
     return page("Re-ingest", out, ctx, "/reingest")
 
 
@@ -286,10 +289,6 @@ def login_page(ctx: Ctx, login_csrf: str, error: str | None = None) -> str:
 
 def error_page(code: int, message: str, ctx: Ctx) -> str:
     return page(f"{code}", f"<p>{e(message)}</p><p><a href=\"/\">Back to the console</a></p>", ctx)
-
-
-def result_json(doc: Any) -> str:
-    return e(json.dumps(doc, indent=1, sort_keys=True))
 
 
 CSS = """

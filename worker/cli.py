@@ -128,7 +128,7 @@ def serve(host: str | None, port: int | None) -> None:
     app = _app(settings, sources)
     deps = _deps(settings, sources)
     server = make_server(deps, host or settings.metrics_host, port if port is not None else settings.metrics_port,
-                         _enqueuer(app), _rediscoverer(app))
+                         _enqueuer(app), _rediscoverer(app), _replayer(app))
     bound_host, bound_port = server.server_address[:2]
     get_logger("wire.serve").info("serving", address=f"http://{bound_host!s}:{bound_port}")
     try:
@@ -144,6 +144,18 @@ def _enqueuer(app: Any) -> Any:
         app.send_task("wire.fetch", args=[candidate], kwargs={"force": force}, queue="fetch")
 
     return enqueue
+
+
+def _replayer(app: Any) -> Any:
+    """Re-enqueue a dead letter at the stage that failed (CLI and console share it)."""
+
+    def replay(stage: str, payload: dict[str, Any]) -> None:
+        if stage == "process":
+            app.send_task("wire.process", args=[payload], queue="process")
+        else:
+            app.send_task("wire.fetch", args=[payload], kwargs={"force": True}, queue="fetch")
+
+    return replay
 
 
 def _rediscoverer(app: Any) -> Any:
@@ -350,14 +362,7 @@ def dlq_replay(ids: tuple[str, ...], all_: bool) -> None:
     sources = _sources(settings)
     deps = _deps(settings, sources)
     app = _app(settings, sources)
-
-    def enqueue(stage: str, payload: dict[str, Any]) -> None:
-        if stage == "process":
-            app.send_task("wire.process", args=[payload], queue="process")
-        else:
-            app.send_task("wire.fetch", args=[payload], kwargs={"force": True}, queue="fetch")
-
-    done = dl.replay(deps.redis, deps.keys, None if all_ else list(ids), enqueue)
+    done = dl.replay(deps.redis, deps.keys, None if all_ else list(ids), _replayer(app))
     click.echo(f"{len(done)} dead letter(s) replayed")
 
 

@@ -169,15 +169,11 @@ def make_handler(deps: Deps, enqueue: Callable[[dict[str, Any], bool], None],
             if not hmac.compare_digest(given.encode(), expected.encode()):
                 self._json(401, {"error": "missing or wrong bearer token"})
                 return
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = -1
-            if length < 0 or length > MAX_BODY:
-                self._json(413 if length > MAX_BODY else 400, {"error": "bad or too large Content-Length"})
+            raw = self._body()
+            if raw is None:
                 return
             try:
-                body = json.loads(self.rfile.read(length) or b"null")
+                body = json.loads(raw or b"null")
                 req = reingest.Request.from_json(body)
                 result = reingest.run(req, deps, enqueue, rediscover)
             except json.JSONDecodeError as exc:

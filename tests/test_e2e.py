@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,6 +51,14 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+    def wait(self, predicate: Callable[[], object], timeout: float, what: str) -> object:
+        """`wait_for`, printing the processes' logs when it times out."""
+        try:
+            return wait_for(predicate, timeout=timeout, what=what)
+        except AssertionError:
+            print(self.logs())
+            raise
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.log_dir.glob("*.log"))
@@ -106,11 +114,7 @@ def test_worker_and_beat_publish_each_story_exactly_once(cluster: Cluster, clust
         # 8 candidates: 3 published, 3 duplicates, a 404 and a robots.txt denial
         return stats.get("published", 0) + stats.get("duplicates", 0) + stats.get("skipped", 0) >= 8
 
-    try:
-        wait_for(settled, timeout=90, what="every discovered URL to be accounted for")
-    except AssertionError:
-        print(cluster.logs())
-        raise
+    cluster.wait(settled, timeout=90, what="every discovered URL to be accounted for")
     entries = client.xrange(keys.items_stream)
     items = [json.loads(f[b"data"]) for _, f in entries]
     # the AP story's first copy wins; Gamma's copy carries a changed headline
@@ -144,11 +148,7 @@ def test_page_failing_every_time_is_dead_lettered_after_its_retries(cluster: Clu
     cluster.start("worker", "worker", "--queues", "discover,fetch,process", "--pool", "threads",
                   "--concurrency", "2")
     cluster.start("beat", "beat")
-    try:
-        wait_for(lambda: client.xlen(keys.dead_stream) >= 1, timeout=90, what="a dead letter")
-    except AssertionError:
-        print(cluster.logs())
-        raise
+    cluster.wait(lambda: client.xlen(keys.dead_stream) >= 1, timeout=90, what="a dead letter")
     (entry_id, fields), = client.xrange(keys.dead_stream)
     assert fields[b"stage"] == b"fetch" and fields[b"reason"] == b"http_500"
     assert fields[b"url"] == f"{broken.base}/down".encode()

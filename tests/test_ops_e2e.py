@@ -70,11 +70,7 @@ def test_prefork_children_counts_add_up(cluster: Cluster, cluster_env, site_serv
     cluster.start("fetch", "worker", "--queues", "discover,fetch", "--pool", "threads", "--concurrency", "4")
     cluster.start("process", "worker", "--queues", "process", "--pool", "prefork", "--concurrency", "2")
     cluster.start("beat", "beat")
-    try:
-        wait_for(lambda: stats(client, keys).get("published", 0) >= n, timeout=120, what=f"{n} published")
-    except AssertionError:
-        print(cluster.logs())
-        raise
+    cluster.wait(lambda: stats(client, keys).get("published", 0) >= n, timeout=120, what=f"{n} published")
     m = keys.metrics()
     assert counter_sum(client, m, "wire_pages_fetched_total", source="news", status="200") == n
     assert counter_sum(client, m, "wire_items_published_total", source="news", event="new") == n
@@ -127,11 +123,7 @@ def test_sigterm_finishes_in_flight_work_and_loses_nothing(cluster: Cluster, clu
     assert done_before < n  # the batch was really interrupted
     cluster.start("worker2", "worker", "--queues", "discover,fetch,process", "--pool", "threads",
                   "--concurrency", "3")
-    try:
-        wait_for(lambda: client.xlen(keys.items_stream) >= n, timeout=120, what=f"all {n} stories")
-    except AssertionError:
-        print(cluster.logs())
-        raise
+    cluster.wait(lambda: client.xlen(keys.items_stream) >= n, timeout=120, what=f"all {n} stories")
     time.sleep(1.0)
     items = [json.loads(f[b"data"]) for _, f in client.xrange(keys.items_stream)]
     assert len(items) == n and len({i["canonical_url"] for i in items}) == n

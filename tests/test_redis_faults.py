@@ -14,6 +14,13 @@ from tests.test_e2e import Cluster
 from worker.keys import Keys
 from worker.redis_server import free_port, start_redis
 
+
+def worker_env(redis_url: str, prefix: str, sources: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a worker process under test (no inherited WIRE_ variables)."""
+    return {"PATH": "/usr/bin:/bin", "WIRE_REDIS_URL": redis_url, "WIRE_KEY_PREFIX": prefix,
+            "WIRE_SOURCES": str(sources), "WIRE_ALLOW_PRIVATE_ADDRESSES": "1", "WIRE_LOG_FORMAT": "json",
+            "WIRE_DATA_DIR": str(tmp_path / "data"), **extra}
+
 pytestmark = pytest.mark.slow
 
 
@@ -28,9 +35,7 @@ def test_worker_started_before_redis_waits_then_consumes(tmp_path: Path, prefix:
     sources = tmp_path / "sources.yaml"
     sources.write_text(f"sources:\n- name: late\n  feeds: ['{site.base}/feed']\n  interval: 1h\n  rate: 20\n")
     port = free_port()
-    env = {"PATH": "/usr/bin:/bin", "WIRE_REDIS_URL": f"redis://127.0.0.1:{port}/0", "WIRE_KEY_PREFIX": prefix,
-           "WIRE_SOURCES": str(sources), "WIRE_ALLOW_PRIVATE_ADDRESSES": "1", "WIRE_LOG_FORMAT": "json",
-           "WIRE_DATA_DIR": str(tmp_path / "data")}
+    env = worker_env(f"redis://127.0.0.1:{port}/0", prefix, sources, tmp_path)
     cluster = Cluster(env, tmp_path)
     redis_proc = None
     try:
@@ -42,11 +47,7 @@ def test_worker_started_before_redis_waits_then_consumes(tmp_path: Path, prefix:
         redis_proc = start_redis(tmp_path / "redis", port=port, appendonly=True)
         client = redis.Redis(port=port)
         keys = Keys.for_prefix(prefix)
-        try:
-            wait_for(lambda: client.xlen(keys.items_stream) == 1, timeout=60, what="the story to be published")
-        except AssertionError:
-            print(cluster.logs())
-            raise
+        cluster.wait(lambda: client.xlen(keys.items_stream) == 1, timeout=60, what="the story to be published")
         item = json.loads(client.xrange(keys.items_stream)[0][1][b"data"])
         assert item["title"].startswith("Late frost")
     finally:
@@ -67,9 +68,7 @@ def test_redis_restart_mid_run_loses_nothing(tmp_path: Path, prefix: str) -> Non
     sources.write_text(f"sources:\n- name: news\n  sitemaps: ['{site.base}/sitemap.xml']\n  interval: 1h\n  rate: 50\n")
     port = free_port()
     redis_proc = start_redis(tmp_path / "redis", port=port, appendonly=True)
-    env = {"PATH": "/usr/bin:/bin", "WIRE_REDIS_URL": f"redis://127.0.0.1:{port}/0", "WIRE_KEY_PREFIX": prefix,
-           "WIRE_SOURCES": str(sources), "WIRE_ALLOW_PRIVATE_ADDRESSES": "1", "WIRE_LOG_FORMAT": "json",
-           "WIRE_DATA_DIR": str(tmp_path / "data")}
+    env = worker_env(f"redis://127.0.0.1:{port}/0", prefix, sources, tmp_path)
     cluster = Cluster(env, tmp_path)
     keys = Keys.for_prefix(prefix)
     try:
@@ -81,11 +80,7 @@ def test_redis_restart_mid_run_loses_nothing(tmp_path: Path, prefix: str) -> Non
         redis_proc.stop()
         redis_proc = start_redis(tmp_path / "redis", port=port, appendonly=True)
         client = redis.Redis(port=port)
-        try:
-            wait_for(lambda: client.xlen(keys.items_stream) >= n, timeout=150, what=f"all {n} stories")
-        except AssertionError:
-            print(cluster.logs())
-            raise
+        cluster.wait(lambda: client.xlen(keys.items_stream) >= n, timeout=150, what=f"all {n} stories")
         items = [json.loads(f[b"data"]) for _, f in client.xrange(keys.items_stream)]
         assert len(items) == n and len({i["canonical_url"] for i in items}) == n
     finally:
@@ -129,9 +124,7 @@ def test_poison_page_that_kills_its_worker_is_dead_lettered(tmp_path: Path, pref
     url = f"redis://127.0.0.1:{redis_server.port}/13"
     client = redis.Redis.from_url(url)
     client.flushdb()
-    env = {"PATH": "/usr/bin:/bin", "WIRE_REDIS_URL": url, "WIRE_KEY_PREFIX": prefix, "WIRE_SOURCES": str(sources),
-           "WIRE_ALLOW_PRIVATE_ADDRESSES": "1", "WIRE_LOG_FORMAT": "json", "WIRE_DATA_DIR": str(tmp_path / "data"),
-           "WIRE_MAX_ATTEMPTS": "3"}
+    env = worker_env(url, prefix, sources, tmp_path, WIRE_MAX_ATTEMPTS="3")
     cluster = Cluster(env, tmp_path)
     keys = Keys.for_prefix(prefix)
     try:
@@ -180,9 +173,7 @@ def test_sigkilled_worker_mid_batch_loses_nothing_after_restart(tmp_path: Path, 
     url = f"redis://127.0.0.1:{redis_server.port}/12"
     client = redis.Redis.from_url(url)
     client.flushdb()
-    env = {"PATH": "/usr/bin:/bin", "WIRE_REDIS_URL": url, "WIRE_KEY_PREFIX": prefix, "WIRE_SOURCES": str(sources),
-           "WIRE_ALLOW_PRIVATE_ADDRESSES": "1", "WIRE_LOG_FORMAT": "json", "WIRE_DATA_DIR": str(tmp_path / "data"),
-           "WIRE_VISIBILITY_TIMEOUT": "15", "WIRE_TASK_TIME_LIMIT": "5"}
+    env = worker_env(url, prefix, sources, tmp_path, WIRE_VISIBILITY_TIMEOUT="15", WIRE_TASK_TIME_LIMIT="5")
     cluster = Cluster(env, tmp_path)
     keys = Keys.for_prefix(prefix)
     try:
@@ -197,11 +188,7 @@ def test_sigkilled_worker_mid_batch_loses_nothing_after_restart(tmp_path: Path, 
         assert client.hlen("unacked") > 0  # tasks held by the dead worker
         cluster.start("worker2", "worker", "--queues", "discover,fetch,process", "--pool", "threads",
                       "--concurrency", "3")
-        try:
-            wait_for(lambda: client.xlen(keys.items_stream) >= n, timeout=120, what=f"all {n} stories")
-        except AssertionError:
-            print(cluster.logs())
-            raise
+        cluster.wait(lambda: client.xlen(keys.items_stream) >= n, timeout=120, what=f"all {n} stories")
         wait_for(lambda: client.hlen("unacked") == 0 and client.llen("fetch") == 0, timeout=60,
                  what="the queues to drain")
         items = [json.loads(f[b"data"]) for _, f in client.xrange(keys.items_stream)]

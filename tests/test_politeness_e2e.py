@@ -250,11 +250,17 @@ def test_crawler_is_polite_under_faults(redis_server: RedisProcess, prefix: str,
     # 5. every discovered URL accounted for
     s = _stats(client, keys)
     dead = [(as_text(f[b"url"]), as_text(f[b"reason"])) for _, f in client.xrange(keys.dead_stream)]
-    events = _terminal_events(logs)
     discovered = set()
     for name in net.hosts:
         discovered |= {as_text(m) for m in client.zrange(keys.source_urls(name), 0, -1)}
-    unaccounted = sorted(u for u in discovered if not events.get(u))
+    # a page is counted in Redis a moment before its worker writes the summary log line
+    deadline = time.monotonic() + 15
+    while True:
+        events = _terminal_events(logs)
+        unaccounted = sorted(u for u in discovered if not events.get(u))
+        if not unaccounted or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     wrong = {u: (want, events.get(u)) for u, want in expected.items()
              if not any(e in want.split("|") for e in events.get(u, []))}
     outcomes = s.get("published", 0) + s.get("duplicates", 0) + s.get("skipped", 0) + s.get("not_modified", 0)

@@ -25,6 +25,7 @@ from typing import Any
 
 import redis
 
+from .keys import Keys
 from .metrics import read_samples
 
 HOUR = 3600.0
@@ -34,11 +35,11 @@ COLUMNS = ("fetched", "published", "duplicates", "failures")
 
 
 def snapshots_key(prefix: str) -> str:
-    return f"{prefix}:activity:snapshots"
+    return Keys(prefix=prefix).activity_snapshots()
 
 
 def guard_key(prefix: str, minute: int) -> str:
-    return f"{prefix}:activity:taken:{minute}"
+    return Keys(prefix=prefix).activity_guard(minute)
 
 
 def _failed_fetch(status: str) -> bool:

@@ -131,5 +131,20 @@ class Keys:
         """When a worker last started (health grace period)."""
         return f"{self.prefix}:started"
 
+    # web console (sessions, login limiter) and its hourly activity snapshots
+    def console_session(self, session_id: str) -> str:
+        return f"{self.prefix}:console:session:{session_id}"
+
+    def login_failures(self, minute: int) -> str:
+        return f"{self.prefix}:console:login_failures:{minute}"
+
+    def activity_snapshots(self) -> str:
+        """Sorted set of per-source counter snapshots (score: time), kept two hours."""
+        return f"{self.prefix}:activity:snapshots"
+
+    def activity_guard(self, minute: int) -> str:
+        """SET NX guard so replicas of `wire serve` take one snapshot per minute."""
+        return f"{self.prefix}:activity:taken:{minute}"
+
     def beat_lock(self) -> str:
         return f"{self.prefix}:beat:lock"

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import redis
 
+from ..keys import Keys
+
 SESSION_COOKIE = "wire_session"
 LOGIN_COOKIE = "wire_login"
 SESSION_TTL = 8 * 3600
@@ -34,7 +36,7 @@ class Session:
 
 
 def _key(prefix: str, session_id: str) -> str:
-    return f"{prefix}:console:session:{session_id}"
+    return Keys(prefix=prefix).console_session(session_id)
 
 
 def same(given: str | None, expected: str | None) -> bool:
@@ -85,12 +87,12 @@ def pop_flash(client: redis.Redis, prefix: str, session: Session | None) -> str 
 
 
 def login_allowed(client: redis.Redis, prefix: str, now: float) -> bool:
-    raw = client.get(f"{prefix}:console:login_failures:{int(now // 60)}")
+    raw = client.get(Keys(prefix=prefix).login_failures(int(now // 60)))
     return int(raw or 0) < LOGIN_FAILURES_PER_MINUTE
 
 
 def note_login_failure(client: redis.Redis, prefix: str, now: float) -> None:
-    key = f"{prefix}:console:login_failures:{int(now // 60)}"
+    key = Keys(prefix=prefix).login_failures(int(now // 60))
     pipe = client.pipeline(transaction=False)
     pipe.incr(key)
     pipe.expire(key, 120)

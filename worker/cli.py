@@ -148,14 +148,10 @@ def _enqueuer(app: Any) -> Any:
 
 def _replayer(app: Any) -> Any:
     """Re-enqueue a dead letter at the stage that failed (CLI and console share it)."""
+    from .dlq import stage_replayer
 
-    def replay(stage: str, payload: dict[str, Any]) -> None:
-        if stage == "process":
-            app.send_task("wire.process", args=[payload], queue="process")
-        else:
-            app.send_task("wire.fetch", args=[payload], kwargs={"force": True}, queue="fetch")
-
-    return replay
+    return stage_replayer(_enqueuer(app),
+                          lambda payload: app.send_task("wire.process", args=[payload], queue="process"))
 
 
 def _rediscoverer(app: Any) -> Any:

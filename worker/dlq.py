@@ -31,6 +31,20 @@ def entries(client: redis.Redis, keys: Keys, *, count: int = 100, ids: list[str]
     return out
 
 
+def stage_replayer(enqueue_fetch: Callable[[dict[str, Any], bool], None],
+                   enqueue_process: Callable[[dict[str, Any]], None]) -> Callable[[str, dict[str, Any]], None]:
+    """`replay(stage, payload)`: a process-stage letter goes back to the process queue, any other
+    one is fetched again with force (its validators may belong to the failed attempt)."""
+
+    def replay_one(stage: str, payload: dict[str, Any]) -> None:
+        if stage == "process":
+            enqueue_process(payload)
+        else:
+            enqueue_fetch(payload, True)
+
+    return replay_one
+
+
 def replay(client: redis.Redis, keys: Keys, ids: list[str] | None,
            enqueue: Callable[[str, dict[str, Any]], None]) -> list[str]:
     """Re-enqueue dead letters at the stage that failed, then delete them; `ids=None` means all.

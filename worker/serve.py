@@ -19,7 +19,7 @@ import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from . import activity, metrics, reingest, status
+from . import activity, dlq, metrics, reingest, status
 from .console import handlers as console
 from .errors import WorkerError
 from .logs import get_logger
@@ -73,15 +73,12 @@ def default_replay(enqueue: Callable[[dict[str, Any], bool], None]) -> Callable[
     a process-stage letter is sent to the `process` queue through the current
     Celery app (`wire serve` creates and sets it as default before serving).
     """
-    def replay(stage: str, payload: dict[str, Any]) -> None:
-        if stage == "process":
-            from celery import current_app
+    def enqueue_process(payload: dict[str, Any]) -> None:
+        from celery import current_app
 
-            current_app.send_task("wire.process", args=[payload], queue="process")
-        else:
-            enqueue(payload, True)
+        current_app.send_task("wire.process", args=[payload], queue="process")
 
-    return replay
+    return dlq.stage_replayer(enqueue, enqueue_process)
 
 
 def make_handler(deps: Deps, enqueue: Callable[[dict[str, Any], bool], None],

@@ -5,10 +5,10 @@
 Prints pages per CPU-second (``time.process_time``) for
 ``worker.extract.extract`` and ``trafilatura.extract(html, include_comments=False)``
 over the same pages in one run, and their ratio. Also exposes
-``as_dict(html, url)`` so the shared scorer can call our extractor:
+the scorer command for our extractor (``extract_dict`` is ``extract`` returning a dict):
 
     python ../shared/tools/extract_eval.py --bench scrapinghub \
-        --data ../shared/corpus/extraction --extractor bench/extract.py:as_dict --pythonpath .
+        --data ../shared/corpus/extraction --extractor worker.extract:extract_dict --pythonpath .
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "corpus" / "extraction" / "scrapinghub"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from worker.extract import extract, extract_dict  # noqa: E402
-
-as_dict = extract_dict  # kept for the scorer command lines in old notes
+from worker.extract import extract  # noqa: E402
 
 
 def load_pages(folder: Path) -> list[tuple[bytes, str | None]]:

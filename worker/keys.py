@@ -17,7 +17,6 @@ SEEN_TTL = 30 * DAY  # a discovered URL is not re-enqueued for this long
 CONDITIONAL_TTL = 30 * DAY  # ETag / Last-Modified per URL
 ROBOTS_TTL = DAY  # robots.txt cache
 ROBOTS_ERROR_TTL = 300  # a 5xx/unreachable robots.txt pauses the host this long before re-asking
-LEASE_TTL = 600  # per-URL processing lease; > the hard task time limit
 ATTEMPTS_TTL = DAY  # delivery counter for poison-page detection
 PAGE_TTL = DAY  # fetched bytes waiting for the process stage
 SKIP_TTL = DAY  # a page skipped for good (PDF, too large, redirect loop) is not re-requested this long
@@ -103,9 +102,6 @@ class Keys:
     def page(self, url: str, stamp: int) -> str:
         """Fetched bytes waiting for the process stage (zlib, with a TTL)."""
         return f"{self.prefix}:page:{url_hash(url)}:{stamp}"
-
-    def lease(self, url: str) -> str:
-        return f"{self.prefix}:lease:{url_hash(url)}"
 
     def attempts(self, task_key: str) -> str:
         return f"{self.prefix}:attempts:{task_key}"

@@ -9,7 +9,6 @@ the page's other writes, and `wire serve` renders the hash plus live gauges
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -132,12 +131,9 @@ def build_families(samples: Iterable[tuple[str, dict[str, str], float]]) -> list
             labels = dict(label_key)
             buckets = []
             for bound in bounds:
-                buckets.append((_fmt(bound), entry["buckets"].get(repr(bound), 0.0)))
+                buckets.append((repr(bound), entry["buckets"].get(repr(bound), 0.0)))
             buckets.append(("+Inf", entry["buckets"].get("+Inf", 0.0)))
             fam.add_metric([labels.get(n, "") for n in label_names], buckets, entry["sum"])
         families.append(fam)
     return families
 
-
-def _fmt(bound: float) -> str:
-    return "+Inf" if math.isinf(bound) else repr(bound)

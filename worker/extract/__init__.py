@@ -33,7 +33,7 @@ from lxml.html import HtmlElement, HTMLParser, document_fromstring
 
 from worker.models import Article, Rules
 
-from .body import drop_furniture, split_paragraphs, trafilatura_paragraphs
+from .body import drop_furniture, trafilatura_paragraphs
 from .decode import decode_html
 from .metadata import Metadata, extract_metadata, is_person_name
 from .rules import apply_strip, rule_body
@@ -164,10 +164,6 @@ def _drop_leading_headline_and_dek(paragraphs: list[str], md: Metadata) -> list[
         return paragraphs[1:]
     return paragraphs
 
-
-def split_text(text: str) -> list[str]:
-    """Paragraphs of an extracted body (for callers that post-process it)."""
-    return split_paragraphs(text)
 
 
 def extract_dict(html: bytes, url: str | None = None) -> dict[str, object]:

@@ -62,3 +62,16 @@ def test_decide_new_without_candidates() -> None:
     """With nothing known the decision is `new`, version 1, similarity 0."""
     d = decide("https://a.example/x", fingerprint(TEXT), None, None, [], Thresholds())
     assert (d.event, d.version, d.similarity, d.kind) == ("new", 1, 0.0, None)
+
+
+def test_short_additions_are_an_update_at_the_same_url_only() -> None:
+    """Two restored short paragraphs (12 words) update the same page, but not a copy at another URL."""
+    added = "Better Android support arrived in the patch.\n\nSeveral long standing bugs were fixed too."
+    paras = TEXT.split("\n\n")
+    grown = "\n\n".join(paras[:10] + [added] + paras[10:])
+    stored = Story.of("s1", 1, "https://a.example/x", fingerprint(TEXT))
+    fp = fingerprint(grown)
+    same = decide("https://a.example/x", fp, "s1", None, [stored], Thresholds())
+    other = decide("https://b.example/copy", fp, None, None, [stored], Thresholds())
+    assert (same.event, same.kind, same.version) == ("update", "url", 2)
+    assert (other.event, other.kind) == ("duplicate", "near")

@@ -72,6 +72,30 @@ def test_all_keys_expire_with_the_window(r: redis.Redis, prefix: str) -> None:
         assert 0 < r.ttl(k) <= 3600, k
 
 
+def test_expired_index_entries_are_dropped_by_the_next_write_to_their_field(r: redis.Redis, prefix: str) -> None:
+    """Index entries older than the window go when their field is next written (no sweep job)."""
+    from worker.dedup.fingerprint import fingerprint
+    from worker.dedup.store import STORE_HASHES, packed
+
+    dd = Dedup(r, f"{prefix}:dedup", window_seconds=3600)
+    first = dd.submit(Doc("https://a.example/s", "T", BODY), now=1.0)
+    index = packed(fingerprint(BODY).hashes[:STORE_HASHES])
+    fields = [dd.store.bucket_of(index[i : i + 4]) for i in range(0, len(index), 4)]
+    old_stamp = (0).to_bytes(4, "big")  # minute 0: far older than the window
+    for key, field in fields:
+        v = r.hget(key, field)
+        assert v is not None and bytes.fromhex(first.story_id) in v
+        aged = b"".join(v[i : i + 12] + old_stamp for i in range(0, len(v), 16))
+        r.hset(key, field, aged)
+    # a copy at another URL indexes the same hashes, so it writes the same fields
+    dd.load([Doc("https://b.example/s", "T", BODY)], now=2.0)
+    for key, field in fields:
+        v = r.hget(key, field)
+        assert v is not None and len(v) % 16 == 0
+        assert bytes.fromhex(first.story_id) not in v  # the aged entry is gone
+        assert all(v[i + 12 : i + 16] != old_stamp for i in range(0, len(v), 16))
+
+
 def test_explain_lists_decisions_for_the_url(dedup: Dedup) -> None:
     """explain(url) returns that URL's decisions oldest first; history includes the story's aliases."""
     dedup.submit(Doc("https://a.example/s", "T", BODY), now=1.0)
@@ -204,3 +228,54 @@ def test_shared_lede_different_story_is_new(dedup: Dedup) -> None:
         )
     )
     assert dedup.submit(Doc("https://b.example/zoo", "Zoo", other), now=2.0).event == "new"
+
+
+OTHER = (
+    "LIMA, Peru (AP) — Fishermen blocked the port on Monday over a new quota on anchovy catches.\n\n"
+    "The ministry said the quota protects stocks after two warm years cut the catch by a third.\n\n"
+    "Union leaders said thousands of crews would lose their income before the season closes in June."
+)
+
+
+def _decide(dedup: Dedup, doc: Doc) -> tuple[Decision, Callable[[], bool]]:
+    """One submit split at its seam: lookup and decide now; the returned callable commits later."""
+    from worker.dedup.decide import decide
+    from worker.dedup.engine import url_identity
+    from worker.dedup.fingerprint import fingerprint
+    from worker.dedup.record import Story
+
+    fp = fingerprint(doc.body)
+    uid = url_identity(doc.url)
+    view = dedup.store.lookup(uid, fp)
+    d = decide(uid, fp, view.url_story_id, view.hash_story_id(fp.content_hash), view.stories, dedup.thresholds)
+    stored = Story.of(d.story_id, d.version, doc.url, fp) if d.event in ("new", "update") else None
+
+    def commit() -> bool:
+        return dedup.store.commit(view, fp, d, {"url": doc.url}, stored, [], None)
+
+    return d, commit
+
+
+def test_interleaved_copies_conflict_and_the_loser_decides_again(dedup: Dedup) -> None:
+    """Two copies looked up before either commits: the second commit sees the first and refuses.
+
+    The epoch fast path must not hide a commit that changed what the lookup read.
+    """
+    a, b = Doc("https://a.example/s", "T", BODY), Doc("https://b.example/s", "T", BODY)
+    da, commit_a = _decide(dedup, a)
+    db, commit_b = _decide(dedup, b)
+    assert (da.event, db.event) == ("new", "new")  # neither saw the other
+    assert commit_a() is True
+    assert commit_b() is False  # conflict: b's view no longer holds
+    again = dedup.submit(b, now=3.0)
+    assert (again.event, again.kind, again.story_id) == ("duplicate", "exact", da.story_id)
+
+
+def test_an_unrelated_commit_in_between_does_not_conflict(dedup: Dedup) -> None:
+    """A commit elsewhere in the index moves the epoch but not the digest: the commit goes through."""
+    d, commit = _decide(dedup, Doc("https://a.example/s", "T", BODY))
+    assert d.event == "new"
+    other = dedup.submit(Doc("https://c.example/x", "L", OTHER), now=2.0)
+    assert other.event == "new"
+    assert commit() is True
+    assert dedup.submit(Doc("https://a.example/s", "T", BODY), now=3.0).event == "duplicate"

@@ -4,9 +4,12 @@
 -- ARGV: ns, query hashes, max candidates, expected digest, window ms,
 --   story id (8 bytes), record ('' = keep the stored one), log entry,
 --   index hashes to add (packed, '' = none), max entries per hash,
---   then per stream: maxlen ('' = none), n, f1, v1 .. fn, vn
+--   the epoch the lookup saw ('' = none), then per stream: maxlen ('' = none), n, f1, v1 .. fn, vn
 local ns = ARGV[1]
-if gather(ns, KEYS[1], ARGV[2], tonumber(ARGV[3])) ~= ARGV[4] then
+-- another commit since the lookup: re-read what the decision rests on and
+-- compare its digest (a commit elsewhere in the index leaves it unchanged)
+if (redis.call('GET', epoch_key(ns)) or '') ~= ARGV[11]
+    and gather(ns, KEYS[1], ARGV[2], tonumber(ARGV[3])) ~= ARGV[4] then
   return {'conflict'}
 end
 local ttl = tonumber(ARGV[5])
@@ -14,9 +17,10 @@ local sid, rec, log, index, cap = ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(A
 
 record(ns, KEYS[1], sid, rec, log, ttl)
 add_index(ns, index, sid, ttl, cap)
+bump_epoch(ns, ttl)
 
 local ids = {}
-local a = 11
+local a = 12
 local k = 2
 while a <= #ARGV do
   local maxlen, n = ARGV[a], tonumber(ARGV[a + 1])

@@ -124,6 +124,26 @@ _P = 0x100000001B3  # odd, so invertible modulo 2**64
 _P_INV = pow(_P, -1, 2**64)
 
 
+_POWERS: tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]] = (np.ones(1, np.uint64), np.ones(1, np.uint64))
+
+
+def _powers(n: int) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+    """P**i and P**-i for i < n, computed once and grown by doubling (they were a third of token_ids)."""
+    global _POWERS
+    pw, inv = _POWERS
+    if pw.size < n:
+        size = max(n, 2 * pw.size, 1 << 14)
+        with np.errstate(over="ignore"):
+            pw = np.full(size, _P, dtype=np.uint64)
+            pw[0] = 1
+            pw = np.cumprod(pw, dtype=np.uint64)
+            inv = np.full(size, _P_INV, dtype=np.uint64)
+            inv[0] = 1
+            inv = np.cumprod(inv, dtype=np.uint64)
+        _POWERS = (pw, inv)
+    return pw, inv
+
+
 def token_ids(toks: list[str], joined: bytes | None = None) -> npt.NDArray[np.uint64]:
     """A 64-bit hash per token, vectorised: prefix sums of byte * P**i over the space-joined tokens.
 
@@ -134,22 +154,19 @@ def token_ids(toks: list[str], joined: bytes | None = None) -> npt.NDArray[np.ui
     if not toks:
         return np.zeros(0, dtype=np.uint64)
     raw = joined if joined is not None else " ".join(toks).encode("utf-8")
-    b = np.frombuffer(raw, dtype=np.uint8).astype(np.uint64)
+    b = np.frombuffer(raw, dtype=np.uint8)
     n = b.size
+    pw, inv = _powers(n + 1)
     with np.errstate(over="ignore"):
-        pw = np.empty(n, dtype=np.uint64)
-        pw[0] = 1
-        pw[1:] = _P
-        pw = np.cumprod(pw, dtype=np.uint64)
-        inv = np.empty(n + 1, dtype=np.uint64)
-        inv[0] = 1
-        inv[1:] = _P_INV
-        inv = np.cumprod(inv, dtype=np.uint64)
         prefix = np.zeros(n + 1, dtype=np.uint64)
-        np.cumsum(b * pw, dtype=np.uint64, out=prefix[1:])
+        np.cumsum(b * pw[:n], dtype=np.uint64, out=prefix[1:])
         sp = np.flatnonzero(b == 32)
-        starts = np.concatenate(([0], sp + 1))
-        ends = np.concatenate((sp, [n]))
+        starts = np.empty(sp.size + 1, dtype=np.intp)
+        starts[0] = 0
+        starts[1:] = sp + 1
+        ends = np.empty(sp.size + 1, dtype=np.intp)
+        ends[:-1] = sp
+        ends[-1] = n
         h = (prefix[ends] - prefix[starts]) * inv[starts]
         return _mix64(h ^ (ends - starts).astype(np.uint64))
 
@@ -170,9 +187,20 @@ def positional_hashes(toks: list[str], k: int = SHINGLE, joined: bytes | None = 
     return (mixed >> np.uint64(32)).astype(np.uint32)
 
 
+def sorted_unique(x: U32) -> U32:
+    """np.unique for a small array: numpy 2's hash-based unique costs ~25 us on 500 values, this ~5."""
+    s = np.sort(x)
+    if s.size < 2:
+        return s
+    keep = np.empty(s.size, dtype=np.bool_)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
+
+
 def shingle_hashes(toks: list[str], k: int = SHINGLE) -> U32:
     """Sorted distinct 32-bit hashes of the k-word shingles."""
-    return np.unique(positional_hashes(toks, k))
+    return sorted_unique(positional_hashes(toks, k))
 
 
 def sketch(hashes: U32, size: int = SKETCH) -> U32:
@@ -221,7 +249,7 @@ def fingerprint(body: str) -> Fingerprint:
     return Fingerprint(
         content_hash=content_hash(toks, joined),
         n_tokens=len(toks),
-        hashes=np.unique(pos),
+        hashes=sorted_unique(pos),
         positions=pos,
         pos_block=tok_block[: pos.size],
         block_words=words,

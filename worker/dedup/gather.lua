@@ -12,10 +12,27 @@
 -- Redis only (not Cluster), which is what wire runs on.
 local SID, ENTRY = 8, 16
 
-local function bucket_key(ns, h)
-  -- the low bits: indexed hashes are the smallest of their text, so their high bits are mostly 0
-  local b3, b4 = string.byte(h, 3, 4)
-  return ns .. ':i:' .. string.char(b3, b4 - b4 % 2)
+-- ns:epoch counts the commits that wrote the namespace: a commit that finds it
+-- unchanged since its lookup knows nothing the lookup read has changed, and
+-- skips re-reading it (the common case: no other worker committed in between)
+local function epoch_key(ns) return ns .. ':epoch' end
+
+local function bump_epoch(ns, ttl)
+  local k = epoch_key(ns)
+  redis.call('INCR', k)
+  redis.call('PEXPIRE', k, ttl)
+end
+
+-- The index: 2**15 hash keys ns:i:<bits 1-15 of the shingle hash, 2 raw bytes>,
+-- each of up to 16 fields <bit 0 and bits 16-18, 1 raw byte> holding that
+-- sub-bucket's 16-byte entries. A lookup reads one field per query hash, so its
+-- cost does not grow with the store (a field holds ~10 entries at 1M stories),
+-- and the 2**19 sub-buckets share 2**15 keys (a key costs ~165 bytes; a field
+-- in a small hash a few). Indexed hashes are the smallest of their text, so
+-- their high bits are mostly 0: the low bits name the bucket.
+local function bucket_of(ns, h)
+  local b1, _, b3, b4 = string.byte(h, 1, 4)
+  return ns .. ':i:' .. string.char(b3, b4 - b4 % 2), string.char(b4 % 2 * 8 + b1 % 8)
 end
 
 -- start positions of the entries for hash h in bucket string v
@@ -35,17 +52,11 @@ end
 
 local function gather(ns, url_key, query, maxc)
   local url_sid = redis.call('GET', url_key)
-  local keys, hs = {}, {}
-  for q = 1, #query - 3, 4 do
-    local h = string.sub(query, q, q + 3)
-    hs[#hs + 1] = h
-    keys[#keys + 1] = bucket_key(ns, h)
-  end
-  local vals = #keys > 0 and redis.call('MGET', unpack(keys)) or {}
   local score, order = {}, {}
   local parts = {url_sid or '\0'}
-  for i, h in ipairs(hs) do
-    local v = vals[i]
+  for q = 1, #query - 3, 4 do
+    local h = string.sub(query, q, q + 3)
+    local v = redis.call('HGET', bucket_of(ns, h))
     local found = {}
     if v then
       local j = 1
@@ -143,21 +154,29 @@ local function add_index(ns, index, sid, ttl, cap)
   end
   for q = 1, #index - 3, 4 do
     local h = string.sub(index, q, q + 3)
-    local key = bucket_key(ns, h)
-    local v = redis.call('GET', key) or ''
+    local key, field = bucket_of(ns, h)
+    local v = redis.call('HGET', key, field) or ''
     -- entries are appended in time order: drop the prefix older than the window
+    local changed = false
     if #v >= ENTRY and stamp_at(v, 1) < oldest then
       local cut = 1
       while cut <= #v and stamp_at(v, cut) < oldest do cut = cut + ENTRY end
       v = string.sub(v, cut)
-      redis.call('SET', key, v)
+      changed = true
     end
     local found, known = find_entries(v, h), false
     for _, p in ipairs(found) do
       if string.sub(v, p + 4, p + 4 + SID - 1) == sid then known = true end
     end
     -- a hot shingle keeps its first `cap` stories; the story's other hashes still index it
-    if not known and #found < cap then redis.call('APPEND', key, h .. sid .. stamp) end
+    if not known and #found < cap then
+      v = v .. h .. sid .. stamp
+      changed = true
+    end
+    if changed then
+      if #v > 0 then redis.call('HSET', key, field, v) else redis.call('HDEL', key, field) end
+    end
+    -- a key nobody writes expires whole after the window
     redis.call('PEXPIRE', key, ttl)
   end
 end

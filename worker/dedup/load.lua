@@ -7,4 +7,5 @@ for a = 4, #ARGV, 5 do
   record(ns, ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ttl)
   add_index(ns, ARGV[a + 4], ARGV[a + 1], ttl, cap)
 end
+bump_epoch(ns, ttl)
 return (#ARGV - 3) / 5

@@ -62,8 +62,9 @@ class Story:
             n_shingles=n_shingles,
             n_tokens=n_tokens,
             url=raw[_HEADER.size : start].decode("utf-8", "replace"),
-            sketch=np.frombuffer(raw[mid:], dtype="<u4").astype(np.uint32),
-            block_mins=np.frombuffer(raw[start:mid], dtype="<u4").astype(np.uint32),
+            # read-only views of the record, no copies (the stored layout is little-endian uint32)
+            sketch=np.frombuffer(raw, dtype="<u4", offset=mid).astype(np.uint32, copy=False),
+            block_mins=np.frombuffer(raw, dtype="<u4", count=n_blocks, offset=start).astype(np.uint32, copy=False),
         )
 
     @classmethod

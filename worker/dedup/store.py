@@ -7,27 +7,34 @@ Keys (all under the namespace, all with a TTL of the window; no sweep job):
     {ns}:s:{story id}       list: the story's current version (record.Story,
                             binary) at index 0, then its decision log (every
                             version and alias, for explain)
-    {ns}:i:{bucket}         the near-duplicate index: 2**15 bucket strings (named by
-                            the low 15 bits of the hash, 2 raw bytes) of
-                            16-byte entries (shingle hash 4 | story id 8 |
-                            minute stamp 4), one entry per stored bottom hash
+    {ns}:epoch              commit counter (optimistic concurrency, see below)
+    {ns}:i:{bucket}         the near-duplicate index: 2**15 hashes (named by bits
+                            1-15 of the shingle hash, 2 raw bytes) of up to 16
+                            fields (bit 0 and bits 16-18, 1 raw byte), each a
+                            string of 16-byte entries (shingle hash 4 | story
+                            id 8 | minute stamp 4), one per stored bottom hash
 
-Memory is the reason for this shape: every top-level Redis key costs ~100-170
-bytes of overhead (dict entry, expiry entry, object header), so a story owns
-two keys and its index entries share bucket strings (16 bytes each). An exact
-copy is found through the index (it shares every bottom hash) and recognised
-by the content hash in the record, so there is no per-text hash key.
+Memory and lookup cost give this shape. Every top-level Redis key costs ~165
+bytes (dict entry, expiry entry, object header), so a story owns two keys and
+its index entries share bucket keys. A lookup reads one field per query hash:
+the 2**19 fields hold ~11 entries each at 1M stories, so the bytes a lookup
+reads, and its time, barely grow with the store (whole 2**15-bucket strings
+held ~180 entries at 1M, and reading them made a lookup 3x slower than at 10k).
+An exact copy is found through the index (it shares every bottom hash) and
+recognised by the content hash in the record: there is no per-text key.
 
 Expiry without a sweep: story and URL keys carry the window as TTL. Index
-entries cannot, so each carries a stamp; the commit that appends to a bucket
+entries cannot, so each carries a stamp; the commit that appends to a field
 first drops its entries older than the window (a prefix: entries are appended
-in time order), and a bucket nobody writes expires whole after the window. An
-entry that outlived its story points at a missing record and is skipped.
+in time order), and a bucket key nobody writes expires whole after the window.
+An entry that outlived its story points at a missing record and is skipped.
 
 Why two round trips: similarity is computed in Python (numpy), so the
-decision cannot be made inside one script. The commit re-reads everything
-the lookup read and compares a SHA-1 digest (of the URL key, the index hits
-for every query hash and the candidate records); if another worker recorded
+decision cannot be made inside one script. Every commit increments
+{ns}:epoch; a commit that finds the epoch its lookup saw knows nothing has
+been written since and records at once. Otherwise it re-reads everything the
+lookup read and compares a SHA-1 digest (of the URL key, the index hits for
+every query hash and the candidate records); if another worker recorded
 anything that could change this decision in between, it answers `conflict`
 and the caller decides again. Two copies of a story racing therefore
 serialise on the index entries they share, and exactly one of them publishes.
@@ -89,6 +96,7 @@ class View:
     url_key: str
     query: bytes
     digest: str
+    epoch: bytes  # the namespace's commit counter at lookup time (b"" before the first commit)
     url_story_id: str | None
     stories: tuple[Story, ...]
 
@@ -133,19 +141,19 @@ class Store:
     def story_key(self, story_id: str) -> bytes:
         return self.ns.encode() + b":s:" + bytes.fromhex(story_id)
 
-    def bucket_key(self, h: bytes) -> bytes:
-        """The bucket of a packed hash: its low 15 bits, as 2 raw bytes (gather.lua derives the same)."""
-        return self.ns.encode() + b":i:" + bytes((h[2], h[3] & 0xFE))
+    def bucket_of(self, h: bytes) -> tuple[bytes, bytes]:
+        """Index key and field of a packed hash (gather.lua's `bucket_of`, for tests and tools)."""
+        return self.ns.encode() + b":i:" + bytes((h[2], h[3] & 0xFE)), bytes(((h[3] & 1) * 8 + (h[0] & 7),))
 
     def lookup(self, url_id: str, fp: Fingerprint) -> View:
         key = self.url_key(url_id)
         query = packed(fp.hashes[:QUERY_HASHES])
         try:
-            digest, url_sid, sids, recs = self._lookup(keys=[key], args=[self.ns, query, MAX_CANDIDATES])
+            digest, url_sid, sids, recs, epoch = self._lookup(keys=[key], args=[self.ns, query, MAX_CANDIDATES])
         except redis.RedisError as exc:
             raise DedupError(f"dedup lookup failed: {exc}") from exc
         stories = tuple(Story.unpack(sid.hex(), rec) for sid, rec in zip(sids, recs, strict=True))
-        return View(key, query, digest.decode(), url_sid.hex() or None, stories)
+        return View(key, query, digest.decode(), epoch, url_sid.hex() or None, stories)
 
     def commit(
         self,
@@ -170,6 +178,7 @@ class Store:
             pack_log(log_entry),
             packed(fp.hashes[:STORE_HASHES]) if stored is not None else b"",
             INDEX_MAX_IDS,
+            view.epoch,
         ]
         for stream, fields in entries:
             keys.append(stream)

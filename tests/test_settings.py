@@ -77,6 +77,19 @@ def test_env_errors_name_the_variable() -> None:
     assert Settings.from_env({}).allow_private_addresses is False
 
 
+def test_task_events_default_on_and_can_be_turned_off() -> None:
+    """Celery task events are on unless WIRE_TASK_EVENTS says otherwise; a bad value names the variable."""
+    from worker.celery_app import celery_config
+
+    url = {"WIRE_REDIS_URL": "redis://127.0.0.1:1/0"}  # never connected to: only the config is built
+    on = celery_config(Settings.from_env(url))
+    off = celery_config(Settings.from_env({**url, "WIRE_TASK_EVENTS": "false"}))
+    assert (on["worker_send_task_events"], on["task_send_sent_event"]) == (True, True)
+    assert (off["worker_send_task_events"], off["task_send_sent_event"]) == (False, False)
+    with pytest.raises(ConfigError, match="WIRE_TASK_EVENTS"):
+        Settings.from_env({"WIRE_TASK_EVENTS": "sometimes"})
+
+
 def test_sources_check_exits_2_naming_file_source_and_field(tmp_path: Path) -> None:
     """`wire sources check` on a broken file prints file, source and field, and exits with status 2."""
     bad = tmp_path / "sources.yaml"

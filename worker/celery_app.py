@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery
 from kombu import Queue
 
+from .broker import transport_for
 from .settings import Settings, SourcesConfig
 
 QUEUES = ("discover", "fetch", "process")
@@ -37,6 +38,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     # Settings.from_env guarantees task_time_limit + max_countdown < visibility_timeout
     return {
         "broker_url": settings.broker,
+        # kombu's Redis transport, sharing one client object per channel (worker/broker.py)
+        "broker_transport": transport_for(settings.broker),
         "broker_transport_options": transport,
         "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout},
         "visibility_timeout": settings.visibility_timeout,
@@ -58,8 +61,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_max_memory_per_child": 400_000,  # KiB: contain a parser blow-up
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        "worker_send_task_events": settings.task_events,
+        "task_send_sent_event": settings.task_events,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
         "task_default_queue": "process",

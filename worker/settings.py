@@ -70,6 +70,7 @@ class Settings:
     health_window: float = 300.0
     bot_wall_limit: int = 5  # challenge pages in a row from one host that pause it
     bot_wall_pause: float = 600.0  # first pause of that host, seconds; doubles on each further trip
+    task_events: bool = True  # Celery task events, for Flower and celery-exporter (wire's /metrics needs none)
 
     @property
     def max_countdown(self) -> float:
@@ -112,8 +113,10 @@ class Settings:
                 raise ConfigError("environment", name, f"must be >= {minimum}, got {raw!r}")
             return value
 
-        def flag(name: str) -> bool:
+        def flag(name: str, default: bool = False) -> bool:
             raw = (env.get(name) or "").strip().lower()
+            if not raw:
+                return default
             if raw in _TRUE:
                 return True
             if raw in _FALSE:
@@ -157,6 +160,7 @@ class Settings:
             process_concurrency=number("WIRE_PROCESS_CONCURRENCY", 2, int, 1),
             bot_wall_limit=number("WIRE_BOT_WALL_LIMIT", 5, int, 1),
             bot_wall_pause=number("WIRE_BOT_WALL_PAUSE", 600.0, float, 1),
+            task_events=flag("WIRE_TASK_EVENTS", default=True),
         )
         if settings.visibility_timeout < settings.task_time_limit + 10:
             raise ConfigError("environment", "WIRE_VISIBILITY_TIMEOUT",

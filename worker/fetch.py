@@ -60,27 +60,35 @@ class Fetcher:
         refused again without a request.
         """
         host = host_of(url)
-        self.politeness.check_paused(host)
-        if conditional and kind == "page":
-            sticky = self.r.get(self.keys.skip(url))
-            if sticky is not None:
-                reason = as_text(sticky)
-                raise PermanentFetchError(f"skipped earlier ({reason}); not requested again", reason=reason)
+        validators_key = self.keys.conditional(url) if kind == "page" else self.keys.feed_validators(url)
+        # one round trip for what decides whether and how to ask: the host's pause,
+        # an earlier permanent skip, the validators for a conditional GET
+        ask_sticky = conditional and kind == "page"
+        pipe = self.r.pipeline(transaction=False)
+        pipe.pttl(self.keys.host_pause(host))
+        if ask_sticky:
+            pipe.get(self.keys.skip(url))
+        if conditional:
+            pipe.hmget(validators_key, "etag", "last_modified")
+        replies = pipe.execute()
+        self.politeness.raise_if_paused(host, replies[0])
+        sticky = replies[1] if ask_sticky else None
+        stored = replies[-1] if conditional else [None, None]
+        if sticky is not None:
+            reason = as_text(sticky)
+            raise PermanentFetchError(f"skipped earlier ({reason}); not requested again", reason=reason)
         verdict = self.politeness.robots(url, rate)
         if not verdict.allowed:
             raise PermanentFetchError("disallowed by robots.txt", reason="robots_denied")
-        validators_key = self.keys.conditional(url) if kind == "page" else self.keys.feed_validators(url)
         headers = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5" if kind == "page"
                    else "application/rss+xml,application/atom+xml,application/feed+json,application/xml;q=0.9,*/*;q=0.5"}
-        if conditional:
-            stored = self.r.hmget(validators_key, "etag", "last_modified")
-            if stored[0]:
-                headers["If-None-Match"] = as_text(stored[0])
-            if stored[1]:
-                headers["If-Modified-Since"] = as_text(stored[1])
-        self.politeness.wait_turn(host, rate, verdict.crawl_delay)
-        # the host may have been paused (Retry-After, bot walls) while we waited for the slot
-        self.politeness.check_paused(host)
+        if stored[0]:
+            headers["If-None-Match"] = as_text(stored[0])
+        if stored[1]:
+            headers["If-Modified-Since"] = as_text(stored[1])
+        if self.politeness.wait_turn(host, rate, verdict.crawl_delay):
+            # the host may have been paused (Retry-After, bot walls) while we waited for the slot
+            self.politeness.check_paused(host)
         try:
             resp = get(url, user_agent=self.user_agent, limits=self.limits, headers=headers,
                        before_hop=lambda hop: self._before_hop(hop, rate))
@@ -97,8 +105,8 @@ class Fetcher:
         verdict = self.politeness.robots(url, rate)
         if not verdict.allowed:
             raise PermanentFetchError("redirected to a path disallowed by robots.txt", reason="robots_denied")
-        self.politeness.wait_turn(host, rate, verdict.crawl_delay)
-        self.politeness.check_paused(host)
+        if self.politeness.wait_turn(host, rate, verdict.crawl_delay):
+            self.politeness.check_paused(host)
 
     def _classify(self, resp: Response, kind: str, now: float) -> Page | NotModified:
         status = resp.status

@@ -95,6 +95,18 @@ class Limits:
     allow_private: bool = False
 
 
+UNFETCHABLE = frozenset({"bad_url", "private_address"})  # the reasons `refuse_unfetchable` gives
+
+
+def refuse_unfetchable(url: str, limits: Limits) -> None:
+    """Raise PermanentFetchError for a URL no request may go to: not http(s), no host, a private address."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PermanentFetchError(f"refusing non-http URL {parts.scheme}://", reason="bad_url")
+    if not limits.allow_private and not is_public_address(parts.hostname):
+        raise PermanentFetchError(f"{parts.hostname} resolves to a private address", reason="private_address")
+
+
 def get(
     url: str,
     *,
@@ -116,11 +128,7 @@ def get(
     visited: list[str] = []
     current = url
     while True:
-        parts = urlsplit(current)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PermanentFetchError(f"refusing non-http URL {parts.scheme}://", reason="bad_url")
-        if not limits.allow_private and not is_public_address(parts.hostname):
-            raise PermanentFetchError(f"{parts.hostname} resolves to a private address", reason="private_address")
+        refuse_unfetchable(current, limits)
         if current in visited:
             raise PermanentFetchError("redirect loop", reason="redirect_loop")
         visited.append(current)

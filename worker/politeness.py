@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import redis
 from protego import Protego
 
-from .errors import HostPaused
-from .http import Limits, get
+from .errors import FetchError, HostPaused, PermanentFetchError
+from .http import UNFETCHABLE, Limits, get
 from .keys import PAUSE_LOG_MAX, ROBOTS_ERROR_TTL, ROBOTS_TTL, WALLS_TTL, Keys, as_text
 
 # Reserve the next request slot for a host. The slot time lives in one key;
@@ -82,6 +82,11 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
+def _seconds_left(pttl_ms: int | None) -> float:
+    """A PTTL reply as seconds left (0 for a missing key or one without expiry)."""
+    return pttl_ms / 1000.0 if pttl_ms and pttl_ms > 0 else 0.0
+
+
 @dataclass(frozen=True)
 class RobotsVerdict:
     allowed: bool
@@ -120,15 +125,23 @@ class Politeness:
             pipe.execute()
 
     def paused_for(self, host: str) -> float:
-        ms = self.r.pttl(self.keys.host_pause(host))
-        return ms / 1000.0 if ms and ms > 0 else 0.0
+        return _seconds_left(self.r.pttl(self.keys.host_pause(host)))
 
     def check_paused(self, host: str) -> None:
-        left = self.paused_for(host)
+        self.raise_if_paused(host, self.r.pttl(self.keys.host_pause(host)))
+
+    @staticmethod
+    def raise_if_paused(host: str, pttl_ms: int | None) -> None:
+        """Raise HostPaused when the PTTL of the host's pause key (read by the caller) says it is paused."""
+        left = _seconds_left(pttl_ms)
         if left > 0:
             raise HostPaused(f"host {host} paused for {left:.0f}s", retry_after=left)
 
     # -- bot-wall circuit breaker ---------------------------------------------
+    def clear_walls(self, host: str, pipe: Any) -> None:
+        """Queue on `pipe` what `note_page(host, bot_wall=False)` does: a real page resets the count."""
+        pipe.delete(self.keys.host_walls(host), self.keys.host_wall_trips(host))
+
     def note_page(self, host: str, *, bot_wall: bool) -> float:
         """Count a challenge page from `host` (or clear the count on a real page).
 
@@ -204,14 +217,18 @@ class Politeness:
         return parser
 
     def _fetch_robots(self, org: str) -> dict[str, Any]:
-        from .errors import FetchError
-
         try:
             resp = get(org + "/robots.txt", user_agent=self.user_agent,
                        limits=Limits(max_bytes=512 * 1024, deadline=min(self.limits.deadline, 15.0),
                                      connect_timeout=self.limits.connect_timeout,
                                      read_timeout=self.limits.read_timeout,
                                      allow_private=self.limits.allow_private))
+        except PermanentFetchError as exc:
+            if exc.reason in UNFETCHABLE:
+                # no request may go to this origin at all (not http, private): the page is refused
+                # for the same reason, not parked behind an "unavailable" robots.txt
+                raise
+            return {"state": "unavailable", "status": exc.reason}
         except FetchError as exc:
             return {"state": "unavailable", "status": getattr(exc, "reason", "error")}
         if resp.status == 429 or resp.status >= 500:
@@ -224,8 +241,11 @@ class Politeness:
         return {"state": "rules", "status": resp.status, "body": text}
 
     # -- pacing ---------------------------------------------------------------
-    def wait_turn(self, host: str, rate: float | None, crawl_delay: float | None) -> None:
-        """Block until this process may send a request to `host`, or raise HostPaused to park."""
+    def wait_turn(self, host: str, rate: float | None, crawl_delay: float | None) -> float:
+        """Block until this process may send a request to `host`, or raise HostPaused to park.
+
+        Returns the seconds waited (0 when the slot was free at once).
+        """
         rps = rate or self.default_rate
         if crawl_delay:
             rps = min(rps, 1.0 / crawl_delay)
@@ -236,3 +256,4 @@ class Politeness:
                              retry_after=-wait_ms / 1000.0)
         if wait_ms:
             time.sleep(wait_ms / 1000.0)
+        return wait_ms / 1000.0

@@ -278,6 +278,8 @@ def _to_punycode(host: str) -> str:
 
 def _requote(text: str, safe: frozenset[str]) -> str:
     """Normalise percent-encoding: upper-case hex, decode unreserved, encode unsafe."""
+    if "%" not in text and safe.issuperset(text):  # the common case, checked in C
+        return text
     out: list[str] = []
     i, n = 0, len(text)
     while i < n:

@@ -76,8 +76,13 @@ def test_unclosed_tags_still_extract_text() -> None:
 
 def test_control_characters_never_reach_output() -> None:
     """Control characters in the page never reach the body or the title."""
-    html = b"<html><head><title>Ti\x07tle</title></head><body><article><p>" + b"Body\x00 text\x1b with words. " * 30 + b"</p></article></body></html>"
+    # a few stray controls (many NULs make the page binary, refused as not_html: not the point here)
+    paras = b"".join(b"<p>The council met on Monday to discuss the water plan for the city, officials said. %d</p>" % i
+                     for i in range(12))
+    html = (b"<html><head><title>Ti\x07tle</title></head><body><article><p>Body\x00 text\x1b with words and"
+            b" a bell\x07 in the first paragraph of the story.</p>" + paras + b"</article></body></html>")
     article = extract(html)
+    assert article.not_article is None and "first paragraph" in article.body  # it was extracted
     assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f]", article.body + (article.title or ""))
 
 
@@ -97,3 +102,13 @@ def test_no_mojibake_on_dev_set() -> None:
         if mojibake.search(article.body) and not mojibake.search(item.get("body") or ""):
             bad.append(page_id)
     assert bad == []
+
+
+def test_a_stray_word_is_not_a_story() -> None:
+    """What a broken page leaves (one letter inside a 200,000-attribute tag) is `too_short`, not a story;
+    a one-line wire flash still is one."""
+    article = extract(CASES["huge_attribute_list"]())
+    assert article.not_article == "too_short"
+    flash = extract(b"<html><head><title>Quake</title></head><body><article><p>Magnitude 7.1 quake strikes "
+                    b"off Japan coast, agency says.</p></article></body></html>")
+    assert flash.not_article is None and flash.body.startswith("Magnitude 7.1 quake")

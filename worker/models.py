@@ -107,7 +107,7 @@ class Article:
     """What extraction gets out of one page (pure; no network, no Redis).
 
     `not_article` is set (to a short reason such as ``bot_wall``,
-    ``login_wall``, ``section_front``, ``not_html``, ``empty``) when the page
+    ``login_wall``, ``section_front``, ``not_html``, ``empty``, ``too_short``) when the page
     is not an article; the other fields are then best effort.
     """
 

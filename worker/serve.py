@@ -179,6 +179,9 @@ def make_handler(deps: Deps, enqueue: Callable[[dict[str, Any], bool], None],
             except UnicodeDecodeError:
                 self._json(400, {"error": "malformed JSON: not UTF-8 text"})
                 return
+            except RecursionError:  # e.g. 200,000 "[": under the size cap, deeper than the parser goes
+                self._json(400, {"error": "malformed JSON: nested too deeply"})
+                return
             except WorkerError as exc:
                 self._json(400, {"error": str(exc)})
                 return
@@ -187,6 +190,18 @@ def make_handler(deps: Deps, enqueue: Callable[[dict[str, Any], bool], None],
                 return
             log.info("reingest", count=result["count"], force=result["force"])
             self._json(202, result)
+
+        def _not_allowed(self) -> None:
+            # every error of the API is JSON, a wrong method too (the stdlib would answer 501 in HTML)
+            self.send_response(405)
+            body = json.dumps({"error": f"method {self.command} not allowed"}).encode() + b"\n"
+            self.send_header("Allow", "GET, POST")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed  # noqa: N815 - stdlib names
 
     return Handler
 

@@ -19,8 +19,9 @@ Which parser where, and why:
   rules.
 
 Nothing here raises on bad input: hostile pages come back as an `Article`
-with ``not_article`` set (``empty``, ``not_html``, ``too_large``,
-``bot_wall``, ``login_wall``, ``cookie_wall``, ``section_front``).
+with ``not_article`` set (``empty``, ``too_short``, ``not_html``,
+``too_large``, ``bot_wall``, ``login_wall``, ``cookie_wall``,
+``section_front``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ MAX_ELEMENTS = 25_000
 _HUGE_TAG = re.compile(r"<([a-zA-Z][\w:-]*)[^<>]{20000,}>")
 # A single text node this long is not an article paragraph; cut it.
 MAX_PARAGRAPH_CHARS = 50_000
+# fewer words than this is no story (a stray "t" left by a broken page), while a
+# one-line wire flash ("Magnitude 7.1 quake strikes off Japan") still passes
+MIN_BODY_WORDS = 5
 
 _PARSER = HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True, collect_ids=False, huge_tree=False)
 _LOG = logging.getLogger(__name__)
@@ -131,6 +135,8 @@ def extract(
         return _not_article("section_front", md, body)
     if not body:
         return _not_article("empty", md)
+    if len(_WORD.findall(body, 0, 200)) < MIN_BODY_WORDS:
+        return _not_article("too_short", md, body)
 
     place, agency = dateline(paragraphs[0])
     agency = agency or md.agency or credit_agency(paragraphs)

@@ -18,26 +18,27 @@ from worker.models import Rules
 _BLOCKS = ("p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "pre", "tr", "dt", "dd", "figcaption")
 
 
-def apply_strip(html: str, rules: Rules) -> str:
-    """The page with every ``strip`` selector match removed (serialised again for lxml)."""
-    if not rules.strip:
-        return html
+def _stripped(html: str, rules: Rules) -> BeautifulSoup:
+    """The page parsed, with every ``strip`` selector match removed."""
     soup = BeautifulSoup(html, "lxml")
     for selector in rules.strip:
         for el in soup.select(selector):
             el.decompose()
-    return str(soup)
+    return soup
+
+
+def apply_strip(html: str, rules: Rules) -> str:
+    """The page with every ``strip`` selector match removed (serialised again for lxml)."""
+    if not rules.strip:
+        return html
+    return str(_stripped(html, rules))
 
 
 def rule_body(html: str, rules: Rules) -> list[str] | None:
     """Paragraphs under the ``body`` selector, or None when it matches nothing."""
     if not rules.body:
         return None
-    soup = BeautifulSoup(html, "lxml")
-    for selector in rules.strip:
-        for el in soup.select(selector):
-            el.decompose()
-    matches = soup.select(rules.body)
+    matches = _stripped(html, rules).select(rules.body)
     if not matches:
         return None
     paragraphs: list[str] = []

@@ -16,6 +16,12 @@ prefork pool of 2) and `wire beat` against a private Redis, and reports:
   trafilatura over the same URLs, and our speed-up over it.
 
 Politeness pacing is raised for the benchmark (rate 10,000/s per host).
+
+With --profile DIR, py-spy samples the thread holding the GIL in every worker
+process (100 Hz: Python on the CPU, not threads waiting on sockets or queues)
+for the whole run and the report adds where the workers' CPU went, by
+component (extraction, dedup, Celery/kombu, Redis client, HTTP client, ...).
+Sampling costs a little CPU, so take throughput figures from a run without it.
 """
 
 from __future__ import annotations
@@ -35,6 +41,46 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DEFAULT_DATA = ROOT.parent / "shared" / "corpus" / "extraction" / "scrapinghub"
 CLK = os.sysconf("SC_CLK_TCK")
+
+# profile components by the file of a sampled frame (py-spy prints paths relative
+# to sys.path: "redis/client.py", "worker/pipeline.py"); the first match walking a
+# stack from its leaf up names the component, so a Redis call made by dedup
+# counts as Redis client and lxml called by extraction as extraction
+COMPONENTS: list[tuple[str, tuple[str, ...]]] = [
+    ("Redis client (redis-py, hiredis)", ("redis/", "hiredis/")),
+    ("HTTP client (requests, urllib3)", ("requests/", "urllib3/", "http/", "charset_normalizer/", "idna/")),
+    ("JSON", ("json/",)),
+    ("logging (structlog)", ("structlog/", "logging/")),
+    ("extraction (worker.extract, trafilatura, lxml)", ("worker/extract/", "trafilatura/", "justext/", "lxml/",
+                                                         "htmldate/", "courlan/", "bs4/", "dateparser/")),
+    ("dedup (fingerprint, decide)", ("worker/dedup/", "numpy/")),
+    ("politeness (robots, pacing)", ("worker/politeness.py", "protego")),
+    ("fetch (worker.fetch, worker.http)", ("worker/fetch.py", "worker/http.py")),
+    ("zlib (page bytes in Redis)", ("zlib",)),
+    ("Celery, kombu, billiard", ("celery/", "kombu/", "billiard/", "vine/", "amqp/", "click/")),
+    ("wire tasks, pipeline, publish, metrics", ("worker/",)),
+]
+
+
+def component(stack: str) -> str:
+    for frame in reversed(stack.split(";")):
+        path = frame[frame.rfind("(") + 1 : frame.rfind(":")] if frame.endswith(")") else ""
+        for name, prefixes in COMPONENTS:
+            if path.startswith(prefixes) or any(f"/{p}" in path for p in prefixes):
+                return name
+    return "other (interpreter, stdlib)"
+
+
+def profile_report(raw_files: list[Path]) -> list[tuple[str, int]]:
+    """Samples per component over py-spy raw (collapsed stack) files."""
+    totals: dict[str, int] = {}
+    for path in raw_files:
+        for line in path.read_text(errors="replace").splitlines():
+            stack, _, count = line.rpartition(" ")
+            if stack and count.isdigit():
+                name = component(stack)
+                totals[name] = totals.get(name, 0) + int(count)
+    return sorted(totals.items(), key=lambda kv: -kv[1])
 
 SERVER = r"""
 import json, sys, threading, time
@@ -110,6 +156,13 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _machine_cpu() -> float:
+    """CPU seconds all cores spent not idle, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK
+
+
 def load_pages(data: Path) -> list[Path]:
     out = []
     tmp = Path(tempfile.mkdtemp(prefix="wire-bench-pages-"))
@@ -131,6 +184,9 @@ def main() -> int:
     ap.add_argument("--fetch-threads", type=int, default=8)
     ap.add_argument("--process-children", type=int, default=2)
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--set", action="append", default=[], metavar="WIRE_X=VALUE",
+                    help="extra worker setting, e.g. --set WIRE_TASK_EVENTS=false (repeatable)")
+    ap.add_argument("--profile", type=Path, default=None, help="sample the workers with py-spy into this directory")
     args = ap.parse_args()
     if not (args.data / "pages").is_dir():
         print(f"no pages under {args.data}", file=sys.stderr)
@@ -154,7 +210,7 @@ def main() -> int:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("WIRE_")},
            "WIRE_REDIS_URL": redis_proc.url, "WIRE_SOURCES": str(sources), "WIRE_ALLOW_PRIVATE_ADDRESSES": "1",
            "WIRE_LOG_LEVEL": "WARNING", "WIRE_LOG_FORMAT": "json", "WIRE_DATA_DIR": str(work / "data"),
-           "WIRE_ITEMS_MAXLEN": str(n * 2)}
+           "WIRE_ITEMS_MAXLEN": str(n * 2), **dict(x.split("=", 1) for x in args.set)}
     cmd = [sys.executable, "-m", "worker.cli"]
     procs = {
         "fetch": subprocess.Popen(cmd + ["worker", "--queues", "discover,fetch", "--pool", "threads",
@@ -171,6 +227,21 @@ def main() -> int:
     client = redis_lib.Redis.from_url(redis_proc.url)
     time.sleep(3.0)  # workers connect before the clock starts
     cpu0 = {name: sum(cpu_seconds(p) for p in proc_tree(proc.pid)) for name, proc in procs.items()}
+    # the machine's whole bill, process by process (the workers' share is only part of it)
+    roles = {"redis-server": redis_proc.process.pid, "page server": server.pid, "fetch worker": procs["fetch"].pid,
+             "process worker (parent)": procs["process"].pid}
+    own0 = {name: cpu_seconds(pid) for name, pid in roles.items()}
+    kids0 = sum(cpu_seconds(p) for p in proc_tree(procs["process"].pid)[1:])
+    machine0 = _machine_cpu()
+    spies: list[tuple[subprocess.Popen[bytes], Path]] = []
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        spy = str(Path(sys.executable).with_name("py-spy"))
+        for name in ("fetch", "process"):
+            out = args.profile / f"{name}.raw"
+            spies.append((subprocess.Popen([spy, "record", "--pid", str(procs[name].pid), "--subprocesses",
+                                            "--gil", "--rate", "100", "--format", "raw", "-o", str(out)],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out))
     procs["beat"] = subprocess.Popen(cmd + ["beat"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)
     started = time.monotonic()
@@ -192,6 +263,20 @@ def main() -> int:
     elapsed = time.monotonic() - started
     rss_end = {pid: rss_mb(pid) for name in ("fetch", "process") for pid in proc_tree(procs[name].pid)}
     cpu1 = {name: sum(cpu_seconds(p) for p in proc_tree(procs[name].pid)) for name in ("fetch", "process")}
+    own1 = {name: cpu_seconds(pid) for name, pid in roles.items()}
+    kids1 = sum(cpu_seconds(p) for p in proc_tree(procs["process"].pid)[1:])
+    machine1 = _machine_cpu()
+    by_role = {name: own1[name] - own0[name] for name in roles}
+    by_role["process worker (children)"] = kids1 - kids0
+    by_role["fetch worker"] = cpu1["fetch"] - cpu0["fetch"]
+    by_role["process worker (parent)"] = (cpu1["process"] - cpu0["process"]) - by_role["process worker (children)"]
+    for spy_proc, _ in spies:
+        spy_proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    for spy_proc, _ in spies:
+        try:
+            spy_proc.wait(60)
+        except subprocess.TimeoutExpired:
+            spy_proc.kill()
     for proc in procs.values():
         os.killpg(proc.pid, signal.SIGTERM)
     for proc in procs.values():
@@ -243,6 +328,22 @@ def main() -> int:
         end = rss_end.get(pid, 0.0)
         growth = f"{(end - at) / at * 100:+.1f}%" if at and end else "n/a"
         print(f"| RSS pid {pid}: peak {peak[pid]:.0f} MB, at page 1000 {at or 0:.0f} MB, end {end:.0f} MB | {growth} |")
+    print("\n| CPU by process (whole machine) | ms per page |")
+    print("|---|---:|")
+    for name, secs in sorted(by_role.items(), key=lambda kv: -kv[1]):
+        print(f"| {name} | {secs / max(done, 1) * 1000:.1f} |")
+    rest = (machine1 - machine0) - sum(by_role.values())
+    print(f"| everything else (beat, benchmark loop, kernel, py-spy) | {rest / max(done, 1) * 1000:.1f} |")
+    print(f"| machine total ({cores} cores busy {(machine1 - machine0) / elapsed / cores * 100:.0f}%) "
+          f"| {(machine1 - machine0) / max(done, 1) * 1000:.1f} |")
+    if spies:
+        report = profile_report([out for _, out in spies if out.exists()])
+        total = sum(n for _, n in report) or 1
+        per_page = cpu_total / max(done, 1) * 1000
+        print("\n| worker CPU by component (py-spy samples) | share | ms per page |")
+        print("|---|---:|---:|")
+        for name, n in report:
+            print(f"| {name} | {n / total * 100:.1f}% | {n / total * per_page:.1f} |")
     return 0
 
 

@@ -15,33 +15,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.helpers import wait_for
+from tests.helpers import descendants, wait_for
 from tests.sites import SiteServer, sources_yaml, syndication_sites
 from worker.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process below `pid`, found through /proc (children may start new sessions)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    out: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.add(child)
-            todo.append(child)
-    return out
 
 
 def alive(pid: int) -> bool:

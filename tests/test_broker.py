@@ -1,10 +1,17 @@
-"""worker/broker.py: Celery uses our Redis transport, and its channels share one client object."""
+"""worker/broker.py: Celery uses our Redis transport; taking a message records it as unacked in the same
+atomic step (doorbell lists wake the consumers); its channels share one client object."""
 
 from __future__ import annotations
 
-import redis
+import contextlib
+import json
+import socket
+import time
 
-from worker.broker import Channel, Transport, transport_for
+import redis
+from kombu import Queue
+
+from worker.broker import MALFORMED_KEY, Channel, Transport, transport_for
 from worker.celery_app import create_app
 from worker.settings import Settings, SourcesConfig
 
@@ -26,3 +33,105 @@ def test_channel_shares_one_client_per_pool(redis_url: str) -> None:
             assert first is second
             assert isinstance(first, redis.Redis) and first.ping()
         assert channel._create_client(asynchronous=True) is not first  # the event loop's own client
+
+
+def _app(redis_url: str):
+    return create_app(Settings.from_env({"WIRE_REDIS_URL": redis_url}), SourcesConfig(path="none.yaml", sources=()))
+
+
+def _publish(conn, queue: str, body: dict) -> None:
+    conn.Producer().publish(body, routing_key=queue, exchange="", serializer="json")
+
+
+def test_publish_rings_a_bell_and_a_take_records_the_message_as_unacked(redis_url: str, prefix: str, r) -> None:
+    """The message and its bell are pushed together; taking it pops both and writes kombu's unacked
+    record (message, exchange, routing key) and index entry in the same step; the ack removes them."""
+    queue = f"{prefix}-q"
+    with _app(redis_url).connection_for_write() as conn:
+        channel = conn.default_channel
+        _publish(conn, queue, {"n": 1})
+        assert r.llen(queue) == 1 and r.llen(channel.bell(queue)) == 1
+        before = time.time()
+        message = channel.basic_get(queue)
+        assert message is not None and message.payload == {"n": 1}
+        tag = message.delivery_tag
+        assert r.llen(queue) == 0 and not r.exists(channel.bell(queue))
+        record, exchange, routing_key = json.loads(r.hget("unacked", tag))
+        assert record == message._raw and (exchange, routing_key) == ("", queue)
+        assert before - 1 <= r.zscore("unacked_index", tag) <= time.time() + 1
+        message.ack()
+        assert not r.hexists("unacked", tag) and r.zscore("unacked_index", tag) is None
+
+
+def test_a_no_ack_get_is_not_recorded(redis_url: str, prefix: str, r) -> None:
+    queue = f"{prefix}-q"
+    with _app(redis_url).connection_for_write() as conn:
+        _publish(conn, queue, {"n": 2})
+        message = conn.default_channel.basic_get(queue, no_ack=True)
+        assert message is not None and message.payload == {"n": 2}
+        assert not r.hexists("unacked", message.delivery_tag)
+
+
+def test_messages_whose_bells_were_lost_are_still_consumed(redis_url: str, prefix: str, r) -> None:
+    """Bells lost with a killed worker (or a producer that never rang): a consumer whose BRPOP times out
+    takes from its queues anyway, and that take puts the missing bells back, so the rest follow at once."""
+    queue = f"{prefix}-q"
+    got: list[int] = []
+    with _app(redis_url).connection_for_write() as conn:
+        channel = conn.default_channel
+        for n in range(3):
+            _publish(conn, queue, {"n": n})
+        r.delete(channel.bell(queue))
+        with conn.Consumer(Queue(queue, exchange="", routing_key=queue),
+                           callbacks=[lambda body, message: (got.append(body["n"]), message.ack())]):
+            deadline = time.monotonic() + 10
+            while len(got) < 3 and time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError, socket.timeout):
+                    conn.drain_events(timeout=1)
+    assert sorted(got) == [0, 1, 2]
+    assert r.llen(queue) == 0 and not r.exists(channel.bell(queue))
+
+
+def test_spare_bells_are_dropped(redis_url: str, prefix: str, r) -> None:
+    queue = f"{prefix}-q"
+    with _app(redis_url).connection_for_write() as conn:
+        channel = conn.default_channel
+        _publish(conn, queue, {"n": 1})
+        _publish(conn, queue, {"n": 2})
+        r.lpush(channel.bell(queue), 1, 1, 1)  # 5 bells for 2 messages
+        assert channel.basic_get(queue) is not None
+        assert r.llen(channel.bell(queue)) == 1  # one per message still waiting
+        assert channel.basic_get(queue) is not None
+        assert not r.exists(channel.bell(queue))
+
+
+def test_a_payload_that_is_not_a_kombu_message_is_set_aside(redis_url: str, prefix: str, r) -> None:
+    queue = f"{prefix}-q"
+    with _app(redis_url).connection_for_write() as conn:
+        channel = conn.default_channel
+        r.lpush(queue, b"not json at all")
+        r.lpush(channel.bell(queue), 1)
+        assert channel.basic_get(queue) is None
+        assert b"not json at all" in r.lrange(MALFORMED_KEY, 0, -1)
+        assert r.llen(queue) == 0
+
+
+def test_requeued_and_restored_messages_ring_their_bell(redis_url: str, prefix: str, r) -> None:
+    """A rejected (requeue) message and one restored after the visibility timeout go back on the queue
+    with a bell, marked redelivered, and leave unacked."""
+    queue = f"{prefix}-q"
+    with _app(redis_url).connection_for_write() as conn:
+        channel = conn.default_channel
+        _publish(conn, queue, {"n": 1})
+        first = channel.basic_get(queue)
+        first.reject(requeue=True)
+        assert r.llen(queue) == 1 and r.llen(channel.bell(queue)) == 1
+        assert not r.hexists("unacked", first.delivery_tag)
+        again = channel.basic_get(queue)
+        assert again.payload == {"n": 1} and again.delivery_info["redelivered"]
+        # its worker died: the index says it was taken long ago, and a restore sweep puts it back
+        r.zadd("unacked_index", {again.delivery_tag: time.time() - 10 * channel.visibility_timeout})
+        channel.qos.restore_visible(num=None, interval=1)
+        assert r.llen(queue) == 1 and r.llen(channel.bell(queue)) == 1
+        assert not r.hexists("unacked", again.delivery_tag)
+        assert channel.basic_get(queue).payload == {"n": 1}

@@ -347,3 +347,67 @@ def test_sigkilled_prefork_child_mid_task_loses_nothing(tmp_path: Path, prefix: 
     finally:
         cluster.stop()
         server.stop()
+
+
+def _blocked_in_brpop(client: redis.Redis, db: int) -> bool:
+    """Some client of database `db` is blocked in BRPOP right now (a worker waiting for a message)."""
+    return any(c.get("cmd") == "brpop" and "b" in c.get("flags", "") and int(c.get("db", -1)) == db
+               for c in client.client_list())
+
+
+def test_worker_killed_while_its_brpop_is_answered_loses_nothing(tmp_path: Path, prefix: str, redis_server) -> None:
+    """The window kombu leaves open: Redis pops a message for a worker blocked in BRPOP, and the worker is
+    killed before it has written the message into its unacked hash. Kombu's own transport loses the
+    message there (in neither the queue nor unacked). We freeze the worker (SIGSTOP) while it waits in
+    BRPOP, publish one fetch, let Redis answer the frozen worker, SIGKILL it, and then the message must
+    still be in the queue or in unacked, and a second worker must publish its story."""
+    import os
+    import signal
+
+    from tests.test_ops_e2e import news_site
+    from worker.celery_app import create_app
+    from worker.models import Candidate
+    from worker.settings import Settings, load_sources
+
+    server = SiteServer()
+    site = news_site(server, 1, address="127.0.0.15")
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(f"sources:\n- name: news\n  sitemaps: ['{site.base}/sitemap.xml']\n  interval: 1h\n  rate: 50\n")
+    db = 13
+    url = f"redis://127.0.0.1:{redis_server.port}/{db}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    env = worker_env(url, prefix, sources, tmp_path, WIRE_VISIBILITY_TIMEOUT="15", WIRE_TASK_TIME_LIMIT="5")
+    settings = Settings.from_env(env)
+    app = create_app(settings, load_sources(sources))
+    cluster = Cluster(env, tmp_path)
+    keys = Keys.for_prefix(prefix)
+    candidate = Candidate(url=f"{site.base}/news/story-0.html", source="news").to_json()
+    try:
+        worker = cluster.start("worker1", "worker", "--queues", "fetch", "--pool", "threads", "--concurrency", "1")
+        cluster.wait(lambda: _blocked_in_brpop(client, db), timeout=60, what="worker1 to wait in BRPOP")
+        # freeze it while Redis still holds its BRPOP open (kombu re-issues BRPOP every second)
+        for _ in range(50):
+            os.killpg(worker.pid, signal.SIGSTOP)
+            if _blocked_in_brpop(client, db):
+                break
+            os.killpg(worker.pid, signal.SIGCONT)
+            time.sleep(0.05)
+        else:
+            raise AssertionError("never caught worker1 blocked in BRPOP")
+        with app.connection_for_write() as conn:
+            app.send_task("wire.fetch", args=[candidate], kwargs={"force": False, "parks": 0}, queue="fetch",
+                          connection=conn)
+        wait_for(lambda: not _blocked_in_brpop(client, db), timeout=10, what="Redis to answer the frozen BRPOP")
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+        held = client.llen("fetch") + client.hlen("unacked")
+        assert held == 1, f"the message is in neither the fetch queue nor unacked (queue+unacked = {held})"
+        cluster.start("worker2", "worker", "--queues", "fetch,process", "--pool", "threads", "--concurrency", "2")
+        cluster.wait(lambda: client.xlen(keys.items_stream) >= 1, timeout=60, what="the story from worker2")
+        wait_for(lambda: client.hlen("unacked") == 0 and client.llen("fetch") == 0, timeout=30,
+                 what="the queues to drain")
+        assert client.xlen(keys.items_stream) == 1
+    finally:
+        cluster.stop()
+        server.stop()

@@ -34,11 +34,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # timeouts; short test timeouts need a quicker one.
         "unacked_restore_interval": 10 if settings.visibility_timeout >= 300 else 1,
         "unacked_restore_throttle": 10 if settings.visibility_timeout >= 600 else 1,
+        # The lock one worker holds while it restores; a worker killed holding it
+        # blocked every restore for kombu's default 300 s. A restore takes
+        # milliseconds, and two at once are safe (each message moves in its own
+        # WATCH transaction), so a short expiry costs nothing.
+        "unacked_mutex_expire": 30,
     }
     # Settings.from_env guarantees task_time_limit + max_countdown < visibility_timeout
     return {
         "broker_url": settings.broker,
-        # kombu's Redis transport, sharing one client object per channel (worker/broker.py)
+        # kombu's Redis transport with atomic take-and-record (worker/broker.py)
         "broker_transport": transport_for(settings.broker),
         "broker_transport_options": transport,
         "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout},

@@ -146,7 +146,7 @@ class Channel(kombu_redis.Channel):
         if not queues:
             return
         self._in_poll = self.client.connection
-        self._brpop_sent_at = time.monotonic()
+        self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]  # kombu declares it None
         self.client.connection.send_command("BRPOP", *[self.bell(q) for q in queues], timeout or 0)
 
     def _brpop_read(self, **options: Any) -> bool:
@@ -171,12 +171,12 @@ class Channel(kombu_redis.Channel):
             self.connection._deliver(loads(bytes_to_str(item)), queue)
             return True
         finally:
-            self._in_poll = None
+            self._in_poll = None  # type: ignore[assignment]  # kombu declares it bool
             flush = getattr(self, "_flush_brpop_reauth", None)
             if flush is not None:
                 flush()
 
-    def _get(self, queue: str) -> Any:
+    def _get(self, queue: str, timeout: Any = None) -> Any:
         taken = self._take([queue])
         if taken is None:
             raise kombu_redis.Empty()

@@ -176,17 +176,21 @@ class Channel(kombu_redis.Channel):
             if flush is not None:
                 flush()
 
-    def _get(self, queue: str, timeout: Any = None) -> Any:
-        taken = self._take([queue])
+    def _take_one(self, queue: str, record: bool | None = None) -> Any:
+        taken = self._take([queue], record)
         if taken is None:
             raise kombu_redis.Empty()
         return loads(bytes_to_str(taken[1]))
 
+    def _get(self, queue: str, timeout: Any = None) -> Any:
+        return self._take_one(queue)
+
     def basic_get(self, queue: str, no_ack: bool = False, **kwargs: Any) -> Any:
-        taken = self._take([queue], record=not no_ack)
-        if taken is None:
+        try:
+            raw = self._take_one(queue, record=not no_ack)
+        except kombu_redis.Empty:
             return None
-        message = self.Message(loads(bytes_to_str(taken[1])), channel=self)
+        message = self.Message(raw, channel=self)
         if not no_ack:
             self.qos.append(message, message.delivery_tag)
         return message
@@ -203,24 +207,19 @@ class Channel(kombu_redis.Channel):
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
         key = self._q_for_pri(queue, self._get_message_priority(message, reverse=False))
         bell = self.bell(queue)
-        payload = dumps(message)
+        commands: list[tuple[str, tuple[Any, ...]]] = [("lpush", (key, dumps(message))), ("lpush", (bell, 1))]
         expires = self._expires.get(queue) if self._expires else None
+        if expires is not None:
+            commands += [("pexpire", (self._q_for_pri(queue, pri), expires)) for pri in self.priority_steps]
+            commands.append(("pexpire", (bell, expires)))
         batch = kwargs.pop("_publish_batch", None)
         if batch is not None:  # the producer's pipeline: message before bell, in order
-            batch.add("lpush", key, payload)
-            batch.add("lpush", bell, 1)
-            if expires is not None:
-                for pri in self.priority_steps:
-                    batch.add("pexpire", self._q_for_pri(queue, pri), expires)
-                batch.add("pexpire", bell, expires)
+            for name, args in commands:
+                batch.add(name, *args)
             return
         with self.conn_or_acquire() as client, client.pipeline(transaction=True) as pipe:
-            pipe.lpush(key, payload)
-            pipe.lpush(bell, 1)
-            if expires is not None:
-                for pri in self.priority_steps:
-                    pipe.pexpire(self._q_for_pri(queue, pri), expires)
-                pipe.pexpire(bell, expires)
+            for name, args in commands:
+                getattr(pipe, name)(*args)
             pipe.execute()
 
     def _do_restore_message(self, payload: dict[str, Any], exchange: str, routing_key: str, pipe: Any,

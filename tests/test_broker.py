@@ -135,3 +135,42 @@ def test_requeued_and_restored_messages_ring_their_bell(redis_url: str, prefix: 
         assert r.llen(queue) == 1 and r.llen(channel.bell(queue)) == 1
         assert not r.hexists("unacked", again.delivery_tag)
         assert channel.basic_get(queue).payload == {"n": 1}
+
+
+def test_a_channel_closed_under_its_delivered_messages_still_restores_them(redis_url: str, prefix: str, r) -> None:
+    """The crash seen when Redis restarted while a long task ran: Celery's consumer closes its connection,
+    the channel restores the messages it delivered and kombu tries to build a new pool from a transport
+    whose connection info is gone (AttributeError: 'NoneType' object has no attribute 'hostname', an
+    "Unrecoverable error" that stopped the worker). The channel's existing client is used instead: the
+    delivered message goes back to its queue, and closing raises nothing."""
+    queue = f"{prefix}-q"
+    with _app(redis_url).connection_for_write() as conn:
+        channel = conn.default_channel
+        _publish(conn, queue, {"n": 1})
+        message = channel.basic_get(queue)
+        assert message is not None and r.hlen("unacked") == 1
+        # what the consumer's failed connection looks like by then: pools dropped, no connection info
+        transport_client, conn.transport.client = conn.transport.client, None
+        channel._disconnect_pools()
+        try:
+            channel.close()
+        finally:
+            conn.transport.client = transport_client
+        assert r.llen(queue) == 1 and r.hlen("unacked") == 0
+        assert r.llen(channel.bell(queue)) == 1  # the restored message rang its bell
+
+
+def test_a_channel_closed_before_it_had_a_client_raises_a_connection_error(redis_url: str) -> None:
+    """Without a client to fall back on, the closed channel answers with a connection error, which kombu's
+    connection close ignores (the messages stay in unacked and come back after the visibility timeout)."""
+    with _app(redis_url).connection_for_write() as conn:
+        channel = conn.default_channel
+        channel._shared_client = None
+        transport_client, conn.transport.client = conn.transport.client, None
+        channel._disconnect_pools()
+        try:
+            with contextlib.suppress(*conn.connection_errors):
+                channel._create_client()
+                raise AssertionError("expected a connection error")
+        finally:
+            conn.transport.client = transport_client

@@ -39,6 +39,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import redis
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
@@ -113,6 +114,15 @@ class Channel(kombu_redis.Channel):
         if asynchronous:
             return super()._create_client(asynchronous=True)
         client = self._shared_client
+        if self._pool is None and self.connection.client is None:
+            # The channel's connection was closed under it (the broker went away and
+            # Celery's consumer is reconnecting): kombu can no longer build a pool here
+            # and crashed the whole worker (AttributeError on conninfo.hostname) while
+            # restoring or acking the messages this channel delivered. The old client's
+            # pool reconnects by itself once Redis is back, so those calls still reach it.
+            if client is None:
+                raise redis.ConnectionError("the broker connection of this channel is closed")
+            return client
         if client is None or client.connection_pool is not self.pool:  # a new pool after a reconnect
             client = self._shared_client = super()._create_client()
         return client

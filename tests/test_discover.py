@@ -592,12 +592,12 @@ def test_home_page_feed_is_autodiscovered_and_read_again_after_a_304(fault: Faul
     site.routes["/rss"] = static(f'<rss version="2.0"><channel>{items}</channel></rss>', RSS)
     deps = _deps(f"sources:\n- name: home\n  feeds: ['{site.base}/']\n  rate: 50\n", redis_url, prefix, r)
     found: list[Candidate] = []
-    report = pipeline.discover("home", deps, enqueue=found.append)
+    report = pipeline.discover("home", deps, enqueue=found.extend)
     assert sorted(c.url for c in found) == [f"{site.base}/s{i}.html" for i in range(3)] and not report.errors
     site.routes["/rss"] = static(f'<rss version="2.0"><channel>{items}<item><link>{site.base}/new.html</link>'
                                  "</item></channel></rss>", RSS, modified=_time.time())
     again: list[Candidate] = []
-    pipeline.discover("home", deps, enqueue=again.append)
+    pipeline.discover("home", deps, enqueue=again.extend)
     assert [c.url for c in again] == [f"{site.base}/new.html"]
     assert fault.requests("home", "/")[-1].status == 304
     assert "If-None-Match" in fault.requests("home", "/")[-1].headers
@@ -617,7 +617,7 @@ def test_site_root_under_sitemaps_reads_robots_sitemap_lines(fault: FaultServer,
     site.routes["/fresh.html"] = static(article_page(1, "news"))
     deps = _deps(f"sources:\n- name: news\n  sitemaps: ['{site.base}/']\n  rate: 50\n", redis_url, prefix, r)
     found: list[Candidate] = []
-    pipeline.discover("news", deps, enqueue=found.append)
+    pipeline.discover("news", deps, enqueue=found.extend)
     assert [c.url for c in found] == [f"{site.base}/fresh.html"]
     assert found[0].published  # news:publication_date travels with the candidate
     assert fault.requests("news", "/2019.xml") == []

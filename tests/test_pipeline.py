@@ -36,7 +36,7 @@ def drive(deps: pipeline.Deps, sources: list[str], max_retries: int = 5) -> list
     """Run discover -> fetch -> process synchronously, retrying transient errors at once."""
     queue: list[Candidate] = []
     for name in sources:
-        pipeline.discover(name, deps, enqueue=queue.append)
+        pipeline.discover(name, deps, enqueue=queue.extend)
     outcomes = []
     for cand in queue:
         for attempt in range(max_retries):
@@ -103,9 +103,9 @@ def test_routes_copy_matching_items_to_extra_streams(deps: pipeline.Deps, r: red
 def test_rediscovery_skips_seen_urls(deps: pipeline.Deps) -> None:
     """A second discovery of an unchanged feed enqueues nothing."""
     first: list[Candidate] = []
-    pipeline.discover("alpha", deps, enqueue=first.append)
+    pipeline.discover("alpha", deps, enqueue=first.extend)
     again: list[Candidate] = []
-    pipeline.discover("alpha", deps, enqueue=again.append)
+    pipeline.discover("alpha", deps, enqueue=again.extend)
     assert len(first) == 4 and again == []
 
 

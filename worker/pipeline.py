@@ -93,9 +93,12 @@ class DiscoverReport:
     errors: list[str]
 
 
-def discover(source_name: str, deps: Deps, enqueue: Callable[[Candidate], None], *,
+def discover(source_name: str, deps: Deps, enqueue: Callable[[list[Candidate]], None], *,
              now: float | None = None) -> DiscoverReport:
     """Read every feed, sitemap and listing of a source and enqueue the URLs not seen before.
+
+    `enqueue` gets all the new candidates in one call (the task layer batches
+    them), before they are marked seen.
 
     - a `feeds` URL that answers HTML is a home page: the feeds it advertises
       (`<link rel="alternate">`) are read instead;
@@ -159,8 +162,8 @@ def discover(source_name: str, deps: Deps, enqueue: Callable[[Candidate], None],
         # a sitemap lastmod that moved means the page changed: fetch it again (conditionally)
         if seen is None or (marks[url] != "1" and as_text(seen) != marks[url]):
             new.append(candidates[url])
-    for cand in new:
-        enqueue(cand)
+    if new:
+        enqueue(new)
     pipe = deps.redis.pipeline(transaction=False)
     for cand in new:
         pipe.set(deps.keys.seen(cand.url), marks[cand.url], ex=SEEN_TTL)
@@ -308,19 +311,12 @@ class Fetched:
     ref: dict[str, Any]
 
 
-def fetch(candidate: Candidate, deps: Deps, *, force: bool = False,
-          on_finish: Callable[[Any], None] | None = None) -> Fetched | Outcome:
+def fetch(candidate: Candidate, deps: Deps, *, force: bool = False) -> Fetched | Outcome:
     """Fetch one candidate; store its bytes for the process stage.
 
     Raises TransientFetchError / HostPaused for the task layer to retry or park;
-    permanent failures come back as an Outcome with a reason. `on_finish`
-    queues the caller's bookkeeping on the final pipeline of a normal return.
+    permanent failures come back as an Outcome with a reason.
     """
-    def finish(pipe: Any) -> None:
-        if on_finish is not None:
-            on_finish(pipe)
-        pipe.execute()
-
     source = deps.source(candidate.source)
     started = time.monotonic()
     batch = MetricsBatch()
@@ -334,7 +330,7 @@ def fetch(candidate: Candidate, deps: Deps, *, force: bool = False,
         pipe = deps.redis.pipeline(transaction=False)
         batch.flush_into(pipe, deps.keys.metrics())
         pipe.hincrby(deps.keys.stats(), "skipped", 1)
-        finish(pipe)
+        pipe.execute()
         return Outcome(status="skipped", reason=exc.reason, detail={"error": str(exc)})
     except FetchError as exc:
         batch.inc("wire_pages_fetched_total", source=source.name, status=_status_label(exc))
@@ -347,7 +343,7 @@ def fetch(candidate: Candidate, deps: Deps, *, force: bool = False,
         batch.inc("wire_pages_fetched_total", source=source.name, status="304")
         batch.flush_into(pipe, deps.keys.metrics())
         pipe.hincrby(deps.keys.stats(), "not_modified", 1)
-        finish(pipe)
+        pipe.execute()
         return Outcome(status="not_modified", reason="not_modified")
     batch.inc("wire_pages_fetched_total", source=source.name, status=str(got.status))
     stamp = int(got.fetched_at * 1000)
@@ -355,7 +351,7 @@ def fetch(candidate: Candidate, deps: Deps, *, force: bool = False,
     pipe.set(page_key, zlib.compress(got.content, 1), ex=PAGE_TTL)  # level 1: 0.2 ms less than 3 per page, 24% vs 22% of the size
     pipe.hincrby(deps.keys.stats(), "fetched", 1)
     batch.flush_into(pipe, deps.keys.metrics())
-    finish(pipe)
+    pipe.execute()
     return Fetched(ref={
         "url": candidate.url,
         "source": candidate.source,
@@ -390,21 +386,15 @@ def process(ref: dict[str, Any], deps: Deps, *, now: float | None = None) -> Out
     return process_page(ref, raw, deps, now=now)  # type: ignore[arg-type]  # the client returns bytes
 
 
-def process_page(ref: dict[str, Any], raw: bytes | None, deps: Deps, *, now: float | None = None,
-                 on_finish: Callable[[Any], None] | None = None) -> Outcome:
+def process_page(ref: dict[str, Any], raw: bytes | None, deps: Deps, *, now: float | None = None) -> Outcome:
     """`process` for page bytes the caller already read (`None`: the page is gone).
 
-    The task reads them in the round trip that counts its delivery; `on_finish`
-    queues the caller's own bookkeeping on this stage's final round trip.
+    The task reads a batch's pages in the round trip that counts its delivery.
     """
     now = time.time() if now is None else now
     source = deps.source(ref["source"])
     if raw is None:
         # Already processed and cleaned up by an earlier delivery, or expired.
-        if on_finish is not None:
-            pipe = deps.redis.pipeline(transaction=False)
-            on_finish(pipe)
-            pipe.execute()
         return Outcome(status="skipped", reason="page_gone")
     html = zlib.decompress(raw)
     batch = MetricsBatch()
@@ -417,12 +407,10 @@ def process_page(ref: dict[str, Any], raw: bytes | None, deps: Deps, *, now: flo
 
     def finish(outcome: Outcome, stat: str) -> Outcome:
         # one round trip: counters, validators for the next conditional GET, the
-        # bot-wall reset, the caller's bookkeeping, page bytes dropped
+        # bot-wall reset, page bytes dropped
         pipe = deps.redis.pipeline(transaction=False)
         if not bot_wall:
             deps.fetcher.politeness.clear_walls(host_of(ref["final_url"]), pipe)
-        if on_finish is not None:
-            on_finish(pipe)
         batch.flush_into(pipe, deps.keys.metrics())
         pipe.hincrby(deps.keys.stats(), stat, 1)
         pipe.hset(deps.keys.heartbeat(), "process", now)

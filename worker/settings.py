@@ -67,6 +67,8 @@ class Settings:
     visibility_timeout: int = 1800  # > every task's hard limit and every countdown we use
     fetch_concurrency: int = 8
     process_concurrency: int = 2
+    fetch_batch: int = 16  # candidates per fetch task (a Celery task per page costs more than its fetch)
+    process_batch: int = 8  # pages per process task
     health_window: float = 300.0
     bot_wall_limit: int = 5  # challenge pages in a row from one host that pause it
     bot_wall_pause: float = 600.0  # first pause of that host, seconds; doubles on each further trip
@@ -158,6 +160,8 @@ class Settings:
             visibility_timeout=number("WIRE_VISIBILITY_TIMEOUT", 1800, int, 10),
             fetch_concurrency=number("WIRE_FETCH_CONCURRENCY", 8, int, 1),
             process_concurrency=number("WIRE_PROCESS_CONCURRENCY", 2, int, 1),
+            fetch_batch=number("WIRE_FETCH_BATCH", 16, int, 1),
+            process_batch=number("WIRE_PROCESS_BATCH", 8, int, 1),
             bot_wall_limit=number("WIRE_BOT_WALL_LIMIT", 5, int, 1),
             bot_wall_pause=number("WIRE_BOT_WALL_PAUSE", 600.0, float, 1),
             task_events=flag("WIRE_TASK_EVENTS", default=True),

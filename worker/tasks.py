@@ -19,13 +19,14 @@ from typing import Any
 import redis
 import structlog
 from celery import Task, shared_task
-from celery.exceptions import Reject
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 
 from . import pipeline
 from .errors import FetchError, HostPaused, TransientFetchError
 from .keys import ATTEMPTS_TTL, as_text
 from .logs import get_logger
 from .models import Candidate, Outcome
+from .politeness import host_of
 from .publish import dead_letter
 from .settings import Settings, SourcesConfig
 
@@ -116,21 +117,12 @@ def _deliveries(task: Task) -> int:
     return int(pipe.execute()[0])
 
 
-def _done_ops(task: Task, queue: str) -> Callable[[Any], None]:
-    """What finishing a task writes (its delivery count dropped, the queue's heartbeat), for a pipeline."""
-    d = deps()
-    attempts = d.keys.attempts(str(task.request.id))
-
-    def ops(pipe: Any) -> None:
-        pipe.delete(attempts)
-        pipe.hset(d.keys.heartbeat(), queue, time.time())
-
-    return ops
-
-
 def _done(task: Task, queue: str) -> None:
-    pipe = deps().redis.pipeline(transaction=False)
-    _done_ops(task, queue)(pipe)
+    """Finishing a task: its delivery count dropped, the queue's heartbeat."""
+    d = deps()
+    pipe = d.redis.pipeline(transaction=False)
+    pipe.delete(d.keys.attempts(str(task.request.id)))
+    pipe.hset(d.keys.heartbeat(), queue, time.time())
     pipe.execute()
 
 
@@ -154,7 +146,8 @@ def discover_task(self: Task, source: str) -> None:
     try:
         with _requeue_if_redis_down("discover"):
             try:
-                report = pipeline.discover(source, d, enqueue=lambda c: enqueue_fetch(c.to_json()))
+                report = pipeline.discover(source, d, enqueue=lambda found: enqueue_fetches(
+                    [c.to_json() for c in found], size=d.settings.fetch_batch))
                 log.info("discovered", found=report.found, new=len(report.new), errors=len(report.errors),
                          duration_ms=round((time.monotonic() - started) * 1000, 1))
                 for err in report.errors[:5]:
@@ -165,13 +158,32 @@ def discover_task(self: Task, source: str) -> None:
         structlog.contextvars.clear_contextvars()
 
 
-def enqueue_fetch(candidate: dict[str, Any], *, force: bool = False, parks: int = 0,
+Batch = dict[str, Any] | list[dict[str, Any]]  # a task's work: one item, or a batch of them
+
+
+def _items(work: Batch) -> list[dict[str, Any]]:
+    return work if isinstance(work, list) else [work]
+
+
+def enqueue_fetch(candidates: Batch, *, force: bool = False, parks: int = 0, attempt: int = 0,
                   countdown: float | None = None) -> None:
-    fetch_task.apply_async(args=[candidate], kwargs={"force": force, "parks": parks},
+    """One fetch task for one candidate or a batch of them."""
+    fetch_task.apply_async(args=[candidates], kwargs={"force": force, "parks": parks, "attempt": attempt},
                            queue="fetch", countdown=countdown)
 
 
-def park(candidate: dict[str, Any], *, force: bool, parks: int, not_before: float) -> None:
+def enqueue_fetches(candidates: list[dict[str, Any]], *, size: int, force: bool = False, parks: int = 0) -> None:
+    """Fetch tasks of at most `size` candidates each (a task per page costs more than the fetch)."""
+    for i in range(0, len(candidates), size):
+        chunk = candidates[i:i + size]
+        enqueue_fetch(chunk if len(chunk) > 1 else chunk[0], force=force, parks=parks)
+
+
+def enqueue_process(refs: Batch) -> None:
+    process_task.apply_async(args=[refs], queue="process")
+
+
+def park(candidate: Batch, *, force: bool, parks: int, not_before: float) -> None:
     """Hold a URL in Redis until `not_before` instead of in a broker ETA (see celery_app)."""
     d = deps()
     member = json.dumps({"candidate": candidate, "force": force, "parks": parks + 1}, sort_keys=True)
@@ -192,92 +204,213 @@ def unpark_task(self: Task) -> int:
     return len(due)
 
 
-@shared_task(name="wire.fetch", bind=True, ignore_result=True, max_retries=None)
-def fetch_task(self: Task, candidate: dict[str, Any], force: bool = False, parks: int = 0) -> None:
+def _split(task: Task, stage: str, work: list[dict[str, Any]], enqueue: Callable[[dict[str, Any]], None]) -> None:
+    """A batch delivered again (its worker died, or Redis went away under it) comes back one item per task.
+
+    Every stage is idempotent, so redoing the items already done costs work and
+    publishes nothing twice; and a page that kills its worker every time is now
+    alone in its task, where the delivery count caps it (a batch would take
+    its neighbours down with it on every delivery).
+    """
+    for item in work:
+        enqueue(item)
+    log.warning("batch delivered again: split into single tasks", stage=stage, items=len(work))
+    _done(task, stage)
+
+
+class _Handoff:
+    """Fetched pages go to the process queue in batches of at most `size`, none held past `linger` seconds."""
+
+    def __init__(self, size: int, linger: float) -> None:
+        self.size, self.linger = size, linger
+        self.refs: list[dict[str, Any]] = []
+        self.since = 0.0
+
+    def add(self, ref: dict[str, Any]) -> None:
+        if not self.refs:
+            self.since = time.monotonic()
+        self.refs.append(ref)
+        if len(self.refs) >= self.size:
+            self.flush()
+
+    def flush_if_stale(self) -> None:
+        """Before a fetch that may wait on a slow host: pages already fetched do not wait with it."""
+        if self.refs and time.monotonic() - self.since >= self.linger:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.refs:
+            enqueue_process(self.refs if len(self.refs) > 1 else self.refs[0])
+            self.refs = []
+
+
+HANDOFF_LINGER = 0.5  # seconds a fetched page may wait for others to fill its process batch
+
+
+def _time_left(d: pipeline.Deps, started: float, per_item: float) -> bool:
+    """Whether a batch may start one more item and still end well inside the soft time limit.
+
+    The rest of a batch is handed back as a new task instead: a batch never
+    runs into the time limit because of its size.
+    """
+    soft_limit = max(1, int(d.settings.task_time_limit * 0.85))
+    return time.monotonic() - started + per_item < soft_limit / 2
+
+
+@shared_task(name="wire.fetch", bind=True, ignore_result=True)
+def fetch_task(self: Task, candidates: Batch, force: bool = False, parks: int = 0, attempt: int = 0) -> None:
+    """Fetch one candidate or a batch; fetched pages go on to process in batches.
+
+    Each candidate's retry, park or dead letter is its own new task, so one
+    slow or failing URL never holds back or repeats the rest of its batch.
+    """
     d = deps()
+    work = _items(candidates)
     started = time.monotonic()
-    cand = Candidate.from_json(candidate)
-    structlog.contextvars.bind_contextvars(task_id=self.request.id, source=cand.source, url=cand.url)
+    structlog.contextvars.bind_contextvars(task_id=self.request.id)
     try:
         with _requeue_if_redis_down("fetch"):
             deliveries = _deliveries(self)
+            if deliveries > 1 and len(work) > 1:
+                _split(self, "fetch", work, lambda c: enqueue_fetch(c, force=force, parks=parks, attempt=attempt))
+                return
             if deliveries > d.settings.max_attempts + 1:
-                _dead(self, "fetch", "poison", f"delivered {deliveries} times without finishing", cand, candidate)
+                cand = Candidate.from_json(work[0])
+                _dead("fetch", "poison", f"delivered {deliveries} times without finishing", cand, work[0], attempt)
+                _done(self, "fetch")
                 return
-            try:
-                # finishing rides on the stage's own last round trip (see the end of this task)
-                result = pipeline.fetch(cand, d, force=force, on_finish=_done_ops(self, "fetch"))
-            except HostPaused as exc:
-                wait = exc.retry_after or 30.0
-                if parks >= MAX_PARKS:
-                    _dead(self, "fetch", exc.reason, str(exc), cand, candidate)
-                    return
-                if wait <= d.settings.max_countdown:
-                    enqueue_fetch(candidate, force=force, parks=parks + 1, countdown=wait)
-                else:
-                    park(candidate, force=force, parks=parks, not_before=time.time() + wait)
-                _summary("fetch", started, None, status="parked", reason=exc.reason, wait_s=round(wait, 1))
-                return
-            except TransientFetchError as exc:
-                if self.request.retries + 1 >= d.settings.max_attempts:
-                    _dead(self, "fetch", exc.reason, str(exc), cand, candidate)
-                    return
-                wait = exc.retry_after if exc.retry_after is not None else _backoff(self.request.retries, d.settings.max_countdown)
-                if wait > d.settings.max_countdown:
-                    park(candidate, force=force, parks=parks, not_before=time.time() + wait)
-                    _summary("fetch", started, None, status="parked", reason=exc.reason, wait_s=round(wait, 1))
-                    return
-                _summary("fetch", started, None, status="retry", reason=exc.reason, wait_s=round(wait, 1))
-                _done(self, "fetch")  # the retry is a new delivery with its own count
-                raise self.retry(countdown=wait, exc=exc) from None
-            except FetchError as exc:  # a permanent error not already turned into an outcome
-                _dead(self, "fetch", exc.reason, str(exc), cand, candidate)
-                return
-            # _done's writes went with the page (or the outcome): a crash before the enqueue below
-            # redelivers with a fresh count, and the fetch is simply done again
-            if isinstance(result, pipeline.Fetched):
-                process_task.apply_async(args=[result.ref], queue="process")
-                _summary("fetch", started, None, status="fetched")
-            else:
-                _summary("fetch", started, result)
+            handoff = _Handoff(d.settings.process_batch, HANDOFF_LINGER)
+            per_fetch = d.fetcher.politeness.max_wait + d.settings.fetch_timeout
+            paused: set[str] = set()
+            for i, candidate in enumerate(work):
+                if i and not _time_left(d, started, per_fetch):
+                    rest = [c for c in work[i:] if host_of(c.get("url", "")) not in paused]
+                    if rest:
+                        enqueue_fetch(rest if len(rest) > 1 else rest[0], force=force, parks=parks, attempt=attempt)
+                    break
+                handoff.flush_if_stale()
+                if host_of(candidate.get("url", "")) in paused:
+                    continue  # handed back with the candidate that found its host paused
+                ref = _fetch_one(d, candidate, work[i + 1:], paused, force=force, parks=parks, attempt=attempt)
+                if ref is not None:
+                    handoff.add(ref)
+            # pages are enqueued before the batch counts as done: a crash in between
+            # redelivers the batch, which fetches again and publishes nothing twice
+            handoff.flush()
+            _done(self, "fetch")
     finally:
         structlog.contextvars.clear_contextvars()
+
+
+def _fetch_one(d: pipeline.Deps, candidate: dict[str, Any], rest: list[dict[str, Any]], paused: set[str], *,
+               force: bool, parks: int, attempt: int) -> dict[str, Any] | None:
+    """Fetch one candidate of a batch: the page's ref for process, or None after retrying, parking or skipping."""
+    started = time.monotonic()
+    cand = Candidate.from_json(candidate)
+    with structlog.contextvars.bound_contextvars(source=cand.source, url=cand.url):
+        try:
+            result = pipeline.fetch(cand, d, force=force)
+        except HostPaused as exc:
+            # the rest of the batch on this host would only find it paused too: they wait together
+            host = host_of(cand.url)
+            paused.add(host)
+            waiting = [candidate] + [c for c in rest if host_of(c.get("url", "")) == host]
+            wait = exc.retry_after or 30.0
+            if parks >= MAX_PARKS:
+                for c in waiting:
+                    _dead("fetch", exc.reason, str(exc), Candidate.from_json(c), c, attempt)
+                return None
+            if wait <= d.settings.max_countdown:
+                enqueue_fetch(waiting if len(waiting) > 1 else candidate, force=force, parks=parks + 1,
+                              attempt=attempt, countdown=wait)
+            else:
+                park(waiting if len(waiting) > 1 else candidate, force=force, parks=parks,
+                     not_before=time.time() + wait)
+            _summary("fetch", started, None, status="parked", reason=exc.reason, wait_s=round(wait, 1),
+                     urls=len(waiting))
+            return None
+        except TransientFetchError as exc:
+            if attempt + 1 >= d.settings.max_attempts:
+                _dead("fetch", exc.reason, str(exc), cand, candidate, attempt)
+                return None
+            wait = exc.retry_after if exc.retry_after is not None else _backoff(attempt, d.settings.max_countdown)
+            if wait > d.settings.max_countdown:
+                park(candidate, force=force, parks=parks, not_before=time.time() + wait)
+                _summary("fetch", started, None, status="parked", reason=exc.reason, wait_s=round(wait, 1))
+                return None
+            # a new task with its own delivery count, after a backoff held as a (bounded) countdown
+            enqueue_fetch(candidate, force=force, parks=parks, attempt=attempt + 1, countdown=wait)
+            _summary("fetch", started, None, status="retry", reason=exc.reason, wait_s=round(wait, 1))
+            return None
+        except FetchError as exc:  # a permanent error not already turned into an outcome
+            _dead("fetch", exc.reason, str(exc), cand, candidate, attempt)
+            return None
+        if isinstance(result, pipeline.Fetched):
+            _summary("fetch", started, None, status="fetched")
+            return result.ref
+        _summary("fetch", started, result)
+        return None
 
 
 @shared_task(name="wire.process", bind=True, ignore_result=True)
-def process_task(self: Task, ref: dict[str, Any]) -> None:
+def process_task(self: Task, refs: Batch) -> None:
+    """Extract, deduplicate and publish one fetched page or a batch of them."""
     d = deps()
+    work = _items(refs)
     started = time.monotonic()
-    structlog.contextvars.bind_contextvars(task_id=self.request.id, source=ref.get("source"), url=ref.get("url"))
+    structlog.contextvars.bind_contextvars(task_id=self.request.id)
     try:
         with _requeue_if_redis_down("process"):
-            # one round trip: count this delivery and read the page
+            # one round trip: count this delivery and read the pages
             pipe = d.redis.pipeline(transaction=False)
             _count_delivery(self, pipe)
-            pipe.get(ref["page_key"])
-            deliveries, _, page = pipe.execute()
+            pipe.mget([ref["page_key"] for ref in work])
+            deliveries, _, pages = pipe.execute()
+            if int(deliveries) > 1 and len(work) > 1:
+                _split(self, "process", work, enqueue_process)
+                return
             if int(deliveries) > d.settings.max_attempts:
-                _dead(self, "process", "poison", f"delivered {deliveries} times without finishing",
-                      Candidate(url=ref["url"], source=ref["source"]), ref)
+                ref = work[0]
+                _dead("process", "poison", f"delivered {deliveries} times without finishing",
+                      Candidate(url=ref["url"], source=ref["source"]), ref, int(deliveries) - 1)
                 d.redis.delete(ref["page_key"])
+                _done(self, "process")
                 return
-            try:
-                # _done's writes go in the same round trip as the outcome
-                outcome = pipeline.process_page(ref, page, d, on_finish=_done_ops(self, "process"))
-            except Exception as exc:  # extraction or dedup bug: keep the page, record why
-                if redis_down(exc):
-                    raise
-                log.exception("process failed")
-                _dead(self, "process", type(exc).__name__, repr(exc), Candidate(url=ref["url"], source=ref["source"]), ref)
-                return
-            _summary("process", started, outcome, story_id=outcome.story_id, story_event=outcome.event)
+            for i, (ref, page) in enumerate(zip(work, pages, strict=True)):
+                if i and not _time_left(d, started, 0.0):
+                    enqueue_process(work[i:])
+                    break
+                if not _process_one(d, ref, page):
+                    if i + 1 < len(work):
+                        enqueue_process(work[i + 1:])  # the time limit is near: the rest go on in a new task
+                    break
+            _done(self, "process")
     finally:
         structlog.contextvars.clear_contextvars()
 
 
-def _dead(task: Task, stage: str, reason: str, error: str, cand: Candidate, payload: dict[str, Any]) -> None:
+def _process_one(d: pipeline.Deps, ref: dict[str, Any], page: bytes | None) -> bool:
+    """Process one page of a batch; False when the soft time limit struck (stop the batch)."""
+    started = time.monotonic()
+    with structlog.contextvars.bound_contextvars(source=ref.get("source"), url=ref.get("url")):
+        try:
+            outcome = pipeline.process_page(ref, page, d)
+        except SoftTimeLimitExceeded as exc:
+            log.warning("process hit the soft time limit")
+            _dead("process", type(exc).__name__, repr(exc), Candidate(url=ref["url"], source=ref["source"]), ref, 0)
+            return False
+        except Exception as exc:  # extraction or dedup bug: keep the page, record why
+            if redis_down(exc):
+                raise
+            log.exception("process failed")
+            _dead("process", type(exc).__name__, repr(exc), Candidate(url=ref["url"], source=ref["source"]), ref, 0)
+            return True
+        _summary("process", started, outcome, story_id=outcome.story_id, story_event=outcome.event)
+        return True
+
+
+def _dead(stage: str, reason: str, error: str, cand: Candidate, payload: dict[str, Any], retries: int) -> None:
     d = deps()
     dead_letter(d.redis, d.keys, stage=stage, reason=reason, error=error, url=cand.url, source=cand.source,
-                payload=payload, attempts=task.request.retries + 1)
-    log.warning("dead-lettered", stage=stage, reason=reason, error=error)
-    _done(task, stage)
+                payload=payload, attempts=retries + 1)
+    log.warning("dead-lettered", stage=stage, reason=reason, error=error, url=cand.url)

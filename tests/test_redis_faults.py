@@ -199,6 +199,9 @@ def test_poison_page_that_kills_its_worker_is_dead_lettered(tmp_path: Path, pref
     try:
         cluster.start("fetch", "worker", "--queues", "discover,fetch", "--pool", "threads", "--concurrency", "2")
         proc = cluster.start("process", "worker", "--queues", "process", "--pool", "prefork", "--concurrency", "1")
+        # both workers consuming (the pool is up): a child killed while the pool starts stops the worker
+        # ("Could not start worker processes"), which is not the fault under test
+        cluster.wait(lambda: _consumers_in_brpop(client, 13) >= 2, timeout=60, what="both workers to consume")
         cluster.start("beat", "beat")
         # Stand-in for a page that crashes the parser: kill the child each time a process task starts.
         kills = 0
@@ -221,6 +224,92 @@ def test_poison_page_that_kills_its_worker_is_dead_lettered(tmp_path: Path, pref
         # bounded: WIRE_MAX_ATTEMPTS deliveries (plus at most one kill of an idle child when the fetch task's
         # counter showed up), then dead-lettered
         assert 1 <= kills <= 5, kills
+    finally:
+        cluster.stop()
+        server.stop()
+
+
+def _started_process_tasks(client: redis.Redis, prefix: str) -> dict[str, tuple[int, list[str]]]:
+    """Started, unfinished wire.process tasks: id -> (deliveries so far, URLs of the pages it carries)."""
+    import base64
+
+    out = {}
+    for raw in client.hvals("unacked"):
+        message = json.loads(raw)[0]
+        headers = message.get("headers", {})
+        if headers.get("task") != "wire.process":
+            continue
+        count = client.get(f"{prefix}:attempts:{headers['id']}")
+        if count is None:
+            continue  # reserved by the worker, not started yet
+        args = json.loads(base64.b64decode(message["body"]))[0]
+        refs = args[0] if isinstance(args[0], list) else [args[0]]
+        out[headers["id"]] = (int(count), [ref["url"] for ref in refs])
+    return out
+
+
+def test_poison_page_in_a_batch_is_isolated_and_its_neighbours_published(tmp_path: Path, prefix: str,
+                                                                         redis_server) -> None:
+    """Pages travel in batches (WIRE_PROCESS_BATCH): a page that kills its worker every time must not
+    take the rest of its batch down with it. The batch task dies once, comes back, is split into one
+    task per page; the five good pages are published exactly once and only the poison page is
+    dead-lettered, after its own capped deliveries."""
+    import os
+    import signal
+
+    from tests.test_ops_e2e import news_site, unique_story
+
+    server = SiteServer()
+    n, poison = 6, 3
+    site = news_site(server, n, address="127.0.0.16")
+    heavy = unique_story(poison)
+    heavy["paragraphs"] = heavy["paragraphs"] * 2500  # ~4 MB: its processing lasts long enough to be killed
+    poison_url = f"{site.base}/news/story-{poison}.html"
+    site.routes[f"/news/story-{poison}.html"] = (200, HTML, jsonld_page(heavy, site.base))
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(f"sources:\n- name: news\n  sitemaps: ['{site.base}/sitemap.xml']\n  interval: 1h\n  rate: 50\n")
+    db = 14
+    url = f"redis://127.0.0.1:{redis_server.port}/{db}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    env = worker_env(url, prefix, sources, tmp_path, WIRE_MAX_ATTEMPTS="3")
+    cluster = Cluster(env, tmp_path)
+    keys = Keys.for_prefix(prefix)
+    try:
+        cluster.start("fetch", "worker", "--queues", "discover,fetch", "--pool", "threads", "--concurrency", "2")
+        proc = cluster.start("process", "worker", "--queues", "process", "--pool", "prefork", "--concurrency", "1")
+        cluster.wait(lambda: _consumers_in_brpop(client, db) >= 2, timeout=60, what="both workers to consume")
+        cluster.start("beat", "beat")
+        # stand-in for a page that crashes the parser: kill the child whenever a delivery of a task
+        # carrying the poison page has started
+        kills, batch_sizes = 0, []
+        killed: set[tuple[str, int]] = set()
+        deadline = time.monotonic() + 120
+        while client.xlen(keys.dead_stream) == 0 and time.monotonic() < deadline:
+            for task_id, (count, urls) in _started_process_tasks(client, prefix).items():
+                # (a batch's second delivery only splits itself up: that is not the page being processed)
+                if poison_url in urls and (task_id, count) not in killed and (len(urls) == 1 or count == 1):
+                    killed.add((task_id, count))
+                    batch_sizes.append(len(urls))
+                    for child in children(proc.pid):
+                        os.kill(child, signal.SIGKILL)
+                        kills += 1
+            time.sleep(0.02)
+        cluster.wait(lambda: client.xlen(keys.items_stream) >= n - 1, timeout=60, what="the good pages")
+        wait_for(lambda: client.hlen("unacked") == 0 and client.llen("process") == 0, timeout=30,
+                 what="the queues to drain")
+        time.sleep(1.0)  # a second copy of a good page would show up by now
+        assert batch_sizes and batch_sizes[0] > 1, f"the poison page never ran inside a batch: {batch_sizes}"
+        assert batch_sizes[1:] == [1, 1, 1], f"after the first death the poison page ran with others: {batch_sizes}"
+        (_, fields), = client.xrange(keys.dead_stream)
+        assert fields[b"stage"] == b"process" and fields[b"reason"] == b"poison"
+        assert fields[b"url"] == poison_url.encode()
+        urls = sorted(json.loads(f[b"data"])["canonical_url"] for _, f in client.xrange(keys.items_stream))
+        assert urls == sorted(f"{site.base}/news/story-{i}.html" for i in range(n) if i != poison), urls
+        assert kills == 4, kills  # the batch once, then the poison page's own 3 deliveries (WIRE_MAX_ATTEMPTS)
+        log = (tmp_path / "process.log").read_text(errors="replace")
+        assert "split into single tasks" in log, log[-3000:]
+        print(f"kills {kills}; poison page's task sizes {batch_sizes}")
     finally:
         cluster.stop()
         server.stop()
@@ -349,10 +438,15 @@ def test_sigkilled_prefork_child_mid_task_loses_nothing(tmp_path: Path, prefix: 
         server.stop()
 
 
+def _consumers_in_brpop(client: redis.Redis, db: int) -> int:
+    """How many clients of database `db` are blocked in BRPOP right now (workers waiting for a message)."""
+    return sum(c.get("cmd") == "brpop" and "b" in c.get("flags", "") and int(c.get("db", -1)) == db
+               for c in client.client_list())
+
+
 def _blocked_in_brpop(client: redis.Redis, db: int) -> bool:
     """Some client of database `db` is blocked in BRPOP right now (a worker waiting for a message)."""
-    return any(c.get("cmd") == "brpop" and "b" in c.get("flags", "") and int(c.get("db", -1)) == db
-               for c in client.client_list())
+    return _consumers_in_brpop(client, db) > 0
 
 
 def test_worker_killed_while_its_brpop_is_answered_loses_nothing(tmp_path: Path, prefix: str, redis_server) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +26,7 @@ from urllib.parse import urlsplit
 from redis import Redis
 
 from . import discover as disc
+from . import page_bytes
 from .dedup import Decision, Dedup, Doc
 from .errors import FetchError, PermanentFetchError, WorkerError
 from .extract import extract
@@ -348,7 +348,7 @@ def fetch(candidate: Candidate, deps: Deps, *, force: bool = False) -> Fetched |
     batch.inc("wire_pages_fetched_total", source=source.name, status=str(got.status))
     stamp = int(got.fetched_at * 1000)
     page_key = deps.keys.page(candidate.url, stamp)
-    pipe.set(page_key, zlib.compress(got.content, 1), ex=PAGE_TTL)  # level 1: 0.2 ms less than 3 per page, 24% vs 22% of the size
+    pipe.set(page_key, page_bytes.pack(got.content), ex=PAGE_TTL)
     pipe.hincrby(deps.keys.stats(), "fetched", 1)
     batch.flush_into(pipe, deps.keys.metrics())
     pipe.execute()
@@ -396,7 +396,7 @@ def process_page(ref: dict[str, Any], raw: bytes | None, deps: Deps, *, now: flo
     if raw is None:
         # Already processed and cleaned up by an earlier delivery, or expired.
         return Outcome(status="skipped", reason="page_gone")
-    html = zlib.decompress(raw)
+    html = page_bytes.unpack(raw)
     batch = MetricsBatch()
     started = time.perf_counter()
     article = extract(html, ref["final_url"], charset=ref.get("charset"), rules=source.rules)

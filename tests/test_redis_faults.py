@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -171,6 +172,29 @@ def _wait_settled(client: redis.Redis, keys: Keys, n: int, timeout: float) -> st
     return f"still incomplete after {timeout:.0f}s"
 
 
+def _poison_cluster(port: int, db: int, prefix: str, sources: Path,
+                    tmp_path: Path) -> tuple[redis.Redis, Cluster, Keys]:
+    """A clean database `db` of the session's Redis and a cluster whose tasks get WIRE_MAX_ATTEMPTS=3."""
+    url = f"redis://127.0.0.1:{port}/{db}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    env = worker_env(url, prefix, sources, tmp_path, WIRE_MAX_ATTEMPTS="3")
+    return client, Cluster(env, tmp_path), Keys.for_prefix(prefix)
+
+
+def _start_fetch_and_one_child(cluster: Cluster, client: redis.Redis, db: int) -> subprocess.Popen[bytes]:
+    """A fetch worker, a prefork process worker with one child, then beat; the process worker's pid.
+
+    Beat starts only once both workers consume (their pool is up): a child killed while the pool
+    starts stops the worker ("Could not start worker processes"), which is not the fault under test.
+    """
+    cluster.start("fetch", "worker", "--queues", "discover,fetch", "--pool", "threads", "--concurrency", "2")
+    proc = cluster.start("process", "worker", "--queues", "process", "--pool", "prefork", "--concurrency", "1")
+    cluster.wait(lambda: _consumers_in_brpop(client, db) >= 2, timeout=60, what="both workers to consume")
+    cluster.start("beat", "beat")
+    return proc
+
+
 def test_poison_page_that_kills_its_worker_is_dead_lettered(tmp_path: Path, prefix: str, redis_server) -> None:
     """A page whose processing kills the prefork child every time lands in wire:dead after a bounded
     number of deliveries instead of killing workers forever."""
@@ -190,19 +214,9 @@ def test_poison_page_that_kills_its_worker_is_dead_lettered(tmp_path: Path, pref
                             f'<rss version="2.0"><channel><item><link>{site.base}/story</link></item></channel></rss>')
     sources = tmp_path / "sources.yaml"
     sources.write_text(f"sources:\n- name: poison\n  feeds: ['{site.base}/feed']\n  interval: 1h\n  rate: 20\n")
-    url = f"redis://127.0.0.1:{redis_server.port}/13"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    env = worker_env(url, prefix, sources, tmp_path, WIRE_MAX_ATTEMPTS="3")
-    cluster = Cluster(env, tmp_path)
-    keys = Keys.for_prefix(prefix)
+    client, cluster, keys = _poison_cluster(redis_server.port, 13, prefix, sources, tmp_path)
     try:
-        cluster.start("fetch", "worker", "--queues", "discover,fetch", "--pool", "threads", "--concurrency", "2")
-        proc = cluster.start("process", "worker", "--queues", "process", "--pool", "prefork", "--concurrency", "1")
-        # both workers consuming (the pool is up): a child killed while the pool starts stops the worker
-        # ("Could not start worker processes"), which is not the fault under test
-        cluster.wait(lambda: _consumers_in_brpop(client, 13) >= 2, timeout=60, what="both workers to consume")
-        cluster.start("beat", "beat")
+        proc = _start_fetch_and_one_child(cluster, client, 13)
         # Stand-in for a page that crashes the parser: kill the child each time a process task starts.
         kills = 0
         seen: dict[bytes, int] = {}
@@ -268,18 +282,9 @@ def test_poison_page_in_a_batch_is_isolated_and_its_neighbours_published(tmp_pat
     site.routes[f"/news/story-{poison}.html"] = (200, HTML, jsonld_page(heavy, site.base))
     sources = tmp_path / "sources.yaml"
     sources.write_text(f"sources:\n- name: news\n  sitemaps: ['{site.base}/sitemap.xml']\n  interval: 1h\n  rate: 50\n")
-    db = 14
-    url = f"redis://127.0.0.1:{redis_server.port}/{db}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    env = worker_env(url, prefix, sources, tmp_path, WIRE_MAX_ATTEMPTS="3")
-    cluster = Cluster(env, tmp_path)
-    keys = Keys.for_prefix(prefix)
+    client, cluster, keys = _poison_cluster(redis_server.port, 14, prefix, sources, tmp_path)
     try:
-        cluster.start("fetch", "worker", "--queues", "discover,fetch", "--pool", "threads", "--concurrency", "2")
-        proc = cluster.start("process", "worker", "--queues", "process", "--pool", "prefork", "--concurrency", "1")
-        cluster.wait(lambda: _consumers_in_brpop(client, db) >= 2, timeout=60, what="both workers to consume")
-        cluster.start("beat", "beat")
+        proc = _start_fetch_and_one_child(cluster, client, 14)
         # stand-in for a page that crashes the parser: kill the child whenever a delivery of a task
         # carrying the poison page has started
         kills, batch_sizes = 0, []

@@ -155,3 +155,36 @@ def test_page_failing_every_time_is_dead_lettered_after_its_retries(cluster: Clu
     assert fields[b"attempts"] == b"4"
     assert len(server.requests_to("broken", "/down")) == 4
     assert client.xlen(keys.items_stream) == 0
+
+
+def test_a_batch_near_its_time_limit_hands_the_rest_on(cluster: Cluster, cluster_env: dict[str, str],
+                                                       prefix: str, tmp_path: Path) -> None:
+    """With WIRE_TASK_TIME_LIMIT=5 a fetch batch may not start a fetch that could outlast half its soft
+    limit (a fetch may take up to the politeness wait plus WIRE_FETCH_TIMEOUT): after the first page it
+    hands the rest on as a new task, again and again. Every story is still published exactly once."""
+    from tests.test_ops_e2e import news_site
+
+    server = SiteServer()
+    n = 6
+    site = news_site(server, n, delay=0.2, address="127.0.0.17")
+    Path(cluster_env["WIRE_SOURCES"]).write_text(
+        f"sources:\n- name: news\n  sitemaps: ['{site.base}/sitemap.xml']\n  interval: 1h\n  rate: 50\n")
+    cluster.env = {**cluster_env, "WIRE_TASK_TIME_LIMIT": "5", "WIRE_VISIBILITY_TIMEOUT": "60"}
+    client = redis.Redis.from_url(cluster_env["WIRE_REDIS_URL"])
+    keys = Keys.for_prefix(prefix)
+    try:
+        cluster.start("worker", "worker", "--queues", "discover,fetch,process", "--pool", "threads",
+                      "--concurrency", "2")
+        cluster.start("beat", "beat")
+        cluster.wait(lambda: client.xlen(keys.items_stream) >= n, timeout=90, what=f"all {n} stories")
+        wait_for(lambda: client.hlen("unacked") == 0 and client.llen("fetch") == 0, timeout=30,
+                 what="the queues to drain")
+        items = [json.loads(f[b"data"]) for _, f in client.xrange(keys.items_stream)]
+        assert sorted(i["canonical_url"] for i in items) == sorted(f"{site.base}/news/story-{i}.html" for i in range(n))
+        handed = [json.loads(line) for line in (tmp_path / "worker.log").read_text().splitlines()
+                  if "batch handed on" in line]
+        # 6 URLs in one batch: each fetch task fetches one page and hands on the rest (5, 4, 3, 2, 1)
+        assert [h["items"] for h in handed if h["stage"] == "fetch"] == [5, 4, 3, 2, 1], handed
+        assert client.xlen(keys.dead_stream) == 0
+    finally:
+        server.stop()

@@ -287,6 +287,7 @@ def fetch_task(self: Task, candidates: Batch, force: bool = False, parks: int = 
                     rest = [c for c in work[i:] if host_of(c.get("url", "")) not in paused]
                     if rest:
                         enqueue_fetch(rest if len(rest) > 1 else rest[0], force=force, parks=parks, attempt=attempt)
+                        log.info("batch handed on: time limit near", stage="fetch", items=len(rest))
                     break
                 handoff.flush_if_stale()
                 if host_of(candidate.get("url", "")) in paused:
@@ -379,6 +380,7 @@ def process_task(self: Task, refs: Batch) -> None:
             for i, (ref, page) in enumerate(zip(work, pages, strict=True)):
                 if i and not _time_left(d, started, 0.0):
                     enqueue_process(work[i:])
+                    log.info("batch handed on: time limit near", stage="process", items=len(work) - i)
                     break
                 if not _process_one(d, ref, page):
                     if i + 1 < len(work):

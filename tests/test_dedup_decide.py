@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from worker.dedup.decide import Thresholds, compare, decide
-from worker.dedup.fingerprint import fingerprint, is_furniture, tokens
+import struct
+from dataclasses import replace
+
+import numpy as np
+
+from worker.dedup.decide import Thresholds, compare, decide, with_novelty
+from worker.dedup.fingerprint import MAX_LINES, fingerprint, is_furniture, tokens
 from worker.dedup.record import Story
 
 TEXT = "\n\n".join(
@@ -35,6 +40,30 @@ def test_record_round_trips() -> None:
         s.n_shingles,
     )
     assert (back.sketch == s.sketch).all() and (back.block_mins == s.block_mins).all()
+    assert back.line_hashes.size == 30 and (back.line_hashes == s.line_hashes).all()
+
+
+def test_record_of_the_previous_format_unpacks_without_line_hashes() -> None:
+    """A format-1 record (no line hashes), still in Redis within the window, unpacks with none."""
+    fp = fingerprint(TEXT)
+    url = b"https://a.example/x"
+    mins, sk = fp.block_mins(), fp.hashes[:128]
+    head = struct.pack(
+        "<BIIIHH16s", 1, 2, fp.n_shingles, fp.n_tokens, len(url), mins.size, bytes.fromhex(fp.content_hash)
+    )
+    back = Story.unpack("s", head + url + mins.astype("<u4").tobytes() + sk.astype("<u4").tobytes())
+    assert (back.version, back.url, back.line_hashes.size) == (2, "https://a.example/x", 0)
+    assert (back.sketch == sk).all() and (back.block_mins == mins).all()
+
+
+def test_line_hashes_ignore_typography_and_store_the_first_lines() -> None:
+    """Each paragraph hashes by its normalised words (equal lines equal, wherever they sit); a story
+    stores at most MAX_LINES of them."""
+    fp = fingerprint('The “river” rose.\n\nFour bridges closed.\n\nThe "river" ROSE.')
+    h = fp.line_hashes.tolist()
+    assert len(h) == 3 and h[0] == h[2] != h[1]
+    long = fingerprint("\n\n".join(f"Line {i} says {i * 7} things." for i in range(MAX_LINES + 20)))
+    assert Story.of("s", 1, "u", long).line_hashes.size == MAX_LINES
 
 
 def test_compare_identical_texts() -> None:
@@ -64,9 +93,9 @@ def test_decide_new_without_candidates() -> None:
     assert (d.event, d.version, d.similarity, d.kind) == ("new", 1, 0.0, None)
 
 
-def test_short_additions_are_an_update_at_the_same_url_only() -> None:
-    """Two restored short paragraphs (12 words) update the same page, but not a copy at another URL."""
-    added = "Better Android support arrived in the patch.\n\nSeveral long standing bugs were fixed too."
+def test_one_short_paragraph_is_an_update_at_the_same_url_only() -> None:
+    """One restored paragraph of 14 words updates the same page, but not a copy at another URL."""
+    added = "Better Android support arrived in the patch, and several long standing bugs were fixed."
     paras = TEXT.split("\n\n")
     grown = "\n\n".join(paras[:10] + [added] + paras[10:])
     stored = Story.of("s1", 1, "https://a.example/x", fingerprint(TEXT))
@@ -75,3 +104,52 @@ def test_short_additions_are_an_update_at_the_same_url_only() -> None:
     other = decide("https://b.example/copy", fp, None, None, [stored], Thresholds())
     assert (same.event, same.kind, same.version) == ("update", "url", 2)
     assert (other.event, other.kind) == ("duplicate", "near")
+
+
+# short lines with no 5-word shingle of their own, as a recipe or a deals list grows
+SHORT_LINES = ["USING HONEY INSTEAD OF SUGAR", "1 tsp nutmeg", "$674.00"]
+
+
+def _near(body: str) -> tuple[str, int]:
+    """The decision for `body` at another URL than the stored TEXT, and the lines it counts as added."""
+    stored = Story.of("s1", 1, "https://a.example/x", fingerprint(TEXT))
+    fp = fingerprint(body)
+    d = decide("https://b.example/copy", fp, None, None, [stored], Thresholds())
+    return d.event, with_novelty(compare(fp, stored), fp, Thresholds()).added_lines
+
+
+def test_short_lines_inserted_inside_the_story_are_an_update() -> None:
+    """Three short lines (8 words, no shingle of their own) inserted between kept paragraphs are news,
+    at another URL too: the stored line hashes prove them new."""
+    paras = TEXT.split("\n\n")
+    grown = "\n\n".join(paras[:12] + SHORT_LINES[:2] + paras[12:20] + SHORT_LINES[2:] + paras[20:])
+    assert _near(grown) == ("update", 3)
+    stored = Story.of("s1", 1, "https://a.example/x", fingerprint(TEXT))
+    same = decide("https://a.example/x", fingerprint(grown), "s1", None, [stored], Thresholds())
+    assert same.event == "update" and same.rule.endswith("new words, 3 added lines")  # 8 words: < 10
+
+
+def test_changed_moved_or_appended_short_lines_are_not_an_update() -> None:
+    """Copy-edited lines replace old ones, lines before the first or after the last kept line may be a
+    kicker or a trimmed copy's missing tail, and furniture and "___" separators say nothing."""
+    paras = TEXT.split("\n\n")
+    edited = list(paras)
+    for i in (3, 9, 15):
+        edited[i] = edited[i].replace("overnight", "over night")
+    assert _near("\n\n".join(edited)) == ("duplicate", 0)
+    assert _near("\n\n".join(SHORT_LINES + paras)) == ("duplicate", 0)
+    assert _near("\n\n".join(paras + SHORT_LINES)) == ("duplicate", 0)
+    furniture = ["ADVERTISEMENT", "___", "Sign up for our newsletter", "___"]
+    assert _near("\n\n".join(paras[:12] + furniture + paras[12:])) == ("duplicate", 0)
+    one = "\n\n".join(paras[:12] + SHORT_LINES[1:2] + paras[12:])
+    assert _near(one)[0] == "duplicate"  # one line is not enough (update_lines = 2)
+
+
+def test_the_line_rule_needs_stored_line_hashes() -> None:
+    """A stored version without line hashes (a format-1 record) gives no line evidence."""
+    paras = TEXT.split("\n\n")
+    grown = fingerprint("\n\n".join(paras[:12] + SHORT_LINES + paras[12:]))
+    s = Story.of("s1", 1, "https://a.example/x", fingerprint(TEXT))
+    old = replace(s, line_hashes=np.zeros(0, dtype=np.uint16))
+    d = decide("https://b.example/copy", grown, None, None, [old], Thresholds())
+    assert d.event == "duplicate"

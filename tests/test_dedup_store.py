@@ -208,6 +208,16 @@ def test_grown_text_at_same_url_is_update_and_published(dedup: Dedup, r: redis.R
     assert r.xlen(stream) == 2
 
 
+def test_short_lines_inserted_in_a_copy_elsewhere_are_an_update(dedup: Dedup) -> None:
+    """Two short lines (5 words) inserted inside the story at another URL are `update` version 2: the
+    stored record's line hashes, read back from Redis, show them inserted between kept paragraphs."""
+    first = dedup.submit(Doc("https://a.example/c", "T", LONG), now=1.0)
+    grown = LONG.replace("\n\nParagraph 4", "\n\nAmendment 3 passed\n\n$674.00\n\nParagraph 4")
+    d = dedup.submit(Doc("https://b.example/mirror", "T", grown), now=2.0)
+    assert (d.event, d.kind, d.version, d.story_id) == ("update", "near", 2, first.story_id)
+    assert d.rule.endswith("2 added lines")
+
+
 def test_near_copy_with_credit_line_is_near_duplicate(dedup: Dedup) -> None:
     """Another site's copy with a new headline and a credit line appended is a `near` duplicate."""
     first = dedup.submit(Doc("https://a.example/c", "T", LONG), now=1.0)

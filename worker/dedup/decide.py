@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from difflib import SequenceMatcher
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +29,10 @@ class Thresholds:
     # the same page re-fetched: its publisher changed it, so less new text counts (restored
     # list items and short paragraphs of 2-7 words each; dupbench: 0.960 -> 0.987 of updates)
     update_words_same_url: int = 10
+    # or this many non-furniture lines inserted between two lines the stored version has next to
+    # each other: new however short ("1 tsp nutmeg", "$674.00"), and neither a copy-edit (which
+    # replaces a line) nor a truncated copy's missing tail (which follows the last line)
+    update_lines: int = 2
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,8 @@ class Match:
     new_in_old: float  # share of the document's shingles found in the stored version
     new_shingles: float  # estimated number of the document's shingles the stored version lacks
     novel_words: int = 0  # words in the document's blocks that share nothing with the stored version
-    novel_blocks: int = 0  # (both filled in by `with_novelty`, only for the matches that need them)
+    novel_blocks: int = 0  # (these three filled in by `with_novelty`, only for the matches that need them)
+    added_lines: int = 0  # the document's non-furniture lines inserted inside the stored version
 
 
 def member(x: U32, sorted_set: U32) -> npt.NDArray[np.bool_]:
@@ -52,10 +58,11 @@ def member(x: U32, sorted_set: U32) -> npt.NDArray[np.bool_]:
     return np.asarray(sorted_set[idx] == x)
 
 
-def with_novelty(m: Match, fp: Fingerprint) -> Match:
-    """`m` with its novel words and blocks computed (only the URL story and the best match need them)."""
+def with_novelty(m: Match, fp: Fingerprint, th: Thresholds) -> Match:
+    """`m` with its novel words, blocks and added lines (only the URL story and the best match need them)."""
     words, blks = _novelty(fp, m.story)
-    return replace(m, novel_words=words, novel_blocks=blks)
+    added = _added_lines(fp, m.story, th.update_lines)
+    return replace(m, novel_words=words, novel_blocks=blks, added_lines=added)
 
 
 def compare(fp: Fingerprint, story: Story) -> Match:
@@ -147,6 +154,45 @@ def _novelty(fp: Fingerprint, story: Story) -> tuple[int, int]:
     return int(fp.block_words[novel].sum()), int(novel.sum())
 
 
+def _added_lines(fp: Fingerprint, story: Story, at_least: int) -> int:
+    """The document's lines inserted between two lines that are adjacent in the stored version
+    (furniture and separator lines such as "___" not counted).
+
+    Line hashes are exact where shingles are only sampled, and a line of
+    one to four words has no 5-word shingle of its own, so only they can
+    prove a short line new. But a copy-edit, a dateline or a typo makes a
+    new line too, so a line counts only where the alignment of the two line
+    sequences (longest matching runs) shows a pure insertion: the stored
+    version's lines on both sides are kept and next to each other, none
+    removed or changed in between. A line whose text the stored version has
+    elsewhere counts too when the alignment inserts it (a restored section
+    repeats its "[ Source ]" tag or its question). Lines added before the
+    first or after the last kept line do not count: sites prepend kickers
+    and notes, and a copy cut at the end (syndication trims) makes the full
+    text look appended to. Only the stored version's first MAX_LINES lines
+    are known, so insertions past them do not count either. Returns 0 early
+    when the document cannot have `at_least` inserted lines.
+    """
+    if story.line_hashes.size < 2:
+        return 0
+    a, b = story.line_hashes.tolist(), fp.line_hashes.tolist()
+    known = set(a)
+    # an inserted line is unknown to the stored version or repeats a line of the document
+    if sum(h not in known for h in b) + len(b) - len(set(b)) < at_least:
+        return 0
+    added = 0
+    for op, i1, _i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        # an insert opcode inside both sequences sits between two equal runs
+        if op == "insert" and 0 < i1 < len(a):
+            added += sum(1 for j in range(j1, j2) if _news_line(fp.lines[j]))
+    return added
+
+
+def _news_line(line: list[str]) -> bool:
+    """Not furniture, and not a separator ("___" is a \\w+ token but says nothing)."""
+    return any(t.strip("_") for t in line) and not is_furniture(line)
+
+
 def new_story_id(url: str, content_hash: str) -> str:
     """Deterministic, so a retried or redelivered submission proposes the same id."""
     return hashlib.blake2b(f"{url}\x00{content_hash}".encode(), digest_size=8).hexdigest()
@@ -166,10 +212,10 @@ def decide(
     if url_story is not None:
         if hash_story_id == url_story.story_id or url_story.content_hash == fp.content_hash:
             return _dup(url_story, "url", 1.0, "same url, same text", fp)
-        m = with_novelty(compare(fp, url_story), fp)
+        m = with_novelty(compare(fp, url_story), fp, th)
         sim = similarity(m)
         if material(m, th, same_url=True):
-            return _update(m, "url", f"same url, {m.novel_words} new words", fp)
+            return _update(m, "url", f"same url, {_news(m)}", fp)
         if same_story(m, fp, th):
             return _dup(url_story, "url", sim, "same url, no material change", fp)
         return _update(m, "url", f"same url, text replaced (similarity {sim:.2f})", fp)
@@ -178,12 +224,13 @@ def decide(
         return _dup(hash_story, "exact", 1.0, "same normalised text", fp)
     matches = [m for m in compare_all(fp, stories) if same_story(m, fp, th)]
     if matches:
-        best = with_novelty(max(matches, key=lambda m: (similarity(m), m.story.version, m.story.story_id)), fp)
+        best = max(matches, key=lambda m: (similarity(m), m.story.version, m.story.story_id))
+        best = with_novelty(best, fp, th)
         sim = similarity(best)
         short = min(best.story.n_shingles, fp.n_shingles) < th.short_shingles
         why = f"jaccard {best.jaccard:.2f}" if short else f"containment {sim:.2f}"
         if material(best, th):
-            return _update(best, "near", f"near ({why}), {best.novel_words} new words", fp)
+            return _update(best, "near", f"near ({why}), {_news(best)}", fp)
         return _dup(best.story, "near", sim, f"near ({why})", fp)
     return Decision(
         "new", new_story_id(url, fp.content_hash), 1, None, 0.0, None, "no match", fp.content_hash
@@ -203,8 +250,15 @@ def same_story(m: Match, fp: Fingerprint, th: Thresholds) -> bool:
 
 
 def material(m: Match, th: Thresholds, *, same_url: bool = False) -> bool:
-    """The document adds news to the stored version: enough words in provably new, non-furniture blocks."""
-    return m.novel_words >= (th.update_words_same_url if same_url else th.update_words)
+    """The document adds news to the stored version: enough words in provably new, non-furniture
+    blocks, or enough non-furniture lines inserted inside it."""
+    words = th.update_words_same_url if same_url else th.update_words
+    return m.novel_words >= words or m.added_lines >= th.update_lines
+
+
+def _news(m: Match) -> str:
+    """What a material document adds, for the decision's rule text."""
+    return f"{m.novel_words} new words" + (f", {m.added_lines} added lines" if m.added_lines else "")
 
 
 def _update(m: Match, kind: str, rule: str, fp: Fingerprint) -> Decision:

@@ -4,9 +4,10 @@
 Rules, in order (first match wins):
 
 1. Same canonical URL (tracking parameters, www., scheme folded): same
-   normalised text -> duplicate/url; new non-furniture blocks of >= 20 words
-   -> update/url; otherwise duplicate/url (a trim, a copy-edit, an older
-   version) -- or update/url when the text was replaced outright.
+   normalised text -> duplicate/url; new non-furniture blocks of >= 10 words,
+   or >= 2 lines inserted inside the stored version (see 3) -> update/url;
+   otherwise duplicate/url (a trim, a copy-edit, an older version) -- or
+   update/url when the text was replaced outright.
 2. Same normalised text (entities, Unicode form, quotes, dashes, spacing,
    case, paragraph breaks ignored) as a known story -> duplicate/exact. The
    index finds it (an exact copy shares every indexed hash) and the content
@@ -20,7 +21,11 @@ Rules, in order (first match wins):
    against the document's full shingle set. Then update
    if the document has >= 20 words in blocks that provably share nothing with
    the stored version and do not read like furniture (credit, copyright,
-   editor's note, correction, promotion lines), else duplicate/near.
+   editor's note, correction, promotion lines), or >= 2 non-furniture lines
+   (paragraphs, however short) inserted between two lines that are adjacent
+   in the stored version (its first 96 line hashes are stored: a copy-edit
+   replaces a line, a trimmed copy lacks the tail, neither inserts one
+   inside), else duplicate/near.
 4. Otherwise new.
 
 Short items (one-paragraph briefs, feed teasers: fewer than 30 shingles,

@@ -6,6 +6,12 @@ soft-hyphen characters, case, punctuation, paragraph separators), so two
 bodies that differ only in quotes, dashes or spacing have the same
 `content_hash` and the same shingles.
 
+Each paragraph (line) also gets a 16-bit hash of its normalised words, in
+text order: a story stores the first MAX_LINES of them, so a later copy's
+line that the stored version lacks, however short, is known to be new, and
+where it sits (between two lines the stored version has next to each other,
+or not) is known too (decide._added_lines).
+
 Shingle hashes are computed with numpy without a Python loop per token: the
 tokens joined by spaces are hashed as one byte array (a polynomial prefix
 sum, so each token's hash is a difference of two prefixes), then a
@@ -34,6 +40,7 @@ _INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 BLOCK_WORDS = 80  # paragraphs longer than this are cut into sentence runs
 MAX_BLOCKS = 96  # block minima stored per story (4 bytes each)
+MAX_LINES = 96  # line hashes stored per story (2 bytes each), the first ones
 GLUE_WORDS = 4
 FURNITURE_MAX_WORDS = 40
 # Lines sites add around a wire story: credits, copyright, corrections and
@@ -70,10 +77,18 @@ def blocks(text: str) -> list[list[str]]:
     over BLOCK_WORDS words are cut into sentence runs of about half that, so a
     body whose paragraph breaks were lost still yields comparable blocks.
     """
+    return _split(text)[0]
+
+
+def _split(text: str) -> tuple[list[list[str]], list[list[str]]]:
+    """`blocks(text)`, and the lines: each paragraph's tokens, whole and unglued (empty ones dropped)."""
     out: list[list[str]] = []
+    lines: list[list[str]] = []
     # any newline ends a paragraph; a regex split on \s*\n\s* gives the same blocks, slower
     for para in normalise(text).split("\n"):
         toks = _WORD.findall(para)
+        if toks:
+            lines.append(toks)
         if len(toks) <= BLOCK_WORDS:
             if toks:
                 out.append(toks)
@@ -86,7 +101,7 @@ def blocks(text: str) -> list[list[str]]:
                 cur = []
         if cur:
             out.append(cur)
-    return _glue(out)
+    return _glue(out), lines
 
 
 def _glue(blks: list[list[str]]) -> list[list[str]]:
@@ -153,7 +168,15 @@ def token_ids(toks: list[str], joined: bytes | None = None) -> npt.NDArray[np.ui
     """
     if not toks:
         return np.zeros(0, dtype=np.uint64)
-    raw = joined if joined is not None else " ".join(toks).encode("utf-8")
+    return _tokens_and_lines(joined if joined is not None else " ".join(toks).encode("utf-8"), None)[0]
+
+
+def _tokens_and_lines(
+    raw: bytes, line_tokens: npt.NDArray[np.int32] | None
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint16]]:
+    """`token_ids` of the space-joined tokens `raw`, and a 16-bit hash per line, where line i is
+    the next `line_tokens[i]` tokens: the same byte polynomial over the line's span, so it costs
+    a few operations per line, not per token, and equal lines hash equally wherever they sit."""
     b = np.frombuffer(raw, dtype=np.uint8)
     n = b.size
     pw, inv = _powers(n + 1)
@@ -167,17 +190,30 @@ def token_ids(toks: list[str], joined: bytes | None = None) -> npt.NDArray[np.ui
         ends = np.empty(sp.size + 1, dtype=np.intp)
         ends[:-1] = sp
         ends[-1] = n
-        h = (prefix[ends] - prefix[starts]) * inv[starts]
-        return _mix64(h ^ (ends - starts).astype(np.uint64))
+        ids = _mix64(((prefix[ends] - prefix[starts]) * inv[starts]) ^ (ends - starts).astype(np.uint64))
+        if line_tokens is None or line_tokens.size == 0:
+            return ids, np.zeros(0, dtype=np.uint16)
+        last = np.cumsum(line_tokens, dtype=np.intp) - 1
+        ls, le = starts[last - line_tokens + 1], ends[last]
+        h = ((prefix[le] - prefix[ls]) * inv[ls]) ^ (le - ls).astype(np.uint64)
+        # multiplicative hashing: the product's top 16 bits depend on every bit of h
+        lines = ((h * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(48)).astype(np.uint16)
+    return ids, lines
 
 
 def positional_hashes(toks: list[str], k: int = SHINGLE, joined: bytes | None = None) -> U32:
     """32-bit hash of the k-word shingle starting at each position (one for texts shorter than k)."""
     if not toks:
         return np.zeros(0, dtype=np.uint32)
-    ids = token_ids(toks, joined)
-    width = min(k, len(toks))
-    n = len(toks) - width + 1
+    return _shingles_of(token_ids(toks, joined), k)
+
+
+def _shingles_of(ids: npt.NDArray[np.uint64], k: int = SHINGLE) -> U32:
+    """`positional_hashes` from the token ids."""
+    if ids.size == 0:
+        return np.zeros(0, dtype=np.uint32)
+    width = min(k, int(ids.size))
+    n = int(ids.size) - width + 1
     acc = np.zeros(n, dtype=np.uint64)
     prime = np.uint64(_P)
     with np.errstate(over="ignore"):
@@ -219,6 +255,8 @@ class Fingerprint:
     pos_block: npt.NDArray[np.int32]  # block index of each start position
     block_words: npt.NDArray[np.int32]  # words per block
     blocks: tuple[list[str], ...]  # the normalised blocks (tokens), for the lazy furniture test
+    lines: tuple[list[str], ...]  # each paragraph's tokens, whole (for the furniture test of added lines)
+    line_hashes: npt.NDArray[np.uint16]  # a 16-bit hash of each line's words, in text order
 
     @cached_property
     def block_furniture(self) -> npt.NDArray[np.bool_]:
@@ -240,11 +278,16 @@ class Fingerprint:
 
 
 def fingerprint(body: str) -> Fingerprint:
-    blks = blocks(body)
+    blks, lines = _split(body)
     toks = [t for b in blks for t in b]
     words = np.fromiter((len(b) for b in blks), dtype=np.int32, count=len(blks))
     joined = " ".join(toks).encode("utf-8")
-    pos = positional_hashes(toks, joined=joined)
+    lengths = np.fromiter((len(x) for x in lines), dtype=np.int32, count=len(lines))
+    if toks:
+        ids, line_hashes = _tokens_and_lines(joined, lengths)
+    else:
+        ids, line_hashes = np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint16)
+    pos = _shingles_of(ids)
     tok_block = np.repeat(np.arange(len(blks), dtype=np.int32), words)
     return Fingerprint(
         content_hash=content_hash(toks, joined),
@@ -254,4 +297,6 @@ def fingerprint(body: str) -> Fingerprint:
         pos_block=tok_block[: pos.size],
         block_words=words,
         blocks=tuple(blks),
+        lines=tuple(lines),
+        line_hashes=line_hashes,
     )

@@ -1,10 +1,13 @@
 """The stored form of a story (pure): one compact binary string per story.
 
 Layout: a fixed header (format, version, shingle and token counts, URL
-length, block count, content hash), the URL of the stored version, its
-per-block minimum shingle hashes, then its bottom-k sketch, all
-little-endian uint32. Binary because the sketch is most of the
-bytes and the budget is 2 KB of Redis memory per story.
+length, block count, content hash, line count), the URL of the stored
+version, its per-block minimum shingle hashes (uint32), its first
+MAX_LINES line hashes (uint16), then its bottom-k sketch (uint32), all
+little-endian. Binary because the sketch is most of the bytes and the
+budget is 2 KB of Redis memory per story. Format 1 records (written before
+line hashes were stored, until they expire with the window) unpack with no
+line hashes.
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from .fingerprint import U32, Fingerprint, sketch
+from .fingerprint import MAX_LINES, U32, Fingerprint, sketch
 
-_HEADER = struct.Struct("<BIIIHH16s")
-_FORMAT = 1
+# format 1's header is a prefix of format 2's: the lookup script digests the first
+# 33 bytes (format, version, counts, content hash), the same fields in both
+_HEADER_1 = struct.Struct("<BIIIHH16s")
+_HEADER = struct.Struct("<BIIIHH16sH")
+_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -34,9 +41,11 @@ class Story:
     url: str
     sketch: U32
     block_mins: U32
+    line_hashes: npt.NDArray[np.uint16]  # the first MAX_LINES lines' hashes, in text order (none: format 1)
 
     def pack(self) -> bytes:
         url = self.url.encode("utf-8")[:65535]
+        lines = self.line_hashes[:MAX_LINES]
         head = _HEADER.pack(
             _FORMAT,
             self.version,
@@ -45,26 +54,43 @@ class Story:
             len(url),
             self.block_mins.size,
             bytes.fromhex(self.content_hash),
+            lines.size,
         )
-        return head + url + self.block_mins.astype("<u4").tobytes() + self.sketch.astype("<u4").tobytes()
+        return (
+            head
+            + url
+            + self.block_mins.astype("<u4").tobytes()
+            + lines.astype("<u2").tobytes()
+            + self.sketch.astype("<u4").tobytes()
+        )
 
     @classmethod
     def unpack(cls, story_id: str, raw: bytes) -> Story:
-        fmt, version, n_shingles, n_tokens, url_len, n_blocks, chash = _HEADER.unpack_from(raw)
-        if fmt != _FORMAT:
+        fmt = raw[0] if raw else None
+        if fmt == _FORMAT:
+            _, version, n_shingles, n_tokens, url_len, n_blocks, chash, n_lines = _HEADER.unpack_from(raw)
+            head = _HEADER.size
+        elif fmt == 1:
+            _, version, n_shingles, n_tokens, url_len, n_blocks, chash = _HEADER_1.unpack_from(raw)
+            head, n_lines = _HEADER_1.size, 0
+        else:
             raise ValueError(f"unknown story record format {fmt}")
-        start = _HEADER.size + url_len
-        mid = start + 4 * n_blocks
+        start = head + url_len
+        lines_at = start + 4 * n_blocks
+        mid = lines_at + 2 * n_lines
         return cls(
             story_id=story_id,
             version=version,
             content_hash=chash.hex(),
             n_shingles=n_shingles,
             n_tokens=n_tokens,
-            url=raw[_HEADER.size : start].decode("utf-8", "replace"),
-            # read-only views of the record, no copies (the stored layout is little-endian uint32)
+            url=raw[head:start].decode("utf-8", "replace"),
+            # read-only views of the record, no copies (the stored layout is little-endian)
             sketch=np.frombuffer(raw, dtype="<u4", offset=mid).astype(np.uint32, copy=False),
             block_mins=np.frombuffer(raw, dtype="<u4", count=n_blocks, offset=start).astype(np.uint32, copy=False),
+            line_hashes=np.frombuffer(raw, dtype="<u2", count=n_lines, offset=lines_at).astype(
+                np.uint16, copy=False
+            ),
         )
 
     @classmethod
@@ -78,6 +104,7 @@ class Story:
             url,
             sketch(fp.hashes),
             fp.block_mins(),
+            fp.line_hashes[:MAX_LINES],
         )
 
 

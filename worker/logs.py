@@ -49,7 +49,10 @@ def configure(log_format: str | None = None, level: str = "INFO") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # one write() per line: a non-interactive stderr is unbuffered, and `print` (PrintLogger)
+        # writes the message and its newline separately, so a prefork sibling's line could land
+        # in between (`{...}{...}`); line and newline in one write keep every line whole
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
     # Celery, kombu and urllib3 log through stdlib logging; keep them at WARNING

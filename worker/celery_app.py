@@ -62,7 +62,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
         "task_time_limit": settings.task_time_limit,
-        "task_soft_time_limit": max(1, int(settings.task_time_limit * 0.85)),
+        "task_soft_time_limit": settings.soft_time_limit,
         "worker_prefetch_multiplier": 1,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_max_memory_per_child": 400_000,  # KiB: contain a parser blow-up

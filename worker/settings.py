@@ -75,6 +75,11 @@ class Settings:
     task_events: bool = True  # Celery task events, for Flower and celery-exporter (wire's /metrics needs none)
 
     @property
+    def soft_time_limit(self) -> int:
+        """Celery's soft limit: the task gets SoftTimeLimitExceeded with time left to record why."""
+        return max(1, int(self.task_time_limit * 0.85))
+
+    @property
     def max_countdown(self) -> float:
         """Longest retry delay held as a broker countdown; longer waits are parked in Redis.
 

@@ -165,28 +165,32 @@ def _items(work: Batch) -> list[dict[str, Any]]:
     return work if isinstance(work, list) else [work]
 
 
+def _compact(work: Batch) -> Batch:
+    """A one-item batch as the item itself: the message a single URL or page has always been."""
+    return work[0] if isinstance(work, list) and len(work) == 1 else work
+
+
 def enqueue_fetch(candidates: Batch, *, force: bool = False, parks: int = 0, attempt: int = 0,
                   countdown: float | None = None) -> None:
     """One fetch task for one candidate or a batch of them."""
-    fetch_task.apply_async(args=[candidates], kwargs={"force": force, "parks": parks, "attempt": attempt},
+    fetch_task.apply_async(args=[_compact(candidates)], kwargs={"force": force, "parks": parks, "attempt": attempt},
                            queue="fetch", countdown=countdown)
 
 
 def enqueue_fetches(candidates: list[dict[str, Any]], *, size: int, force: bool = False, parks: int = 0) -> None:
     """Fetch tasks of at most `size` candidates each (a task per page costs more than the fetch)."""
     for i in range(0, len(candidates), size):
-        chunk = candidates[i:i + size]
-        enqueue_fetch(chunk if len(chunk) > 1 else chunk[0], force=force, parks=parks)
+        enqueue_fetch(candidates[i:i + size], force=force, parks=parks)
 
 
 def enqueue_process(refs: Batch) -> None:
-    process_task.apply_async(args=[refs], queue="process")
+    process_task.apply_async(args=[_compact(refs)], queue="process")
 
 
 def park(candidate: Batch, *, force: bool, parks: int, not_before: float) -> None:
     """Hold a URL in Redis until `not_before` instead of in a broker ETA (see celery_app)."""
     d = deps()
-    member = json.dumps({"candidate": candidate, "force": force, "parks": parks + 1}, sort_keys=True)
+    member = json.dumps({"candidate": _compact(candidate), "force": force, "parks": parks + 1}, sort_keys=True)
     d.redis.zadd(d.keys.parked(), {member: not_before})
 
 
@@ -240,7 +244,7 @@ class _Handoff:
 
     def flush(self) -> None:
         if self.refs:
-            enqueue_process(self.refs if len(self.refs) > 1 else self.refs[0])
+            enqueue_process(self.refs)
             self.refs = []
 
 
@@ -253,8 +257,7 @@ def _time_left(d: pipeline.Deps, started: float, per_item: float) -> bool:
     The rest of a batch is handed back as a new task instead: a batch never
     runs into the time limit because of its size.
     """
-    soft_limit = max(1, int(d.settings.task_time_limit * 0.85))
-    return time.monotonic() - started + per_item < soft_limit / 2
+    return time.monotonic() - started + per_item < d.settings.soft_time_limit / 2
 
 
 @shared_task(name="wire.fetch", bind=True, ignore_result=True)
@@ -275,8 +278,7 @@ def fetch_task(self: Task, candidates: Batch, force: bool = False, parks: int = 
                 _split(self, "fetch", work, lambda c: enqueue_fetch(c, force=force, parks=parks, attempt=attempt))
                 return
             if deliveries > d.settings.max_attempts + 1:
-                cand = Candidate.from_json(work[0])
-                _dead("fetch", "poison", f"delivered {deliveries} times without finishing", cand, work[0], attempt)
+                _dead("fetch", "poison", f"delivered {deliveries} times without finishing", work[0], attempt)
                 _done(self, "fetch")
                 return
             handoff = _Handoff(d.settings.process_batch, HANDOFF_LINGER)
@@ -286,7 +288,7 @@ def fetch_task(self: Task, candidates: Batch, force: bool = False, parks: int = 
                 if i and not _time_left(d, started, per_fetch):
                     rest = [c for c in work[i:] if host_of(c.get("url", "")) not in paused]
                     if rest:
-                        enqueue_fetch(rest if len(rest) > 1 else rest[0], force=force, parks=parks, attempt=attempt)
+                        enqueue_fetch(rest, force=force, parks=parks, attempt=attempt)
                         log.info("batch handed on: time limit near", stage="fetch", items=len(rest))
                     break
                 handoff.flush_if_stale()
@@ -319,20 +321,18 @@ def _fetch_one(d: pipeline.Deps, candidate: dict[str, Any], rest: list[dict[str,
             wait = exc.retry_after or 30.0
             if parks >= MAX_PARKS:
                 for c in waiting:
-                    _dead("fetch", exc.reason, str(exc), Candidate.from_json(c), c, attempt)
+                    _dead("fetch", exc.reason, str(exc), c, attempt)
                 return None
             if wait <= d.settings.max_countdown:
-                enqueue_fetch(waiting if len(waiting) > 1 else candidate, force=force, parks=parks + 1,
-                              attempt=attempt, countdown=wait)
+                enqueue_fetch(waiting, force=force, parks=parks + 1, attempt=attempt, countdown=wait)
             else:
-                park(waiting if len(waiting) > 1 else candidate, force=force, parks=parks,
-                     not_before=time.time() + wait)
+                park(waiting, force=force, parks=parks, not_before=time.time() + wait)
             _summary("fetch", started, None, status="parked", reason=exc.reason, wait_s=round(wait, 1),
                      urls=len(waiting))
             return None
         except TransientFetchError as exc:
             if attempt + 1 >= d.settings.max_attempts:
-                _dead("fetch", exc.reason, str(exc), cand, candidate, attempt)
+                _dead("fetch", exc.reason, str(exc), candidate, attempt)
                 return None
             wait = exc.retry_after if exc.retry_after is not None else _backoff(attempt, d.settings.max_countdown)
             if wait > d.settings.max_countdown:
@@ -344,7 +344,7 @@ def _fetch_one(d: pipeline.Deps, candidate: dict[str, Any], rest: list[dict[str,
             _summary("fetch", started, None, status="retry", reason=exc.reason, wait_s=round(wait, 1))
             return None
         except FetchError as exc:  # a permanent error not already turned into an outcome
-            _dead("fetch", exc.reason, str(exc), cand, candidate, attempt)
+            _dead("fetch", exc.reason, str(exc), candidate, attempt)
             return None
         if isinstance(result, pipeline.Fetched):
             _summary("fetch", started, None, status="fetched")
@@ -372,8 +372,7 @@ def process_task(self: Task, refs: Batch) -> None:
                 return
             if int(deliveries) > d.settings.max_attempts:
                 ref = work[0]
-                _dead("process", "poison", f"delivered {deliveries} times without finishing",
-                      Candidate(url=ref["url"], source=ref["source"]), ref, int(deliveries) - 1)
+                _dead("process", "poison", f"delivered {deliveries} times without finishing", ref, int(deliveries) - 1)
                 d.redis.delete(ref["page_key"])
                 _done(self, "process")
                 return
@@ -399,20 +398,22 @@ def _process_one(d: pipeline.Deps, ref: dict[str, Any], page: bytes | None) -> b
             outcome = pipeline.process_page(ref, page, d)
         except SoftTimeLimitExceeded as exc:
             log.warning("process hit the soft time limit")
-            _dead("process", type(exc).__name__, repr(exc), Candidate(url=ref["url"], source=ref["source"]), ref, 0)
+            _dead("process", type(exc).__name__, repr(exc), ref, 0)
             return False
         except Exception as exc:  # extraction or dedup bug: keep the page, record why
             if redis_down(exc):
                 raise
             log.exception("process failed")
-            _dead("process", type(exc).__name__, repr(exc), Candidate(url=ref["url"], source=ref["source"]), ref, 0)
+            _dead("process", type(exc).__name__, repr(exc), ref, 0)
             return True
         _summary("process", started, outcome, story_id=outcome.story_id, story_event=outcome.event)
         return True
 
 
-def _dead(stage: str, reason: str, error: str, cand: Candidate, payload: dict[str, Any], retries: int) -> None:
+def _dead(stage: str, reason: str, error: str, payload: dict[str, Any], retries: int) -> None:
+    """Dead-letter one candidate or page ref (both carry `url` and `source`) with what replays it."""
     d = deps()
-    dead_letter(d.redis, d.keys, stage=stage, reason=reason, error=error, url=cand.url, source=cand.source,
+    url, source = str(payload["url"]), str(payload["source"])
+    dead_letter(d.redis, d.keys, stage=stage, reason=reason, error=error, url=url, source=source,
                 payload=payload, attempts=retries + 1)
-    log.warning("dead-lettered", stage=stage, reason=reason, error=error, url=cand.url)
+    log.warning("dead-lettered", stage=stage, reason=reason, error=error, url=url)

@@ -162,13 +162,12 @@ def test_a_batch_near_its_time_limit_hands_the_rest_on(cluster: Cluster, cluster
     """With WIRE_TASK_TIME_LIMIT=5 a fetch batch may not start a fetch that could outlast half its soft
     limit (a fetch may take up to the politeness wait plus WIRE_FETCH_TIMEOUT): after the first page it
     hands the rest on as a new task, again and again. Every story is still published exactly once."""
-    from tests.test_ops_e2e import news_site
+    from tests.test_ops_e2e import news_site, use_site
 
     server = SiteServer()
     n = 6
     site = news_site(server, n, delay=0.2, address="127.0.0.17")
-    Path(cluster_env["WIRE_SOURCES"]).write_text(
-        f"sources:\n- name: news\n  sitemaps: ['{site.base}/sitemap.xml']\n  interval: 1h\n  rate: 50\n")
+    use_site(cluster_env, site)
     cluster.env = {**cluster_env, "WIRE_TASK_TIME_LIMIT": "5", "WIRE_VISIBILITY_TIMEOUT": "60"}
     client = redis.Redis.from_url(cluster_env["WIRE_REDIS_URL"])
     keys = Keys.for_prefix(prefix)

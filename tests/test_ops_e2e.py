@@ -51,9 +51,14 @@ def news_site(server: SiteServer, n: int, delay: float = 0.0, address: str = "12
     return site
 
 
-def use_site(env: dict[str, str], site, interval: str = "1h") -> None:
-    Path(env["WIRE_SOURCES"]).write_text(
-        f"sources:\n- name: news\n  sitemaps: ['{site.base}/sitemap.xml']\n  interval: {interval}\n  rate: 50\n")
+def news_sources(site, interval: str = "1h", rate: int = 50) -> str:
+    """sources.yaml with one source, `news`, discovering `site` through its sitemap."""
+    return (f"sources:\n- name: news\n  sitemaps: ['{site.base}/sitemap.xml']\n  interval: {interval}\n"
+            f"  rate: {rate}\n")
+
+
+def use_site(env: dict[str, str], site, interval: str = "1h", rate: int = 50) -> None:
+    Path(env["WIRE_SOURCES"]).write_text(news_sources(site, interval, rate))
 
 
 def stats(client: redis.Redis, keys: Keys) -> dict[str, int]:
@@ -67,8 +72,7 @@ def test_prefork_children_counts_add_up(cluster: Cluster, cluster_env, site_serv
     site = news_site(server, n)
     # pages fetched fast (rate 1000) and one per process task, so tasks queue up for both children: paced at
     # 50/s in batches, one child could keep up with all of them while the other idled
-    Path(cluster_env["WIRE_SOURCES"]).write_text(
-        f"sources:\n- name: news\n  sitemaps: ['{site.base}/sitemap.xml']\n  interval: 1h\n  rate: 1000\n")
+    use_site(cluster_env, site, rate=1000)
     cluster.env = {**cluster_env, "WIRE_PROCESS_BATCH": "1"}
     client = redis.Redis.from_url(cluster_env["WIRE_REDIS_URL"])
     keys = Keys.for_prefix(prefix)

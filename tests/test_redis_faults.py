@@ -75,13 +75,13 @@ def test_redis_restart_mid_run_loses_nothing(tmp_path: Path, prefix: str) -> Non
     Redis accepted connections (e.g. 95 polls: 16 before, 11 while down, 67 after). Each run prints its own
     timings and puts them in every assertion message.
     """
-    from tests.test_ops_e2e import news_site
+    from tests.test_ops_e2e import news_site, news_sources
 
     server = SiteServer()
     n = 16
     site = news_site(server, n, delay=0.4, address="127.0.0.11")
     sources = tmp_path / "sources.yaml"
-    sources.write_text(f"sources:\n- name: news\n  sitemaps: ['{site.base}/sitemap.xml']\n  interval: 1h\n  rate: 50\n")
+    sources.write_text(news_sources(site))
     port = free_port()
     redis_proc = start_redis(tmp_path / "redis", port=port, appendonly=True)
     env = worker_env(f"redis://127.0.0.1:{port}/0", prefix, sources, tmp_path)
@@ -271,7 +271,7 @@ def test_poison_page_in_a_batch_is_isolated_and_its_neighbours_published(tmp_pat
     import os
     import signal
 
-    from tests.test_ops_e2e import news_site, unique_story
+    from tests.test_ops_e2e import news_site, news_sources, unique_story
 
     server = SiteServer()
     n, poison = 6, 3
@@ -281,7 +281,7 @@ def test_poison_page_in_a_batch_is_isolated_and_its_neighbours_published(tmp_pat
     poison_url = f"{site.base}/news/story-{poison}.html"
     site.routes[f"/news/story-{poison}.html"] = (200, HTML, jsonld_page(heavy, site.base))
     sources = tmp_path / "sources.yaml"
-    sources.write_text(f"sources:\n- name: news\n  sitemaps: ['{site.base}/sitemap.xml']\n  interval: 1h\n  rate: 50\n")
+    sources.write_text(news_sources(site))
     client, cluster, keys = _poison_cluster(redis_server.port, 14, prefix, sources, tmp_path)
     try:
         proc = _start_fetch_and_one_child(cluster, client, 14)
@@ -326,13 +326,13 @@ def test_sigkilled_worker_mid_batch_loses_nothing_after_restart(tmp_path: Path, 
     import os
     import signal
 
-    from tests.test_ops_e2e import news_site
+    from tests.test_ops_e2e import news_site, news_sources
 
     server = SiteServer()
     n = 12
     site = news_site(server, n, delay=1.0, address="127.0.0.13")
     sources = tmp_path / "sources.yaml"
-    sources.write_text(f"sources:\n- name: news\n  sitemaps: ['{site.base}/sitemap.xml']\n  interval: 1h\n  rate: 50\n")
+    sources.write_text(news_sources(site))
     url = f"redis://127.0.0.1:{redis_server.port}/12"
     client = redis.Redis.from_url(url)
     client.flushdb()
@@ -369,13 +369,7 @@ def _pool_of_two(pid: int) -> list[int] | None:
 
 def _running_process_tasks(client: redis.Redis, prefix: str) -> set[str]:
     """Ids of wire.process tasks a worker has started (delivery counted) and not finished."""
-    started = {k.decode().rsplit(":", 1)[1] for k in client.scan_iter(f"{prefix}:attempts:*")}
-    running = set()
-    for raw in client.hvals("unacked"):
-        headers = json.loads(raw)[0].get("headers", {})
-        if headers.get("task") == "wire.process" and headers.get("id") in started:
-            running.add(headers["id"])
-    return running
+    return set(_started_process_tasks(client, prefix))
 
 
 def test_sigkilled_prefork_child_mid_task_loses_nothing(tmp_path: Path, prefix: str, redis_server) -> None:
@@ -385,7 +379,7 @@ def test_sigkilled_prefork_child_mid_task_loses_nothing(tmp_path: Path, prefix: 
     import os
     import signal
 
-    from tests.test_ops_e2e import news_site, unique_story
+    from tests.test_ops_e2e import news_site, news_sources, unique_story
 
     server = SiteServer()
     n = 10
@@ -396,7 +390,7 @@ def test_sigkilled_prefork_child_mid_task_loses_nothing(tmp_path: Path, prefix: 
         story["paragraphs"] = story["paragraphs"] * 1500
         site.routes[f"/news/story-{i}.html"] = (200, HTML, jsonld_page(story, site.base))
     sources = tmp_path / "sources.yaml"
-    sources.write_text(f"sources:\n- name: news\n  sitemaps: ['{site.base}/sitemap.xml']\n  interval: 1h\n  rate: 50\n")
+    sources.write_text(news_sources(site))
     url = f"redis://127.0.0.1:{redis_server.port}/11"
     client = redis.Redis.from_url(url)
     client.flushdb()
@@ -463,7 +457,7 @@ def test_worker_killed_while_its_brpop_is_answered_loses_nothing(tmp_path: Path,
     import os
     import signal
 
-    from tests.test_ops_e2e import news_site
+    from tests.test_ops_e2e import news_site, news_sources
     from worker.celery_app import create_app
     from worker.models import Candidate
     from worker.settings import Settings, load_sources
@@ -471,7 +465,7 @@ def test_worker_killed_while_its_brpop_is_answered_loses_nothing(tmp_path: Path,
     server = SiteServer()
     site = news_site(server, 1, address="127.0.0.15")
     sources = tmp_path / "sources.yaml"
-    sources.write_text(f"sources:\n- name: news\n  sitemaps: ['{site.base}/sitemap.xml']\n  interval: 1h\n  rate: 50\n")
+    sources.write_text(news_sources(site))
     db = 13
     url = f"redis://127.0.0.1:{redis_server.port}/{db}"
     client = redis.Redis.from_url(url)

@@ -306,3 +306,47 @@ def test_pauses_are_recorded(r: redis.Redis, redis_url: str, prefix: str) -> Non
     (event,) = [json.loads(e) for e in r.lrange(Keys.for_prefix(prefix).pauses(), 0, -1)]
     assert event["host"] == "h.example" and event["reason"] == "retry-after 429"
     assert event["until"] - event["since"] == pytest.approx(30)
+
+
+def _fresh_session_get(url: str) -> bytes:
+    """`get` from a new thread, so it builds a new session that reads the environment as it is now."""
+    import threading
+
+    out: list[bytes] = []
+    thread = threading.Thread(target=lambda: out.append(get(url, user_agent="wire-test", limits=LIMITS).content))
+    thread.start()
+    thread.join(10)
+    return out[0]
+
+
+def test_without_proxy_variables_the_environment_is_read_once(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy configured: the session stops consulting the environment per request, and still fetches."""
+    import threading
+
+    from worker import http
+
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    sessions: list[object] = []
+
+    def run() -> None:
+        get(site.base + "/page", user_agent="wire-test", limits=LIMITS)
+        sessions.append(http._local.session)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    assert sessions and sessions[0].trust_env is False  # type: ignore[attr-defined]
+
+
+def test_proxy_variables_route_requests_through_the_proxy(site: Site, server: SiteServer,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY set: every request goes to the proxy (as an absolute URI), none straight to the site."""
+    proxy = server.add("proxy", "127.0.0.9")
+    proxy.routes[site.base + "/page"] = (200, HTML, "<html><body><p>via proxy</p></body></html>")
+    monkeypatch.setenv("HTTP_PROXY", proxy.base)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert b"via proxy" in _fresh_session_get(site.base + "/page")
+    assert server.requests_to("one", "/page") == []
+    assert len(server.requests_to("proxy", site.base + "/page")) == 1

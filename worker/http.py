@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -34,6 +35,7 @@ def session(user_agent: str) -> requests.Session:
     sess: requests.Session | None = getattr(_local, "session", None)
     if sess is None or getattr(_local, "pid", None) != os.getpid():
         sess = requests.Session()
+        _settle_environment(sess)
         sess.headers["User-Agent"] = user_agent
         sess.headers["Accept-Encoding"] = "gzip, deflate"
         # No urllib3 retries: retry policy lives in the task layer where it is
@@ -44,6 +46,24 @@ def session(user_agent: str) -> requests.Session:
         _local.session = sess
         _local.pid = os.getpid()
     return sess
+
+
+def _settle_environment(sess: requests.Session) -> None:
+    """Read the environment once per session instead of on every request.
+
+    With `trust_env` on, requests scans os.environ for proxies twice and
+    stats ~/.netrc on every request: ~0.2 ms of CPU per page, a fifth of the
+    whole HTTP client. Without proxy variables there is nothing a per-request
+    look could find, so the session stops looking; the CA bundle variables
+    requests would have read are applied here. With proxy variables set, the
+    session keeps requests' own per-URL handling (no_proxy and all).
+    """
+    if urllib.request.getproxies_environment():
+        return
+    sess.trust_env = False
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        sess.verify = bundle
 
 
 def is_public_address(host: str) -> bool:

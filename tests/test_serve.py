@@ -62,6 +62,30 @@ def test_metrics_expose_every_spec_metric(server, r: redis.Redis) -> None:
     assert 'wire_queue_length{queue="fetch"} 0.0' in text
 
 
+def test_histograms_render_cumulative_from_bins_and_older_buckets(server, r: redis.Redis) -> None:
+    """Observations are stored as one bin each; /metrics shows Prometheus' cumulative buckets.
+
+    Cumulative `_bucket` fields written by workers from before bins (a rolling
+    upgrade) are added in, so no observation disappears from the histogram.
+    """
+    base, _, deps = server
+    batch = MetricsBatch()
+    for seconds in (0.001, 0.003, 0.003, 0.04, 7.0):
+        batch.observe("wire_extract_seconds", seconds)
+    assert sum(1 for f in batch.values if "_bin" in f) == 4  # one field per bin hit, not per bucket above
+    batch.flush(r, deps.keys.metrics())
+    # an older worker's cumulative buckets for one observation of 0.02 s
+    for le in ("0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "+Inf"):
+        r.hincrbyfloat(deps.keys.metrics(), f"wire_extract_seconds_bucket\x1ele={le}", 1)
+    r.hincrbyfloat(deps.keys.metrics(), "wire_extract_seconds_count\x1e", 1)
+    r.hincrbyfloat(deps.keys.metrics(), "wire_extract_seconds_sum\x1e", 0.02)
+    text = call(base + "/metrics")[1].decode()
+    expect = {"0.002": 1, "0.005": 3, "0.01": 3, "0.025": 4, "0.05": 5, "2.5": 5, "+Inf": 6}
+    for le, count in expect.items():
+        assert f'wire_extract_seconds_bucket{{le="{le}"}} {float(count)}' in text, le
+    assert "wire_extract_seconds_count 6.0" in text
+
+
 def test_metrics_pass_promtool(server) -> None:
     """The exposition passes `promtool check metrics` (when promtool is installed)."""
     import shutil

@@ -5,6 +5,8 @@ scaling); counters kept in process memory die with them. Every increment is
 therefore an `HINCRBYFLOAT` on one Redis hash, sent in the same pipeline as
 the page's other writes, and `wire serve` renders the hash plus live gauges
 (queue depths, stream lengths, consumer lag) through prometheus_client.
+Histograms are stored as non-cumulative bins (`_bin`) and made cumulative
+when rendered; cumulative `_bucket` fields left by older workers are added in.
 """
 
 from __future__ import annotations
@@ -57,11 +59,15 @@ class MetricsBatch:
         self.values[_field(name, labels)] += value
 
     def observe(self, name: str, seconds: float, **labels: str) -> None:
+        """One observation: its bin, the sum and the count (three fields, whatever the bucket count).
+
+        Bins are not cumulative: `wire serve` adds them up into Prometheus'
+        cumulative buckets when it renders, so an observation costs three
+        increments instead of one per bucket above it (twelve for a fast page).
+        """
         _, _, buckets = HISTOGRAMS[name]
-        for bound in buckets:
-            if seconds <= bound:
-                self.values[_field(name + "_bucket", {**labels, "le": repr(bound)})] += 1
-        self.values[_field(name + "_bucket", {**labels, "le": "+Inf"})] += 1
+        le = next((repr(bound) for bound in buckets if seconds <= bound), "+Inf")
+        self.values[_field(name + "_bin", {**labels, "le": le})] += 1
         self.values[_field(name + "_sum", labels)] += seconds
         self.values[_field(name + "_count", labels)] += 1
 
@@ -118,9 +124,11 @@ def build_families(samples: Iterable[tuple[str, dict[str, str], float]]) -> list
                 part = name[len(hname) + 1:]
                 le = labels.pop("le", None)
                 entry = hist_data[hname].setdefault(tuple(sorted(labels.items())),
-                                                    {"buckets": {}, "sum": 0.0, "count": 0.0})
-                if part == "bucket" and le is not None:
+                                                    {"buckets": {}, "bins": {}, "sum": 0.0, "count": 0.0})
+                if part == "bucket" and le is not None:  # cumulative, written by workers before bins
                     entry["buckets"][le] = value
+                elif part == "bin" and le is not None:
+                    entry["bins"][le] = value
                 elif part == "sum":
                     entry["sum"] = value
                 break
@@ -130,9 +138,10 @@ def build_families(samples: Iterable[tuple[str, dict[str, str], float]]) -> list
         for label_key, entry in hist_data.get(hname, {}).items():
             labels = dict(label_key)
             buckets = []
-            for bound in bounds:
-                buckets.append((repr(bound), entry["buckets"].get(repr(bound), 0.0)))
-            buckets.append(("+Inf", entry["buckets"].get("+Inf", 0.0)))
+            below = 0.0  # observations in the bins up to this bound
+            for le in [repr(bound) for bound in bounds] + ["+Inf"]:
+                below += entry["bins"].get(le, 0.0)
+                buckets.append((le, entry["buckets"].get(le, 0.0) + below))
             fam.add_metric([labels.get(n, "") for n in label_names], buckets, entry["sum"])
         families.append(fam)
     return families

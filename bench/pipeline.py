@@ -14,7 +14,9 @@ prefork pool of 2) and `wire beat` against a private Redis, and reports:
   measurement before and one after the run), and the
   pipeline efficiency = end-to-end pages/s / (cores x extraction pages/CPU-s);
 - the baseline a user would otherwise write: one process looping requests +
-  trafilatura over the same URLs, and our speed-up over it.
+  trafilatura over the same URLs, and our speed-up over it;
+- Redis's side, per page: round trips, commands (by name), server time and
+  bytes, for every client of the run (broker, dedup, metrics, beat).
 
 Politeness pacing is raised for the benchmark (rate 10,000/s per host).
 
@@ -37,6 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -195,6 +198,32 @@ def extraction_rate(page_files: list[Path]) -> float:
     return len(blobs) / (time.process_time() - t0)
 
 
+def redis_calls(client: Any) -> dict[str, Any]:
+    """What the run asked of Redis: commands by name (calls, server microseconds), round trips, bytes."""
+    commands = {name.removeprefix("cmdstat_"): (int(v["calls"]), float(v["usec"]))
+                for name, v in client.info("commandstats").items()}
+    stats = client.info("stats")
+    return {"commands": commands, "reads": int(stats.get("total_reads_processed", 0)),
+            "in": int(stats.get("total_net_input_bytes", 0)), "out": int(stats.get("total_net_output_bytes", 0))}
+
+
+def print_redis_calls(bill: dict[str, Any], pages: int) -> None:
+    """Redis's side of the bill per page: every client of the run (broker, dedup, metrics, beat, this loop)."""
+    commands: dict[str, tuple[int, float]] = bill["commands"]
+    calls = sum(c for c, _ in commands.values())
+    usec = sum(u for _, u in commands.values())
+    print("\n| Redis, per page (all clients: broker, dedup, metrics, beat, benchmark loop) | value |")
+    print("|---|---:|")
+    print(f"| round trips (requests read by the server) | {bill['reads'] / pages:.1f} |")
+    print(f"| commands (a pipeline or a script call counts each command in it) | {calls / pages:.1f} |")
+    print(f"| server time in commands | {usec / pages:.0f} us |")
+    print(f"| bytes to / from Redis | {bill['in'] / pages / 1024:.1f} kB / {bill['out'] / pages / 1024:.1f} kB |")
+    print("\n| Redis command | calls per page | server us per page |")
+    print("|---|---:|---:|")
+    for name, (c, u) in sorted(commands.items(), key=lambda kv: -kv[1][0])[:12]:
+        print(f"| {name} | {c / pages:.2f} | {u / pages:.1f} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pages", type=int, default=2000)
@@ -264,6 +293,7 @@ def main() -> int:
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out))
     procs["beat"] = subprocess.Popen(cmd + ["beat"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)
+    client.config_resetstat()  # Redis counts commands and round trips from here
     started = time.monotonic()
     peak: dict[int, float] = {}
     rss_at_1000: dict[int, float] = {}
@@ -281,6 +311,7 @@ def main() -> int:
             break
         time.sleep(0.25)
     elapsed = time.monotonic() - started
+    redis_bill = redis_calls(client)
     rss_end = {pid: rss_mb(pid) for name in ("fetch", "process") for pid in proc_tree(procs[name].pid)}
     cpu1 = {name: sum(cpu_seconds(p) for p in proc_tree(procs[name].pid)) for name in ("fetch", "process")}
     own1 = {name: cpu_seconds(pid) for name, pid in roles.items()}
@@ -351,6 +382,7 @@ def main() -> int:
     print(f"| everything else (beat, benchmark loop, kernel, py-spy) | {rest / max(done, 1) * 1000:.1f} |")
     print(f"| machine total ({cores} cores busy {(machine1 - machine0) / elapsed / cores * 100:.0f}%) "
           f"| {(machine1 - machine0) / max(done, 1) * 1000:.1f} |")
+    print_redis_calls(redis_bill, max(done, 1))
     if spies:
         report = profile_report([out for _, out in spies if out.exists()])
         total = sum(n for _, n in report) or 1

@@ -1,7 +1,7 @@
 """Cost of one dedup decision (fingerprint + Redis lookup + record) as the index grows.
 
     python bench/dedup.py [--levels 10000,100000,1000000] [--sample 1000] [--runs 3]
-                          [--filler FILE] [--workers 2]
+                          [--filler FILE] [--workers 2] [--pin]
 
 Starts its own redis-server (never the one on 6379) and bulk-loads
 non-duplicate filler stories (`dupbench.py filler`; generated unless --filler
@@ -14,12 +14,20 @@ headline and an appended credit line, i.e. near duplicates), each submission
 publishing to a stream as the pipeline does, and reports the median run.
 Memory per story is the INFO used_memory delta over the stored stories,
 taken before the timed runs. Prints a markdown table.
+
+--pin runs the timed process on one CPU and redis-server on another
+(sched_setaffinity), as a worker and its Redis would be. Unpinned, the
+scheduler sometimes puts both on one CPU and sometimes not, and that alone
+moved a level's p50 by up to 0.15 ms on a 2-core machine (a Redis round
+trip of ~25 vs ~110 us), so the ratio between levels measured minutes apart
+varied from run to run (1.21 to 1.36 on the same code).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -87,6 +95,7 @@ def main() -> None:
     ap.add_argument("--filler", type=Path, default=None, help="filler JSONL (default: generate with dupbench)")
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--workers", type=int, default=2, help="processes preparing rows for the bulk load")
+    ap.add_argument("--pin", action="store_true", help="this process on one CPU, redis-server on another")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     fresh_n = args.sample // 2
@@ -109,6 +118,8 @@ def main() -> None:
         load_s = 0.0
         base_mem = int(r.info("memory")["used_memory"])
         with Pool(args.workers) as pool:
+            if args.pin:  # after the pool started: its workers keep every CPU for the bulk load
+                _pin(server.process.pid)
             for level in levels:
                 t0 = time.perf_counter()
                 for rows in pool.imap(rows_of, chunks(f, args.batch, level - stored)):
@@ -157,6 +168,17 @@ def main() -> None:
         print(f"bulk load: {stored:,} stories, {stored / load_s:,.0f} stories/s ({args.workers} workers)")
     finally:
         server.stop()
+
+
+def _pin(server_pid: int) -> None:
+    """This process on the first CPU it may use, every thread of redis-server on the second."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--pin needs two CPUs")
+    os.sched_setaffinity(0, {cpus[0]})
+    for task in Path(f"/proc/{server_pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), {cpus[1]})
+    print(f"# pinned: this process on CPU {cpus[0]}, redis-server on CPU {cpus[1]}", file=sys.stderr, flush=True)
 
 
 def _head(path: Path, n: int) -> list[str]:

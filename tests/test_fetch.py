@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import gzip
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 import redis
+import requests
 
 from tests.helpers import test_settings
 from tests.sites import HTML, Site, SiteServer
+from worker import http
 from worker.errors import HostPaused, PermanentFetchError, TransientFetchError
 from worker.fetch import Fetcher, NotModified
 from worker.http import Limits, get
@@ -308,12 +311,15 @@ def test_pauses_are_recorded(r: redis.Redis, redis_url: str, prefix: str) -> Non
     assert event["until"] - event["since"] == pytest.approx(30)
 
 
-def _fresh_session_get(url: str) -> bytes:
+def _get_with_fresh_session(url: str) -> tuple[bytes, requests.Session]:
     """`get` from a new thread, so it builds a new session that reads the environment as it is now."""
-    import threading
+    out: list[tuple[bytes, requests.Session]] = []
 
-    out: list[bytes] = []
-    thread = threading.Thread(target=lambda: out.append(get(url, user_agent="wire-test", limits=LIMITS).content))
+    def run() -> None:
+        content = get(url, user_agent="wire-test", limits=LIMITS).content
+        out.append((content, http._local.session))
+
+    thread = threading.Thread(target=run)
     thread.start()
     thread.join(10)
     return out[0]
@@ -321,22 +327,10 @@ def _fresh_session_get(url: str) -> bytes:
 
 def test_without_proxy_variables_the_environment_is_read_once(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     """No proxy configured: the session stops consulting the environment per request, and still fetches."""
-    import threading
-
-    from worker import http
-
     for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
-    sessions: list[object] = []
-
-    def run() -> None:
-        get(site.base + "/page", user_agent="wire-test", limits=LIMITS)
-        sessions.append(http._local.session)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(10)
-    assert sessions and sessions[0].trust_env is False  # type: ignore[attr-defined]
+    _, session = _get_with_fresh_session(site.base + "/page")
+    assert session.trust_env is False
 
 
 def test_proxy_variables_route_requests_through_the_proxy(site: Site, server: SiteServer,
@@ -347,6 +341,6 @@ def test_proxy_variables_route_requests_through_the_proxy(site: Site, server: Si
     monkeypatch.setenv("HTTP_PROXY", proxy.base)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    assert b"via proxy" in _fresh_session_get(site.base + "/page")
+    assert b"via proxy" in _get_with_fresh_session(site.base + "/page")[0]
     assert server.requests_to("one", "/page") == []
     assert len(server.requests_to("proxy", site.base + "/page")) == 1

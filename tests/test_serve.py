@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from tests.helpers import test_settings
-from worker.metrics import COUNTERS, MetricsBatch
+from worker.metrics import COUNTERS, MetricsBatch, _field
 from worker.pipeline import Deps
 from worker.serve import serve
 from worker.settings import parse_sources
@@ -76,9 +76,9 @@ def test_histograms_render_cumulative_from_bins_and_older_buckets(server, r: red
     batch.flush(r, deps.keys.metrics())
     # an older worker's cumulative buckets for one observation of 0.02 s
     for le in ("0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "+Inf"):
-        r.hincrbyfloat(deps.keys.metrics(), f"wire_extract_seconds_bucket\x1ele={le}", 1)
-    r.hincrbyfloat(deps.keys.metrics(), "wire_extract_seconds_count\x1e", 1)
-    r.hincrbyfloat(deps.keys.metrics(), "wire_extract_seconds_sum\x1e", 0.02)
+        r.hincrbyfloat(deps.keys.metrics(), _field("wire_extract_seconds_bucket", {"le": le}), 1)
+    r.hincrbyfloat(deps.keys.metrics(), _field("wire_extract_seconds_count", {}), 1)
+    r.hincrbyfloat(deps.keys.metrics(), _field("wire_extract_seconds_sum", {}), 0.02)
     text = call(base + "/metrics")[1].decode()
     expect = {"0.002": 1, "0.005": 3, "0.01": 3, "0.025": 4, "0.05": 5, "2.5": 5, "+Inf": 6}
     for le, count in expect.items():

@@ -124,7 +124,7 @@ def build_families(samples: Iterable[tuple[str, dict[str, str], float]]) -> list
                 part = name[len(hname) + 1:]
                 le = labels.pop("le", None)
                 entry = hist_data[hname].setdefault(tuple(sorted(labels.items())),
-                                                    {"buckets": {}, "bins": {}, "sum": 0.0, "count": 0.0})
+                                                    {"buckets": {}, "bins": {}, "sum": 0.0})
                 if part == "bucket" and le is not None:  # cumulative, written by workers before bins
                     entry["buckets"][le] = value
                 elif part == "bin" and le is not None:

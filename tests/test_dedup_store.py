@@ -125,22 +125,31 @@ def _story(i: int) -> str:
     )
 
 
-def _racer(url: str, ns: str, stream: str, copy: int, barrier: object) -> None:
+def _racer(url: str, ns: str, stream: str, copy: int, barrier: object, batch: int) -> None:
     client = redis.Redis.from_url(url)
     dd = Dedup(client, ns)
     barrier.wait()  # type: ignore[attr-defined]
-    for i in range(50):
-        doc = Doc(f"https://site{copy}.example/story-{i}", f"Story {i}", _story(i))
-        dd.submit(doc, now=100.0 + i, publish=publisher(stream))
+    docs = [Doc(f"https://site{copy}.example/story-{i}", f"Story {i}", _story(i)) for i in range(50)]
+    for start in range(0, 50, batch):
+        chunk = docs[start : start + batch]
+        dd.submit_many(chunk, now=[100.0 + start + j for j in range(len(chunk))], publish=publisher(stream))
 
 
-def test_eight_processes_racing_publish_each_story_once(redis_url: str, r: redis.Redis, prefix: str) -> None:
-    """8 processes submit copies of the same 50 stories at once: exactly 50 `new` entries are published."""
+@pytest.mark.parametrize("batch", [1, 10], ids=["submit", "submit_many"])
+def test_eight_processes_racing_publish_each_story_once(
+    redis_url: str, r: redis.Redis, prefix: str, batch: int
+) -> None:
+    """8 processes submit copies of the same 50 stories at once: exactly 50 `new` entries are published.
+
+    With batches, each process's commits and lookups share round trips, so a
+    commit refused as a conflict has a lookup queued behind it that must be
+    thrown away and redone.
+    """
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(8)
     stream = f"{prefix}:items"
     procs = [
-        ctx.Process(target=_racer, args=(redis_url, f"{prefix}:dedup", stream, c, barrier)) for c in range(8)
+        ctx.Process(target=_racer, args=(redis_url, f"{prefix}:dedup", stream, c, barrier, batch)) for c in range(8)
     ]
     for p in procs:
         p.start()
@@ -253,6 +262,7 @@ def _decide(dedup: Dedup, doc: Doc) -> tuple[Decision, Callable[[], bool]]:
     from worker.dedup.engine import url_identity
     from worker.dedup.fingerprint import fingerprint
     from worker.dedup.record import Story
+    from worker.dedup.store import Write
 
     fp = fingerprint(doc.body)
     uid = url_identity(doc.url)
@@ -261,7 +271,7 @@ def _decide(dedup: Dedup, doc: Doc) -> tuple[Decision, Callable[[], bool]]:
     stored = Story.of(d.story_id, d.version, doc.url, fp) if d.event in ("new", "update") else None
 
     def commit() -> bool:
-        return dedup.store.commit(view, fp, d, {"url": doc.url}, stored, [], None)
+        return dedup.store.commit(view, Write.of(fp, d, {"url": doc.url}, stored, [], None))
 
     return d, commit
 
@@ -289,3 +299,53 @@ def test_an_unrelated_commit_in_between_does_not_conflict(dedup: Dedup) -> None:
     assert other.event == "new"
     assert commit() is True
     assert dedup.submit(Doc("https://a.example/s", "T", BODY), now=3.0).event == "duplicate"
+
+
+
+def _mixed_docs() -> list[Doc]:
+    """Copies, a same-URL growth, a refetch and unrelated stories, interleaved so that a batch
+    holds a document and the copy that must see it."""
+    grown = BODY + "\n\nThe council will vote on the plan next month after a public hearing on the costs."
+    credit = BODY + "\n\nJane Doe contributed to this report."
+    return [
+        Doc("https://a.example/s", "T", BODY),
+        Doc("https://b.example/s", "T", credit),
+        Doc("https://c.example/x", "L", OTHER),
+        Doc("https://a.example/s", "T", grown),
+        Doc("https://a.example/s", "T", grown),
+        Doc("https://d.example/s", "T", BODY),
+        *[Doc(f"https://e.example/{i}", f"S{i}", _story(i)) for i in range(6)],
+        Doc("https://f.example/x", "L", OTHER),
+        Doc("https://g.example/3", "S3", _story(3)),
+    ]
+
+
+def test_submit_many_decides_as_one_submit_after_another(r: redis.Redis, prefix: str) -> None:
+    """submit_many gives every document the decision, and the stream the entries, that one
+    submit after another gives: each lookup runs after the commit before it."""
+    docs = _mixed_docs()
+    one, many = Dedup(r, f"{prefix}:one"), Dedup(r, f"{prefix}:many")
+    singly = [one.submit(d, now=float(i), publish=publisher(f"{prefix}:one-items")) for i, d in enumerate(docs)]
+    together = many.submit_many(docs, now=[float(i) for i in range(len(docs))],
+                                publish=publisher(f"{prefix}:many-items"))
+
+    def key(d: Decision) -> tuple[object, ...]:
+        return (d.event, d.kind, d.story_id, d.version, d.matched_url, d.rule)
+
+    assert [key(d) for d in together] == [key(d) for d in singly]
+    assert [d.event for d in together][:6] == ["new", "duplicate", "new", "update", "duplicate", "duplicate"]
+    assert [f for _id, f in r.xrange(f"{prefix}:many-items")] == [f for _id, f in r.xrange(f"{prefix}:one-items")]
+    assert many.explain("https://a.example/s") == one.explain("https://a.example/s")
+
+
+def test_submit_many_loads_scripts_redis_lost(r: redis.Redis, prefix: str) -> None:
+    """After Redis lost its script cache (a restart, SCRIPT FLUSH) the calls are sent again
+    after loading the scripts: nothing fails and nothing is written twice."""
+    dd = Dedup(r, f"{prefix}:dedup")
+    stream = f"{prefix}:items"
+    first = dd.submit_many(_mixed_docs()[:3], now=1.0, publish=publisher(stream))
+    r.script_flush()  # this test's own throwaway server
+    again = dd.submit_many(_mixed_docs(), now=2.0, publish=publisher(stream))
+    assert [d.event for d in first] == ["new", "duplicate", "new"]
+    assert [(d.event, d.kind) for d in again[:3]] == [("duplicate", "url")] * 3
+    assert r.xlen(stream) == sum(d.event != "duplicate" for d in first + again)

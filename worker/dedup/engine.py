@@ -36,6 +36,14 @@ that reuses the same lede, so containment cannot tell them apart. A teaser
 followed by its full story at another URL therefore yields two `new`
 stories; at the same URL the full story is an `update` (rule 1).
 
+Round trips: `submit` takes two (lookup, then commit). `submit_many` takes
+one per document, each carrying the previous document's commit and the next
+one's lookup, with the same decisions as one `submit` after another (Redis
+runs a connection's scripts in order), and fingerprints the document after
+that while Redis works. An exception part-way (Redis gone, a `publish`
+callback failing) leaves the documents before it recorded and published:
+submitted again they are `url` duplicates and publish nothing.
+
 Atomicity: the decision, the index update, the decision log and the XADD to
 the downstream streams happen in one Lua script (commit.lua), which first
 re-verifies that nothing it depends on changed since the lookup. A worker
@@ -56,10 +64,10 @@ import redis
 from ..keys import DEDUP_WINDOW
 from ..urls import url_key
 from .decide import Thresholds, decide, new_story_id
-from .fingerprint import fingerprint
+from .fingerprint import Fingerprint, fingerprint
 from .models import Decision, Doc
 from .record import Story, pack_log
-from .store import STORE_HASHES, DedupError, LoadRow, Store, packed
+from .store import STORE_HASHES, DedupError, LoadRow, Store, View, Write, packed
 
 MAX_ATTEMPTS = 20  # conflicts need a racing commit on the same keys; 20 in a row means something is wrong
 
@@ -99,19 +107,77 @@ class Dedup:
         maxlen: int | None = None,
     ) -> Decision:
         """Decide, record and (for new/update) publish `doc`, atomically."""
-        fp = fingerprint(doc.body)
-        uid = url_identity(doc.url)
-        for _ in range(MAX_ATTEMPTS):
-            view = self.store.lookup(uid, fp)
-            hash_sid = view.hash_story_id(fp.content_hash)
-            decision = decide(uid, fp, view.url_story_id, hash_sid, view.stories, self.thresholds)
-            published = decision.event in ("new", "update")
-            entries = list(publish(decision)) if publish is not None and published else []
-            stored = Story.of(decision.story_id, decision.version, doc.url, fp) if published else None
-            entry = _log_entry(doc, decision, now)
-            if self.store.commit(view, fp, decision, entry, stored, entries, maxlen):
-                return decision
-        raise DedupError(f"dedup: {MAX_ATTEMPTS} conflicting attempts for {doc.url!r}")
+        return self.submit_many([doc], now=now, publish=publish, maxlen=maxlen)[0]
+
+    def submit_many(
+        self,
+        docs: Sequence[Doc],
+        *,
+        now: float | Sequence[float],
+        publish: Publish | None = None,
+        maxlen: int | None = None,
+    ) -> list[Decision]:
+        """`submit` each document in turn, with the same decisions, in one round trip per document.
+
+        Each round trip carries the previous document's commit and then the
+        next one's lookup, which Redis runs in that order, so every lookup sees
+        the commits of the documents before it, as with one `submit` after
+        another; the document after that is fingerprinted while Redis runs
+        them. A commit refused as a conflict (another worker wrote what its
+        lookup read) throws away the lookup sent behind it and its document
+        is looked up again, so the order of decisions is kept. `now` is one
+        time for all or one per document.
+        """
+        times = [float(now)] * len(docs) if isinstance(now, int | float) else list(now)
+        uids = [url_identity(doc.url) for doc in docs]
+        fps: list[Fingerprint | None] = [None] * len(docs)
+        out: list[Decision | None] = [None] * len(docs)
+        attempts = [0] * len(docs)
+
+        def fp_of(i: int) -> Fingerprint:
+            got = fps[i]
+            if got is None:
+                got = fps[i] = fingerprint(docs[i].body)
+            return got
+
+        def fingerprint_ahead(i: int) -> Callable[[], None] | None:
+            if i >= len(docs) or fps[i] is not None:
+                return None
+
+            def ahead() -> None:
+                fp_of(i)
+
+            return ahead
+
+        nxt = 0  # the next document to look up
+        held: tuple[int, View, Decision, Write] | None = None  # decided, its commit not yet sent
+        while held is not None or nxt < len(docs):
+            calls = []
+            if held is not None:
+                calls.append(self.store.commit_call(held[1], held[3]))
+            looked = nxt if nxt < len(docs) else None
+            if looked is not None:
+                calls.append(self.store.lookup_call(uids[looked], fp_of(looked)))
+            replies = self.store.run(calls, fingerprint_ahead(nxt + 1))
+            if held is not None:
+                i, _view, decision, _written = held
+                held = None
+                if not replies.pop(0):  # conflict: decide it again before anything after it
+                    attempts[i] += 1
+                    if attempts[i] >= MAX_ATTEMPTS:
+                        raise DedupError(f"dedup: {MAX_ATTEMPTS} conflicting attempts for {docs[i].url!r}")
+                    nxt = i
+                    continue
+                out[i] = decision
+            if looked is not None:
+                view: View = replies.pop(0)
+                doc, fp = docs[looked], fp_of(looked)
+                decision = decide(uids[looked], fp, view.url_story_id, view.hash_story_id(fp.content_hash), view.stories,
+                                  self.thresholds)
+                held = (looked, view, decision, _write(doc, fp, decision, times[looked], publish, maxlen))
+                nxt = looked + 1
+        assert all(d is not None for d in out)
+        return out  # type: ignore[return-value]
 
     def load(self, docs: Sequence[Doc], *, now: float) -> None:
         """Record `docs` as new stories in one pipeline, without lookups (benchmarks, backfills only)."""
@@ -125,6 +191,15 @@ class Dedup:
         """Every decision of the story this URL belongs to (versions and aliases), oldest first."""
         sid = self.store.story_of_url(url_identity(url))
         return self.store.log(sid) if sid else []
+
+
+def _write(doc: Doc, fp: Fingerprint, d: Decision, now: float, publish: Publish | None,
+           maxlen: int | None) -> Write:
+    """What the commit writes for decision `d`: stream entries and a new record only for new/update."""
+    published = d.event in ("new", "update")
+    entries = list(publish(d)) if publish is not None and published else []
+    stored = Story.of(d.story_id, d.version, doc.url, fp) if published else None
+    return Write.of(fp, d, _log_entry(doc, d, now), stored, entries, maxlen)
 
 
 def load_row(doc: Doc, now: float) -> LoadRow:

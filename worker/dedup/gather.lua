@@ -180,3 +180,34 @@ local function add_index(ns, index, sid, ttl, cap)
     redis.call('PEXPIRE', key, ttl)
   end
 end
+
+-- Write a decision: record it, index a new version, bump the epoch and XADD
+-- its stream entries. ARGV from `a` on: window ms, story id (8 bytes), record
+-- ('' = keep the stored one), log entry, index hashes (packed, '' = none), max
+-- entries per hash, then per stream (KEYS[2..]): maxlen ('' = none), n, f1,
+-- v1 .. fn, vn. Returns the stream entry ids.
+local function write(ns, keys, argv, a)
+  local ttl = tonumber(argv[a])
+  local sid = argv[a + 1]
+  record(ns, keys[1], sid, argv[a + 2], argv[a + 3], ttl)
+  add_index(ns, argv[a + 4], sid, ttl, tonumber(argv[a + 5]))
+  bump_epoch(ns, ttl)
+  local ids = {}
+  local k = 2
+  a = a + 6
+  while a <= #argv do
+    local maxlen, n = argv[a], tonumber(argv[a + 1])
+    local args = {keys[k]}
+    if maxlen ~= '' then
+      args[#args + 1] = 'MAXLEN'
+      args[#args + 1] = '~'
+      args[#args + 1] = maxlen
+    end
+    args[#args + 1] = '*'
+    for j = 1, 2 * n do args[#args + 1] = argv[a + 1 + j] end
+    ids[#ids + 1] = redis.call('XADD', unpack(args))
+    a = a + 2 + 2 * n
+    k = k + 1
+  end
+  return ids
+end

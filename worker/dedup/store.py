@@ -29,8 +29,9 @@ first drops its entries older than the window (a prefix: entries are appended
 in time order), and a bucket key nobody writes expires whole after the window.
 An entry that outlived its story points at a missing record and is skipped.
 
-Why two round trips: similarity is computed in Python (numpy), so the
-decision cannot be made inside one script. Every commit increments
+Why two scripts: similarity is computed in Python (numpy), so the
+decision cannot be made inside one script (`Store.run` sends a commit and
+the next document's lookup in one round trip, see engine.submit_many). Every commit increments
 {ns}:epoch; a commit that finds the epoch its lookup saw knows nothing has
 been written since and records at once. Otherwise it re-reads everything the
 lookup read and compares a SHA-1 digest (of the URL key, the index hits for
@@ -42,7 +43,7 @@ serialise on the index entries they share, and exactly one of them publishes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, NamedTuple
@@ -105,6 +106,58 @@ class View:
         return next((s.story_id for s in self.stories if s.content_hash == content_hash), None)
 
 
+@dataclass(frozen=True)
+class Write:
+    """A decision as the scripts write it (`write` in gather.lua): record, log, index, stream entries."""
+
+    decision: Decision
+    log_entry: dict[str, Any]
+    stored: Story | None  # the new current version (new, update), None to keep the stored one
+    index: bytes  # packed hashes to index (the new version's smallest), b"" for none
+    entries: Sequence[tuple[str, dict[str, str]]]  # (stream, fields) to XADD
+    maxlen: int | None
+
+    @classmethod
+    def of(
+        cls,
+        fp: Fingerprint,
+        decision: Decision,
+        log_entry: dict[str, Any],
+        stored: Story | None,
+        entries: Sequence[tuple[str, dict[str, str]]],
+        maxlen: int | None,
+    ) -> Write:
+        index = packed(fp.hashes[:STORE_HASHES]) if stored is not None else b""
+        return cls(decision, log_entry, stored, index, entries, maxlen)
+
+    def keys_and_args(self, window_ms: int) -> tuple[list[str], list[Any]]:
+        """The stream keys (KEYS[2..]) and the ARGV tail `write` reads."""
+        keys: list[str] = []
+        args: list[Any] = [
+            window_ms,
+            bytes.fromhex(self.decision.story_id),
+            self.stored.pack() if self.stored is not None else b"",
+            pack_log(self.log_entry),
+            self.index,
+            INDEX_MAX_IDS,
+        ]
+        for stream, fields in self.entries:
+            keys.append(stream)
+            args += ["" if self.maxlen is None else self.maxlen, len(fields)]
+            for k, v in fields.items():
+                args += [k, v]
+        return keys, args
+
+
+class Call(NamedTuple):
+    """One script call for `Store.run`: the script, its keys and args, and how to read its reply."""
+
+    script: Any  # redis.commands.core.Script (its sha is refreshed after a NOSCRIPT)
+    keys: list[str]
+    args: list[Any]
+    parse: Callable[[Any], Any]
+
+
 class LoadRow(NamedTuple):
     """One story for `Store.load`, prepared without Redis (so it can be built in another process)."""
 
@@ -146,50 +199,101 @@ class Store:
         return self.ns.encode() + b":i:" + bytes((h[2], h[3] & 0xFE)), bytes(((h[3] & 1) * 8 + (h[0] & 7),))
 
     def lookup(self, url_id: str, fp: Fingerprint) -> View:
+        """The candidates for `fp` at `url_id` (one round trip)."""
+        return self.run([self.lookup_call(url_id, fp)])[0]
+
+    def commit(self, view: View, write: Write) -> bool:
+        """Record the decision (and XADD its entries) unless the view is stale; False on conflict."""
+        return self.run([self.commit_call(view, write)])[0]
+
+    def lookup_call(self, url_id: str, fp: Fingerprint) -> Call:
+        """`lookup` as a call for `run`: its reply parses to a `View`."""
         key = self.url_key(url_id)
         query = packed(fp.hashes[:QUERY_HASHES])
-        try:
-            digest, url_sid, sids, recs, epoch = self._lookup(keys=[key], args=[self.ns, query, MAX_CANDIDATES])
-        except redis.RedisError as exc:
-            raise DedupError(f"dedup lookup failed: {exc}") from exc
-        stories = tuple(Story.unpack(sid.hex(), rec) for sid, rec in zip(sids, recs, strict=True))
-        return View(key, query, digest.decode(), epoch, url_sid.hex() or None, stories)
 
-    def commit(
-        self,
-        view: View,
-        fp: Fingerprint,
-        decision: Decision,
-        log_entry: dict[str, Any],
-        stored: Story | None,
-        entries: Sequence[tuple[str, dict[str, str]]],
-        maxlen: int | None,
-    ) -> bool:
-        """Record `decision` (and XADD `entries`) unless the view is stale; False on conflict."""
-        keys: list[str] = [view.url_key]
-        args: list[Any] = [
-            self.ns,
-            view.query,
-            MAX_CANDIDATES,
-            view.digest,
-            self.window_ms,
-            bytes.fromhex(decision.story_id),
-            stored.pack() if stored is not None else b"",
-            pack_log(log_entry),
-            packed(fp.hashes[:STORE_HASHES]) if stored is not None else b"",
-            INDEX_MAX_IDS,
-            view.epoch,
-        ]
-        for stream, fields in entries:
-            keys.append(stream)
-            args += ["" if maxlen is None else maxlen, len(fields)]
-            for k, v in fields.items():
-                args += [k, v]
+        def view(reply: Any) -> View:
+            digest, url_sid, sids, recs, epoch = reply
+            stories = tuple(Story.unpack(sid.hex(), rec) for sid, rec in zip(sids, recs, strict=True))
+            return View(key, query, digest.decode(), epoch, url_sid.hex() or None, stories)
+
+        return Call(self._lookup, [key], [self.ns, query, MAX_CANDIDATES], view)
+
+    def commit_call(self, view: View, write: Write) -> Call:
+        """`commit` as a call for `run`: its reply parses to True (recorded) or False (conflict)."""
+        streams, tail = write.keys_and_args(self.window_ms)
+        args: list[Any] = [self.ns, view.query, MAX_CANDIDATES, view.digest, view.epoch, *tail]
+        return Call(self._commit, [view.url_key, *streams], args, lambda reply: reply[0] == b"ok")
+
+    def run(self, calls: Sequence[Call], meanwhile: Callable[[], None] | None = None) -> list[Any]:
+        """Run `calls` in order in one round trip and return their parsed replies.
+
+        `meanwhile` runs after the calls are sent and before their replies are
+        read, so the caller's CPU work overlaps Redis running the scripts (a
+        script waiting on a reply otherwise leaves this core idle for the
+        round trip and the script's run time). Redis runs one connection's
+        commands in order, each script atomically: a lookup sent after a
+        commit sees that commit. A script missing from Redis's cache (after a
+        restart or SCRIPT FLUSH) is loaded and its call and the ones after it
+        sent again; one that did not run changed nothing.
+        """
+        replies = self._send(calls, meanwhile)
+        for i, reply in enumerate(replies):
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                for call in calls[i:]:
+                    call.script.sha = self.r.script_load(call.script.script)
+                replies[i:] = self._send(calls[i:], None)
+                break
+        out = []
+        for call, reply in zip(calls, replies, strict=True):
+            if isinstance(reply, Exception):
+                raise DedupError(f"dedup script failed: {reply}") from reply
+            out.append(call.parse(reply))
+        return out
+
+    def _send(self, calls: Sequence[Call], meanwhile: Callable[[], None] | None) -> list[Any]:
+        """Send the calls' EVALSHAs together, run `meanwhile`, read the replies (errors as values).
+
+        A broken connection is retried as the client's own commands are (its
+        Retry policy): a commit that did run before the connection broke is
+        then refused as a conflict and decided again (`url` duplicate), so
+        nothing is written twice.
+        """
+        pool = self.r.connection_pool
+        commands = [("EVALSHA", c.script.sha, len(c.keys), *c.keys, *c.args) for c in calls]
+        pending = [meanwhile]
+        failed: list[BaseException] = []
+
+        def attempt() -> list[Any]:
+            conn.send_packed_command(conn.pack_commands(commands))
+            if pending:  # once, even if the round trip is retried
+                work = pending.pop()
+                if work is not None:
+                    try:
+                        work()
+                    except BaseException as exc:  # read the replies first: the scripts ran either way
+                        failed.append(exc)
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+            return replies
+
         try:
-            reply = self._commit(keys=keys, args=args)
+            conn = pool.get_connection()
+            try:
+                replies: list[Any] = conn.retry.call_with_retry(attempt, lambda _err: conn.disconnect())
+            except BaseException:
+                conn.disconnect()  # replies may be left unread on the socket
+                raise
+            finally:
+                pool.release(conn)
         except redis.RedisError as exc:
-            raise DedupError(f"dedup commit failed: {exc}") from exc
-        return bool(reply[0] == b"ok")
+            raise DedupError(f"dedup: Redis failed: {exc}") from exc
+        if failed:
+            raise failed[0]
+        return replies
 
     def load(self, rows: Sequence[LoadRow]) -> None:
         """Record new stories in bulk (pipelined, no lookup): for loading a benchmark or a backfill.

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import redis
 from click.testing import CliRunner
 
@@ -159,3 +160,18 @@ def test_explain_unknown_url(redis_url: str, prefix: str) -> None:
         env={"WIRE_KEY_PREFIX": prefix},
     )
     assert result.exit_code == 0 and "no dedup decisions" in result.output
+
+
+def test_replay_decides_the_documents_before_a_bad_line(r: redis.Redis, prefix: str) -> None:
+    """Replay sends documents in chunks; a line that is not a document ends it with the error,
+    after every document before it was decided and reported (in the same chunk or not)."""
+    from worker.dedup.replay import replay
+
+    good = [json.dumps({"id": str(i), "url": f"https://a.example/{i}", "body": BODY if i % 2 else OTHER})
+            for i in range(5)]
+    out: list[dict[str, object]] = []
+    with pytest.raises(json.JSONDecodeError):
+        for row in replay(Dedup(r, f"{prefix}:replay"), [*good, "{not json", good[0]], chunk=2):
+            out.append(row)
+    assert [row["id"] for row in out] == ["0", "1", "2", "3", "4"]
+    assert [row["event"] for row in out] == ["new", "new", "duplicate", "duplicate", "duplicate"]

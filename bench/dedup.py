@@ -12,6 +12,10 @@ decision writes. Rows are prepared (JSON parse, fingerprint, record) in
 fresh filler, half copies of stored stories at another URL with a changed
 headline and an appended credit line, i.e. near duplicates), each submission
 publishing to a stream as the pipeline does, and reports the median run.
+Each run is followed by one on a second sample of the same make-up through
+`Dedup.submit_many` in chunks of 64 (as `wire dedup replay` sends them: one
+round trip per decision, the next document fingerprinted while Redis runs
+the scripts), whose rate is the "streamed" column.
 Memory per story is the INFO used_memory delta over the stored stories,
 taken before the timed runs. Prints a markdown table.
 
@@ -87,6 +91,14 @@ def timed_run(dd: Dedup, sample: list[Doc]) -> tuple[float, float, float, dict[s
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), len(sample) / wall, events
 
 
+def streamed_run(dd: Dedup, sample: list[Doc], chunk: int = 64) -> float:
+    """Decisions per second through submit_many, `chunk` documents per call."""
+    t_all = time.perf_counter()
+    for i in range(0, len(sample), chunk):
+        dd.submit_many(sample[i : i + chunk], now=time.time(), publish=publish, maxlen=10_000)
+    return len(sample) / (time.perf_counter() - t_all)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--levels", default="10000,100000,1000000")
@@ -99,7 +111,7 @@ def main() -> None:
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     fresh_n = args.sample // 2
-    need = max(levels) + fresh_n * args.runs * len(levels)
+    need = max(levels) + 2 * fresh_n * args.runs * len(levels)
     tmp = Path(tempfile.mkdtemp(prefix="wire-bench-"))
     filler = args.filler
     if filler is None:
@@ -129,16 +141,12 @@ def main() -> None:
                 per_story = (int(r.info("memory")["used_memory"]) - base_mem) / stored
                 runs = []
                 rng = np.random.default_rng(level)
+                streamed = []
                 for _ in range(args.runs):
-                    fresh = [to_doc(next(f)) for _ in range(fresh_n)]
-                    near = []
-                    for _ in range(args.sample - fresh_n):
-                        d = to_doc(kept[int(rng.integers(len(kept)))])
-                        url = d.url.replace("https://", f"https://m{rng.integers(1 << 30)}.")
-                        near.append(Doc(url, f"{d.title} | Mirror", d.body + CREDIT))
-                    sample = [x for pair in zip(fresh, near, strict=True) for x in pair]
-                    runs.append(timed_run(dd, sample))
-                    stored += fresh_n  # fresh sample documents are stored stories now
+                    one, many = (_sample(f, kept, rng, fresh_n, args.sample) for _ in range(2))
+                    runs.append(timed_run(dd, one))
+                    streamed.append(streamed_run(dd, many))
+                    stored += 2 * fresh_n  # fresh sample documents are stored stories now
                 runs.sort(key=lambda x: x[0])
                 p50, p99, rate, ev = runs[len(runs) // 2]
                 rows_out.append(
@@ -149,25 +157,42 @@ def main() -> None:
                         statistics.median(x[2] for x in runs),
                         per_story,
                         ev,
+                        statistics.median(streamed),
                         [round(x[0], 2) for x in runs],
                         [round(x[1], 2) for x in runs],
                     )
                 )
                 print(
                     f"# level {level:,}: loaded {stored:,} in {load_s:.0f}s ({stored / load_s:,.0f}/s); "
-                    f"p50 runs {rows_out[-1][6]} p99 runs {rows_out[-1][7]}; events {ev}",
+                    f"p50 runs {rows_out[-1][7]} p99 runs {rows_out[-1][8]}; "
+                    f"streamed/s runs {[round(x) for x in streamed]}; events {ev}",
                     file=sys.stderr,
                     flush=True,
                 )
-        print("| stored stories | p50 ms | p99 ms | decisions/s (1 process) | Redis bytes/story | sample events |")
-        print("|---:|---:|---:|---:|---:|---|")
-        for level, p50, p99, rate, per, ev, _a, _b in rows_out:
+        print(
+            "| stored stories | p50 ms | p99 ms | decisions/s, one at a time | decisions/s, streamed "
+            "| Redis bytes/story | sample events |"
+        )
+        print("|---:|---:|---:|---:|---:|---:|---|")
+        for level, p50, p99, rate, per, ev, streamed_rate, _a, _b in rows_out:
             evs = ", ".join(f"{k} {v}" for k, v in sorted(ev.items()))
-            print(f"| {level:,} | {p50:.2f} | {p99:.2f} | {rate:,.0f} | {per:,.0f} | {evs} |")
+            print(f"| {level:,} | {p50:.2f} | {p99:.2f} | {rate:,.0f} | {streamed_rate:,.0f} | {per:,.0f} | {evs} |")
         print(f"\np50 ratio largest/smallest level: {rows_out[-1][1] / rows_out[0][1]:.2f}")
         print(f"bulk load: {stored:,} stories, {stored / load_s:,.0f} stories/s ({args.workers} workers)")
     finally:
         server.stop()
+
+
+def _sample(f: Iterator[str], kept: list[str], rng: np.random.Generator, fresh_n: int, size: int) -> list[Doc]:
+    """Fresh filler documents alternating with near copies of stored ones (another URL, a changed
+    headline, an appended credit line)."""
+    fresh = [to_doc(next(f)) for _ in range(fresh_n)]
+    near = []
+    for _ in range(size - fresh_n):
+        d = to_doc(kept[int(rng.integers(len(kept)))])
+        url = d.url.replace("https://", f"https://m{rng.integers(1 << 30)}.")
+        near.append(Doc(url, f"{d.title} | Mirror", d.body + CREDIT))
+    return [x for pair in zip(fresh, near, strict=True) for x in pair]
 
 
 def _pin(server_pid: int) -> None:

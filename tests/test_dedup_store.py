@@ -301,7 +301,6 @@ def test_an_unrelated_commit_in_between_does_not_conflict(dedup: Dedup) -> None:
     assert dedup.submit(Doc("https://a.example/s", "T", BODY), now=3.0).event == "duplicate"
 
 
-
 def _mixed_docs() -> list[Doc]:
     """Copies, a same-URL growth, a refetch and unrelated stories, interleaved so that a batch
     holds a document and the copy that must see it."""

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import fields
+from functools import partial
 from typing import Any
 
 import redis
@@ -67,7 +68,7 @@ from .decide import Thresholds, decide, new_story_id
 from .fingerprint import Fingerprint, fingerprint
 from .models import Decision, Doc
 from .record import Story, pack_log
-from .store import STORE_HASHES, DedupError, LoadRow, Store, View, Write, packed
+from .store import STORE_HASHES, Call, DedupError, LoadRow, Store, View, Write, packed
 
 MAX_ATTEMPTS = 20  # conflicts need a racing commit on the same keys; 20 in a row means something is wrong
 
@@ -140,27 +141,18 @@ class Dedup:
                 got = fps[i] = fingerprint(docs[i].body)
             return got
 
-        def fingerprint_ahead(i: int) -> Callable[[], None] | None:
-            if i >= len(docs) or fps[i] is not None:
-                return None
-
-            def ahead() -> None:
-                fp_of(i)
-
-            return ahead
-
         nxt = 0  # the next document to look up
-        held: tuple[int, View, Decision, Write] | None = None  # decided, its commit not yet sent
+        held: tuple[int, Decision, Call] | None = None  # decided, its commit not yet sent
         while held is not None or nxt < len(docs):
-            calls = []
-            if held is not None:
-                calls.append(self.store.commit_call(held[1], held[3]))
+            calls = [held[2]] if held is not None else []
             looked = nxt if nxt < len(docs) else None
             if looked is not None:
                 calls.append(self.store.lookup_call(uids[looked], fp_of(looked)))
-            replies = self.store.run(calls, fingerprint_ahead(nxt + 1))
+            ahead = nxt + 1
+            meanwhile = partial(fp_of, ahead) if ahead < len(docs) and fps[ahead] is None else None
+            replies = self.store.run(calls, meanwhile)
             if held is not None:
-                i, _view, decision, _written = held
+                i, decision, _commit = held
                 held = None
                 if not replies.pop(0):  # conflict: decide it again before anything after it
                     attempts[i] += 1
@@ -174,7 +166,8 @@ class Dedup:
                 doc, fp = docs[looked], fp_of(looked)
                 decision = decide(uids[looked], fp, view.url_story_id, view.hash_story_id(fp.content_hash), view.stories,
                                   self.thresholds)
-                held = (looked, view, decision, _write(doc, fp, decision, times[looked], publish, maxlen))
+                write = _write(doc, fp, decision, times[looked], publish, maxlen)
+                held = (looked, decision, self.store.commit_call(view, write))
                 nxt = looked + 1
         assert all(d is not None for d in out)
         return out  # type: ignore[return-value]

@@ -31,7 +31,8 @@ An entry that outlived its story points at a missing record and is skipped.
 
 Why two scripts: similarity is computed in Python (numpy), so the
 decision cannot be made inside one script (`Store.run` sends a commit and
-the next document's lookup in one round trip, see engine.submit_many). Every commit increments
+the next document's lookup in one round trip: engine.submit_many). Every
+commit increments
 {ns}:epoch; a commit that finds the epoch its lookup saw knows nothing has
 been written since and records at once. Otherwise it re-reads everything the
 lookup read and compares a SHA-1 digest (of the URL key, the index hits for
@@ -50,6 +51,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import redis
+from redis.commands.core import Script
 
 from ..errors import WorkerError
 from ..keys import url_hash
@@ -110,7 +112,7 @@ class View:
 class Write:
     """A decision as the scripts write it (`write` in gather.lua): record, log, index, stream entries."""
 
-    decision: Decision
+    story_id: str
     log_entry: dict[str, Any]
     stored: Story | None  # the new current version (new, update), None to keep the stored one
     index: bytes  # packed hashes to index (the new version's smallest), b"" for none
@@ -128,14 +130,14 @@ class Write:
         maxlen: int | None,
     ) -> Write:
         index = packed(fp.hashes[:STORE_HASHES]) if stored is not None else b""
-        return cls(decision, log_entry, stored, index, entries, maxlen)
+        return cls(decision.story_id, log_entry, stored, index, entries, maxlen)
 
     def keys_and_args(self, window_ms: int) -> tuple[list[str], list[Any]]:
         """The stream keys (KEYS[2..]) and the ARGV tail `write` reads."""
         keys: list[str] = []
         args: list[Any] = [
             window_ms,
-            bytes.fromhex(self.decision.story_id),
+            bytes.fromhex(self.story_id),
             self.stored.pack() if self.stored is not None else b"",
             pack_log(self.log_entry),
             self.index,
@@ -152,7 +154,7 @@ class Write:
 class Call(NamedTuple):
     """One script call for `Store.run`: the script, its keys and args, and how to read its reply."""
 
-    script: Any  # redis.commands.core.Script (its sha is refreshed after a NOSCRIPT)
+    script: Script
     keys: list[str]
     args: list[Any]
     parse: Callable[[Any], Any]
@@ -224,7 +226,7 @@ class Store:
         args: list[Any] = [self.ns, view.query, MAX_CANDIDATES, view.digest, view.epoch, *tail]
         return Call(self._commit, [view.url_key, *streams], args, lambda reply: reply[0] == b"ok")
 
-    def run(self, calls: Sequence[Call], meanwhile: Callable[[], None] | None = None) -> list[Any]:
+    def run(self, calls: Sequence[Call], meanwhile: Callable[[], object] | None = None) -> list[Any]:
         """Run `calls` in order in one round trip and return their parsed replies.
 
         `meanwhile` runs after the calls are sent and before their replies are
@@ -239,8 +241,8 @@ class Store:
         replies = self._send(calls, meanwhile)
         for i, reply in enumerate(replies):
             if isinstance(reply, redis.exceptions.NoScriptError):
-                for call in calls[i:]:
-                    call.script.sha = self.r.script_load(call.script.script)
+                for script in {id(c.script): c.script for c in calls[i:]}.values():
+                    self.r.script_load(script.script)  # the sha is the script's: nothing to update
                 replies[i:] = self._send(calls[i:], None)
                 break
         out = []
@@ -250,7 +252,7 @@ class Store:
             out.append(call.parse(reply))
         return out
 
-    def _send(self, calls: Sequence[Call], meanwhile: Callable[[], None] | None) -> list[Any]:
+    def _send(self, calls: Sequence[Call], meanwhile: Callable[[], object] | None) -> list[Any]:
         """Send the calls' EVALSHAs together, run `meanwhile`, read the replies (errors as values).
 
         A broken connection is retried as the client's own commands are (its
@@ -260,18 +262,17 @@ class Store:
         """
         pool = self.r.connection_pool
         commands = [("EVALSHA", c.script.sha, len(c.keys), *c.keys, *c.args) for c in calls]
-        pending = [meanwhile]
         failed: list[BaseException] = []
 
         def attempt() -> list[Any]:
+            nonlocal meanwhile
             conn.send_packed_command(conn.pack_commands(commands))
-            if pending:  # once, even if the round trip is retried
-                work = pending.pop()
-                if work is not None:
-                    try:
-                        work()
-                    except BaseException as exc:  # read the replies first: the scripts ran either way
-                        failed.append(exc)
+            work, meanwhile = meanwhile, None  # once, even if the round trip is retried
+            if work is not None:
+                try:
+                    work()
+                except BaseException as exc:  # read the replies first: the scripts ran either way
+                    failed.append(exc)
             replies: list[Any] = []
             for _ in commands:
                 try:

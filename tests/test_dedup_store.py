@@ -348,3 +348,59 @@ def test_submit_many_loads_scripts_redis_lost(r: redis.Redis, prefix: str) -> No
     assert [d.event for d in first] == ["new", "duplicate", "new"]
     assert [(d.event, d.kind) for d in again[:3]] == [("duplicate", "url")] * 3
     assert r.xlen(stream) == sum(d.event != "duplicate" for d in first + again)
+
+
+class _Broken(Exception):
+    pass
+
+
+@pytest.mark.parametrize("bad", [0, 1, 4])
+def test_submit_iter_raises_at_the_document_a_failing_fingerprint_belongs_to(
+        r: redis.Redis, prefix: str, monkeypatch: pytest.MonkeyPatch, bad: int) -> None:
+    """A fingerprint that fails (here: injected for one body; it runs ahead, while Redis works on
+    the document before) is raised after every document before it is decided, recorded and
+    published, and before anything of it or after it is written."""
+    from worker.dedup import engine
+
+    docs = [Doc(f"https://e.example/{i}", f"S{i}", _story(i)) for i in range(6)]
+    real = engine.fingerprint
+
+    def fingerprint(body: str) -> engine.Fingerprint:
+        if body == docs[bad].body:
+            raise _Broken(bad)
+        return real(body)
+
+    monkeypatch.setattr(engine, "fingerprint", fingerprint)
+    dd, stream = Dedup(r, f"{prefix}:dedup"), f"{prefix}:items"
+    got: list[Decision] = []
+    with pytest.raises(_Broken):
+        for d in dd.submit_iter(docs, now=1.0, publish=publisher(stream)):
+            got.append(d)
+    assert [d.event for d in got] == ["new"] * bad
+    assert r.xlen(stream) == bad
+    assert all(dd.explain(doc.url) == [] for doc in docs[bad:])
+    monkeypatch.setattr(engine, "fingerprint", real)
+    rest = dd.submit_many(docs, now=2.0, publish=publisher(stream))  # the same documents again
+    assert [(d.event, d.kind) for d in rest] == [("duplicate", "url")] * bad + [("new", None)] * (6 - bad)
+
+
+def test_submit_iter_raises_at_the_document_whose_publish_fails(r: redis.Redis, prefix: str) -> None:
+    """A publish callback failing for one document (one callback per document) stops the
+    iteration there: the documents before it are published once, it and those after are not."""
+    docs = [Doc(f"https://e.example/{i}", f"S{i}", _story(i)) for i in range(5)]
+    stream = f"{prefix}:items"
+
+    def failing(d: Decision) -> Sequence[tuple[str, dict[str, str]]]:
+        raise _Broken("publish")
+
+    pubs = [publisher(stream)] * 5
+    pubs[2] = failing
+    dd = Dedup(r, f"{prefix}:dedup")
+    it = dd.submit_iter(docs, now=1.0, publish=pubs)
+    assert [next(it).event, next(it).event] == ["new", "new"]
+    with pytest.raises(_Broken):
+        next(it)
+    assert r.xlen(stream) == 2
+    assert dd.explain(docs[2].url) == [] and dd.explain(docs[3].url) == []
+    with pytest.raises(ValueError, match="one time and one publish"):
+        dd.submit_many(docs, now=1.0, publish=pubs[:3])

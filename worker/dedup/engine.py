@@ -40,9 +40,11 @@ Round trips: `submit` takes two (lookup, then commit). `submit_many` takes
 one per document, each carrying the previous document's commit and the next
 one's lookup, with the same decisions as one `submit` after another (Redis
 runs a connection's scripts in order), and fingerprints the document after
-that while Redis works. An exception part-way (Redis gone, a `publish`
-callback failing) leaves the documents before it recorded and published:
-submitted again they are `url` duplicates and publish nothing.
+that while Redis works. `submit_iter` yields each decision once its commit
+has run: an exception part-way (Redis gone, a `publish` callback failing)
+is raised at the document it belongs to, with the documents before it
+recorded and published (submitted again they are `url` duplicates and
+publish nothing) and none after it touched.
 
 Atomicity: the decision, the index update, the decision log and the XADD to
 the downstream streams happen in one Lua script (commit.lua), which first
@@ -55,7 +57,7 @@ There is no point in between.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields
 from functools import partial
 from typing import Any
@@ -115,10 +117,24 @@ class Dedup:
         docs: Sequence[Doc],
         *,
         now: float | Sequence[float],
-        publish: Publish | None = None,
+        publish: Publish | Sequence[Publish | None] | None = None,
         maxlen: int | None = None,
     ) -> list[Decision]:
         """`submit` each document in turn, with the same decisions, in one round trip per document.
+
+        See `submit_iter`, which this runs to the end.
+        """
+        return list(self.submit_iter(docs, now=now, publish=publish, maxlen=maxlen))
+
+    def submit_iter(
+        self,
+        docs: Sequence[Doc],
+        *,
+        now: float | Sequence[float],
+        publish: Publish | Sequence[Publish | None] | None = None,
+        maxlen: int | None = None,
+    ) -> Iterator[Decision]:
+        """Yield each document's decision, in order, once its commit has run.
 
         Each round trip carries the previous document's commit and then the
         next one's lookup, which Redis runs in that order, so every lookup sees
@@ -127,19 +143,39 @@ class Dedup:
         them. A commit refused as a conflict (another worker wrote what its
         lookup read) throws away the lookup sent behind it and its document
         is looked up again, so the order of decisions is kept. `now` is one
-        time for all or one per document.
+        time for all or one per document; `publish` one callback for all or
+        one per document.
+
+        An exception ends the iteration at the document it belongs to: the
+        decisions yielded before it are recorded and published, the documents
+        from it on are not (the commit of the one before is sent alone first).
+        A caller can therefore set the failing document aside and submit the
+        rest again.
         """
         times = [float(now)] * len(docs) if isinstance(now, int | float) else list(now)
+        publishers = list(publish) if isinstance(publish, Sequence) else [publish] * len(docs)
+        if len(times) != len(docs) or len(publishers) != len(docs):
+            raise ValueError("submit_iter: one time and one publish callback per document, or one for all")
         uids = [url_identity(doc.url) for doc in docs]
-        fps: list[Fingerprint | None] = [None] * len(docs)
-        out: list[Decision | None] = [None] * len(docs)
+        fps: list[Fingerprint | BaseException | None] = [None] * len(docs)
         attempts = [0] * len(docs)
 
         def fp_of(i: int) -> Fingerprint:
             got = fps[i]
             if got is None:
                 got = fps[i] = fingerprint(docs[i].body)
+            if isinstance(got, BaseException):
+                raise got
             return got
+
+        def fp_ahead(i: int) -> None:
+            # while Redis works: a failure (even a signal's exception) belongs to
+            # document i, and is raised when i is looked up, not in the middle
+            # of reading the replies of the calls before it
+            try:
+                fp_of(i)
+            except BaseException as exc:
+                fps[i] = exc
 
         nxt = 0  # the next document to look up
         held: tuple[int, Decision, Call] | None = None  # decided, its commit not yet sent
@@ -147,9 +183,16 @@ class Dedup:
             calls = [held[2]] if held is not None else []
             looked = nxt if nxt < len(docs) else None
             if looked is not None:
-                calls.append(self.store.lookup_call(uids[looked], fp_of(looked)))
+                try:
+                    calls.append(self.store.lookup_call(uids[looked], fp_of(looked)))
+                except BaseException as exc:
+                    if held is None:
+                        raise
+                    fps[looked] = exc  # raised at its turn, after the held commit has gone alone
+                    looked = None
             ahead = nxt + 1
-            meanwhile = partial(fp_of, ahead) if ahead < len(docs) and fps[ahead] is None else None
+            meanwhile = partial(fp_ahead, ahead) if looked is not None and ahead < len(docs) and fps[ahead] is None \
+                else None
             replies = self.store.run(calls, meanwhile)
             if held is not None:
                 i, decision, _commit = held
@@ -160,17 +203,18 @@ class Dedup:
                         raise DedupError(f"dedup: {MAX_ATTEMPTS} conflicting attempts for {docs[i].url!r}")
                     nxt = i
                     continue
-                out[i] = decision
-            if looked is not None:
-                view: View = replies.pop(0)
-                doc, fp = docs[looked], fp_of(looked)
-                decision = decide(uids[looked], fp, view.url_story_id, view.hash_story_id(fp.content_hash), view.stories,
-                                  self.thresholds)
-                write = _write(doc, fp, decision, times[looked], publish, maxlen)
-                held = (looked, decision, self.store.commit_call(view, write))
-                nxt = looked + 1
-        assert all(d is not None for d in out)
-        return out  # type: ignore[return-value]
+                yield decision
+            if looked is None:
+                if nxt < len(docs):
+                    fp_of(nxt)  # raises the error that stopped its lookup
+                continue
+            view: View = replies.pop(0)
+            doc, fp = docs[looked], fp_of(looked)
+            decision = decide(uids[looked], fp, view.url_story_id, view.hash_story_id(fp.content_hash), view.stories,
+                              self.thresholds)
+            write = _write(doc, fp, decision, times[looked], publishers[looked], maxlen)
+            held = (looked, decision, self.store.commit_call(view, write))
+            nxt = looked + 1
 
     def load(self, docs: Sequence[Doc], *, now: float) -> None:
         """Record `docs` as new stories in one pipeline, without lookups (benchmarks, backfills only)."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
 import redis
 
 from tests.helpers import test_settings
-from tests.sites import SiteServer, sources_yaml, syndication_sites
+from tests.sites import STORIES, SiteServer, sources_yaml, syndication_sites
 from worker import pipeline
 from worker.errors import TransientFetchError
 from worker.metrics import counter_sum
@@ -32,25 +33,27 @@ def deps(sites, redis_url: str, prefix: str, r: redis.Redis) -> pipeline.Deps:
     return pipeline.Deps.create(test_settings(redis_url, prefix), config, client=r)
 
 
-def drive(deps: pipeline.Deps, sources: list[str], max_retries: int = 5) -> list[Outcome]:
-    """Run discover -> fetch -> process synchronously, retrying transient errors at once."""
+def fetch_all(deps: pipeline.Deps, sources: list[str], max_retries: int = 5) -> list[pipeline.Fetched | Outcome]:
+    """Run discover -> fetch synchronously, retrying transient errors at once."""
     queue: list[Candidate] = []
     for name in sources:
         pipeline.discover(name, deps, enqueue=queue.extend)
-    outcomes = []
+    steps: list[pipeline.Fetched | Outcome] = []
     for cand in queue:
         for attempt in range(max_retries):
             try:
-                step = pipeline.fetch(cand, deps)
+                steps.append(pipeline.fetch(cand, deps))
                 break
             except TransientFetchError:
                 if attempt == max_retries - 1:
                     raise
-        if isinstance(step, pipeline.Fetched):
-            outcomes.append(pipeline.process(step.ref, deps))
-        else:
-            outcomes.append(step)
-    return outcomes
+    return steps
+
+
+def drive(deps: pipeline.Deps, sources: list[str], max_retries: int = 5) -> list[Outcome]:
+    """Run discover -> fetch -> process synchronously, retrying transient errors at once."""
+    return [pipeline.process(step.ref, deps) if isinstance(step, pipeline.Fetched) else step
+            for step in fetch_all(deps, sources, max_retries)]
 
 
 def items(r: redis.Redis, stream: str) -> list[dict]:
@@ -138,3 +141,58 @@ def test_metrics_count_every_page(deps: pipeline.Deps, r: redis.Redis) -> None:
     assert counter_sum(r, key, "wire_duplicates_total") == 3
     assert counter_sum(r, key, "wire_robots_denied_total", source="alpha") == 1
     assert counter_sum(r, key, "wire_pages_fetched_total", source="alpha", status="404") == 1
+
+
+class _Injected(Exception):
+    pass
+
+
+def test_process_batch_dead_letters_only_the_pages_that_fail(deps: pipeline.Deps, r: redis.Redis,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """One process task's batch: a page whose extraction fails and one whose publishing fails
+    (bugs injected for those two URLs) are dead-lettered with the error and keep their bytes;
+    the other pages of the batch are decided together, published once and cleaned up. Replayed
+    without the bugs, the two end as they would have: nothing is lost or published twice."""
+    from worker import tasks
+
+    refs = [s.ref for s in fetch_all(deps, ["alpha", "beta", "gamma"]) if isinstance(s, pipeline.Fetched)]
+    assert len(refs) == 6
+    broken_extract = next(f["url"] for f in refs if "afghan-consulates" in f["url"])  # gamma's AP copy
+    broken_publish = next(f["url"] for f in refs if "frost" in f["url"])  # gamma's own story
+    real_extract, real_build = pipeline.extract, pipeline.build_item
+
+    def extract(html: bytes, url: str, **kw):
+        if "afghan-consulates" in url:
+            raise _Injected("extract")
+        return real_extract(html, url, **kw)
+
+    def build_item(article, **kw):
+        if kw["url"] == broken_publish:
+            raise _Injected("publish")
+        return real_build(article, **kw)
+
+    monkeypatch.setattr(tasks, "_deps", deps)
+    monkeypatch.setattr(pipeline, "extract", extract)
+    monkeypatch.setattr(pipeline, "build_item", build_item)
+    pages = r.mget([f["page_key"] for f in refs])
+    tasks._process_batch(deps, refs, pages, time.monotonic())
+
+    published = items(r, deps.keys.items_stream)
+    assert sorted(i["title"] for i in published) == sorted([STORIES["taliban-consulates"]["title"],
+                                                             STORIES["harbor-bridge-reopens"]["title"]])
+    dead = {f[b"url"].decode(): f for _, f in r.xrange(deps.keys.dead_stream)}
+    assert set(dead) == {broken_extract, broken_publish}
+    assert all(f[b"stage"] == b"process" and f[b"reason"] == b"_Injected" for f in dead.values())
+    kept = [bool(r.exists(f["page_key"])) for f in refs]
+    assert kept == [f["url"] in dead for f in refs]  # bytes kept for the dead letters only
+    stats = {k.decode(): int(v) for k, v in r.hgetall(deps.keys.stats()).items()}
+    assert (stats.get("published"), stats.get("duplicates")) == (2, 2)
+
+    monkeypatch.setattr(pipeline, "extract", real_extract)
+    monkeypatch.setattr(pipeline, "build_item", real_build)
+    again = [f for f in refs if f["url"] in dead]
+    tasks._process_batch(deps, again, r.mget([f["page_key"] for f in again]), time.monotonic())
+    published = items(r, deps.keys.items_stream)
+    assert len(published) == 3 and len({i["story_id"] for i in published}) == 3
+    assert counter_sum(r, deps.keys.metrics(), "wire_items_published_total") == 3
+    assert counter_sum(r, deps.keys.metrics(), "wire_duplicates_total") == 3

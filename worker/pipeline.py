@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -387,53 +387,69 @@ def process(ref: dict[str, Any], deps: Deps, *, now: float | None = None) -> Out
 
 
 def process_page(ref: dict[str, Any], raw: bytes | None, deps: Deps, *, now: float | None = None) -> Outcome:
-    """`process` for page bytes the caller already read (`None`: the page is gone).
+    """`process` for page bytes the caller already read (`None`: the page is gone)."""
+    batch = MetricsBatch()
+    page = extract_page(ref, raw, deps, batch, now=now)
+    if page.doc is not None:
+        settle(page, deps.dedup.submit(page.doc, now=page.now, publish=page.publish,
+                                       maxlen=deps.settings.items_maxlen), batch)
+    finish_pages([page], deps, batch)
+    assert page.outcome is not None
+    return page.outcome
 
-    The task reads a batch's pages in the round trip that counts its delivery.
+
+@dataclass
+class PageWork:
+    """One page between extraction and its outcome.
+
+    The process task extracts a batch's pages one by one, hands the documents
+    to dedup together (`Dedup.submit_iter`: one Redis round trip per page),
+    and records every page's end in one round trip (`finish_pages`).
     """
+
+    ref: dict[str, Any]
+    source: Source
+    now: float
+    bot_wall: bool = False
+    doc: Doc | None = None  # for dedup; None when the page already has its outcome
+    publish: Callable[[Decision], list[tuple[str, dict[str, str]]]] | None = None
+    outcome: Outcome | None = None
+    stat: str = ""  # the wire:stats counter the outcome adds to
+    delete: bool = True  # drop the page bytes when finishing (not when the page is gone already)
+    started: float = field(default_factory=time.monotonic)  # for the page's logged duration
+
+
+def extract_page(ref: dict[str, Any], raw: bytes | None, deps: Deps, batch: MetricsBatch, *,
+                 now: float | None = None) -> PageWork:
+    """Extract one page: a `PageWork` with the document for dedup, or with its outcome (skipped)."""
     now = time.time() if now is None else now
     source = deps.source(ref["source"])
+    work = PageWork(ref=ref, source=source, now=now)
     if raw is None:
         # Already processed and cleaned up by an earlier delivery, or expired.
-        return Outcome(status="skipped", reason="page_gone")
+        work.outcome, work.delete = Outcome(status="skipped", reason="page_gone"), False
+        return work
     html = page_bytes.unpack(raw)
-    batch = MetricsBatch()
     started = time.perf_counter()
     article = extract(html, ref["final_url"], charset=ref.get("charset"), rules=source.rules)
     batch.observe("wire_extract_seconds", time.perf_counter() - started)
-    bot_wall = article.not_article == "bot_wall"
-    if bot_wall:  # the breaker's answer (pause or not) is needed now; a real page's reset can wait
+    work.bot_wall = article.not_article == "bot_wall"
+    if work.bot_wall:  # the breaker's answer (pause or not) is needed now; a real page's reset can wait
         note_bot_wall(deps, ref["final_url"], article)
-
-    def finish(outcome: Outcome, stat: str) -> Outcome:
-        # one round trip: counters, validators for the next conditional GET, the
-        # bot-wall reset, page bytes dropped
-        pipe = deps.redis.pipeline(transaction=False)
-        if not bot_wall:
-            deps.fetcher.politeness.clear_walls(host_of(ref["final_url"]), pipe)
-        batch.flush_into(pipe, deps.keys.metrics())
-        pipe.hincrby(deps.keys.stats(), stat, 1)
-        pipe.hset(deps.keys.heartbeat(), "process", now)
-        if stat == "published":
-            pipe.hset(deps.keys.source_state(source.name), "last_published", now)
-        deps.fetcher.remember(ref["url"], ref.get("etag"), ref.get("last_modified"), pipe=pipe)
-        pipe.delete(ref["page_key"])
-        pipe.execute()
-        return outcome
-
     if article.not_article or not article.body.strip():
         reason = article.not_article or "empty"
         batch.inc("wire_extract_failures_total", source=source.name, reason=reason)
         batch.inc("wire_skipped_total", source=source.name, reason=reason)
-        return finish(Outcome(status="skipped", reason=reason), "skipped")
+        work.outcome, work.stat = Outcome(status="skipped", reason=reason), "skipped"
+        return work
 
     try:
         fallback = canonicalize(ref["final_url"])
     except (BadURL, ValueError):
         fallback = ref["url"]
     canonical = choose_canonical(fallback, article.canonical_url)
-    doc = Doc(url=canonical, title=article.title, body=article.body,
-              published=article.published_at or ref.get("published"))
+    work.doc = Doc(url=canonical, title=article.title, body=article.body,
+                   published=article.published_at or ref.get("published"))
 
     def publish(decision: Decision) -> list[tuple[str, dict[str, str]]]:
         item = build_item(article, event=decision.event, story_id=decision.story_id,
@@ -442,14 +458,54 @@ def process_page(ref: dict[str, Any], raw: bytes | None, deps: Deps, *, now: flo
         fields = stream_fields(item)
         return [(stream, fields) for stream in streams_for(item, deps.keys.items_stream, deps.sources.routes)]
 
-    decision = deps.dedup.submit(doc, now=now, publish=publish, maxlen=deps.settings.items_maxlen)
+    work.publish = publish
+    return work
+
+
+def settle(work: PageWork, decision: Decision, batch: MetricsBatch) -> None:
+    """Give an extracted page its outcome from the dedup decision (counted in `batch`)."""
+    source = work.source.name
     if decision.event == "duplicate":
-        batch.inc("wire_duplicates_total", source=source.name, kind=decision.kind or "exact")
-        outcome = Outcome(status="duplicate", reason=decision.kind, event="duplicate",
-                          story_id=decision.story_id, version=decision.version,
-                          detail={"similarity": decision.similarity, "matched_url": decision.matched_url})
-        return finish(outcome, "duplicates")
-    batch.inc("wire_items_published_total", source=source.name, event=decision.event)
-    outcome = Outcome(status="published", event=decision.event, story_id=decision.story_id,
-                      version=decision.version, detail={"canonical_url": canonical})
-    return finish(outcome, "published")
+        batch.inc("wire_duplicates_total", source=source, kind=decision.kind or "exact")
+        work.outcome = Outcome(status="duplicate", reason=decision.kind, event="duplicate",
+                               story_id=decision.story_id, version=decision.version,
+                               detail={"similarity": decision.similarity, "matched_url": decision.matched_url})
+        work.stat = "duplicates"
+        return
+    batch.inc("wire_items_published_total", source=source, event=decision.event)
+    assert work.doc is not None
+    work.outcome = Outcome(status="published", event=decision.event, story_id=decision.story_id,
+                           version=decision.version, detail={"canonical_url": work.doc.url})
+    work.stat = "published"
+
+
+def finish_pages(pages: Sequence[PageWork], deps: Deps, batch: MetricsBatch) -> None:
+    """Record the end of pages that have their outcome, in one round trip.
+
+    Counters, validators for the next conditional GET (saved only now, so a
+    crash before this never turns the redelivery into a 304), the bot-wall
+    reset of the page's host, the page bytes dropped.
+    """
+    pipe = deps.redis.pipeline(transaction=False)
+    stats: dict[str, int] = {}
+    now = 0.0
+    for page in pages:
+        if page.outcome is None:
+            raise ValueError(f"finish_pages: {page.ref.get('url')!r} has no outcome")
+        now = max(now, page.now)
+        if page.stat:
+            stats[page.stat] = stats.get(page.stat, 0) + 1
+        if not page.delete:
+            continue
+        if not page.bot_wall:
+            deps.fetcher.politeness.clear_walls(host_of(page.ref["final_url"]), pipe)
+        if page.stat == "published":
+            pipe.hset(deps.keys.source_state(page.source.name), "last_published", page.now)
+        deps.fetcher.remember(page.ref["url"], page.ref.get("etag"), page.ref.get("last_modified"), pipe=pipe)
+        pipe.delete(page.ref["page_key"])
+    batch.flush_into(pipe, deps.keys.metrics())
+    for stat, n in stats.items():
+        pipe.hincrby(deps.keys.stats(), stat, n)
+    if pages:
+        pipe.hset(deps.keys.heartbeat(), "process", now)
+    pipe.execute()

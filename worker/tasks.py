@@ -25,6 +25,7 @@ from . import pipeline
 from .errors import FetchError, HostPaused, TransientFetchError
 from .keys import ATTEMPTS_TTL, as_text
 from .logs import get_logger
+from .metrics import MetricsBatch
 from .models import Candidate, Outcome
 from .politeness import host_of
 from .publish import dead_letter
@@ -376,38 +377,98 @@ def process_task(self: Task, refs: Batch) -> None:
                 d.redis.delete(ref["page_key"])
                 _done(self, "process")
                 return
-            for i, (ref, page) in enumerate(zip(work, pages, strict=True)):
-                if i and not _time_left(d, started, 0.0):
-                    enqueue_process(work[i:])
-                    log.info("batch handed on: time limit near", stage="process", items=len(work) - i)
-                    break
-                if not _process_one(d, ref, page):
-                    if i + 1 < len(work):
-                        enqueue_process(work[i + 1:])  # the time limit is near: the rest go on in a new task
-                    break
+            _process_batch(d, work, pages, started)
             _done(self, "process")
     finally:
         structlog.contextvars.clear_contextvars()
 
 
-def _process_one(d: pipeline.Deps, ref: dict[str, Any], page: bytes | None) -> bool:
-    """Process one page of a batch; False when the soft time limit struck (stop the batch)."""
-    started = time.monotonic()
+def _process_batch(d: pipeline.Deps, work: list[dict[str, Any]], pages: list[bytes | None], started: float) -> None:
+    """Extract the pages one by one, decide them together, record their ends in one round trip.
+
+    Each page fails alone: an extraction or dedup error dead-letters that page
+    and the rest go on. The soft time limit dead-letters the page being
+    extracted (it may be the one that never ends) and hands the pages not yet
+    extracted to a new task; pages extracted before it are still decided
+    (the hard limit is well behind). A Redis failure is raised for the task
+    to be requeued: what was recorded stays, and the redelivery publishes
+    nothing twice.
+    """
+    batch = MetricsBatch()
+    ready: list[pipeline.PageWork] = []  # extracted, for dedup
+    ended: list[pipeline.PageWork] = []  # with their outcome
+    for i, (ref, page) in enumerate(zip(work, pages, strict=True)):
+        if i and not _time_left(d, started, 0.0):
+            enqueue_process(work[i:])
+            log.info("batch handed on: time limit near", stage="process", items=len(work) - i)
+            break
+        try:
+            got = _extract_one(d, ref, page, batch)
+        except SoftTimeLimitExceeded:
+            if i + 1 < len(work):
+                enqueue_process(work[i + 1:])
+                log.info("batch handed on: time limit struck", stage="process", items=len(work) - i - 1)
+            break
+        if got is not None:
+            (ended if got.doc is None else ready).append(got)
+    ended += _decide(d, ready, batch)
+    pipeline.finish_pages(ended, d, batch)
+    for w in ended:
+        assert w.outcome is not None
+        with structlog.contextvars.bound_contextvars(source=w.ref.get("source"), url=w.ref.get("url")):
+            _summary("process", w.started, w.outcome, story_id=w.outcome.story_id, story_event=w.outcome.event)
+
+
+def _extract_one(d: pipeline.Deps, ref: dict[str, Any], page: bytes | None,
+                 batch: MetricsBatch) -> pipeline.PageWork | None:
+    """Extract one page of a batch; None when it was dead-lettered (its error is logged and kept)."""
     with structlog.contextvars.bound_contextvars(source=ref.get("source"), url=ref.get("url")):
         try:
-            outcome = pipeline.process_page(ref, page, d)
+            return pipeline.extract_page(ref, page, d, batch)
         except SoftTimeLimitExceeded as exc:
             log.warning("process hit the soft time limit")
             _dead("process", type(exc).__name__, repr(exc), ref, 0)
-            return False
-        except Exception as exc:  # extraction or dedup bug: keep the page, record why
+            raise
+        except Exception as exc:  # an extraction bug: keep the page, record why
             if redis_down(exc):
                 raise
             log.exception("process failed")
             _dead("process", type(exc).__name__, repr(exc), ref, 0)
-            return True
-        _summary("process", started, outcome, story_id=outcome.story_id, story_event=outcome.event)
-        return True
+            return None
+
+
+def _decide(d: pipeline.Deps, ready: list[pipeline.PageWork], batch: MetricsBatch) -> list[pipeline.PageWork]:
+    """Deduplicate and publish extracted pages in order; those that got their outcome.
+
+    `submit_iter` raises at the page an error belongs to, with every page
+    before it decided: that page is dead-lettered and the rest submitted
+    again. The soft time limit hands the undecided pages to a new task.
+    """
+    decided: list[pipeline.PageWork] = []
+    while ready:
+        docs = [w.doc for w in ready if w.doc is not None]
+        stream = d.dedup.submit_iter(docs, now=[w.now for w in ready], publish=[w.publish for w in ready],
+                                     maxlen=d.settings.items_maxlen)
+        done = 0
+        try:
+            for w, decision in zip(ready, stream, strict=False):
+                pipeline.settle(w, decision, batch)
+                decided.append(w)
+                done += 1
+            return decided
+        except SoftTimeLimitExceeded:
+            enqueue_process([w.ref for w in ready[done:]])
+            log.warning("process hit the soft time limit in dedup: pages handed on", items=len(ready) - done)
+            return decided
+        except Exception as exc:  # a dedup bug or a failing publish: keep the page, record why
+            if redis_down(exc):
+                raise
+            failed = ready[done]
+            with structlog.contextvars.bound_contextvars(source=failed.ref.get("source"), url=failed.ref.get("url")):
+                log.exception("process failed")
+            _dead("process", type(exc).__name__, repr(exc), failed.ref, 0)
+            ready = ready[done + 1:]
+    return decided
 
 
 def _dead(stage: str, reason: str, error: str, payload: dict[str, Any], retries: int) -> None:

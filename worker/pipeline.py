@@ -28,6 +28,7 @@ from redis import Redis
 from . import discover as disc
 from . import page_bytes
 from .dedup import Decision, Dedup, Doc
+from .dedup.engine import Publish
 from .errors import FetchError, PermanentFetchError, WorkerError
 from .extract import extract
 from .fetch import Fetcher, NotModified
@@ -412,7 +413,7 @@ class PageWork:
     now: float
     bot_wall: bool = False
     doc: Doc | None = None  # for dedup; None when the page already has its outcome
-    publish: Callable[[Decision], list[tuple[str, dict[str, str]]]] | None = None
+    publish: Publish | None = None
     outcome: Outcome | None = None
     stat: str = ""  # the wire:stats counter the outcome adds to
     delete: bool = True  # drop the page bytes when finishing (not when the page is gone already)

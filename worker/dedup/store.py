@@ -234,9 +234,12 @@ class Store:
         script waiting on a reply otherwise leaves this core idle for the
         round trip and the script's run time). Redis runs one connection's
         commands in order, each script atomically: a lookup sent after a
-        commit sees that commit. A script missing from Redis's cache (after a
-        restart or SCRIPT FLUSH) is loaded and its call and the ones after it
-        sent again; one that did not run changed nothing.
+        commit sees that commit. `meanwhile` must not raise: an exception
+        from it drops the connection with the replies unread and propagates
+        (the engine's fingerprint-ahead keeps its own error for later). A
+        script missing from Redis's cache (after a restart or SCRIPT FLUSH)
+        is loaded and its call and the ones after it sent again; one that did
+        not run changed nothing.
         """
         replies = self._send(calls, meanwhile)
         for i, reply in enumerate(replies):
@@ -262,17 +265,13 @@ class Store:
         """
         pool = self.r.connection_pool
         commands = [("EVALSHA", c.script.sha, len(c.keys), *c.keys, *c.args) for c in calls]
-        failed: list[BaseException] = []
 
         def attempt() -> list[Any]:
             nonlocal meanwhile
             conn.send_packed_command(conn.pack_commands(commands))
             work, meanwhile = meanwhile, None  # once, even if the round trip is retried
             if work is not None:
-                try:
-                    work()
-                except BaseException as exc:  # read the replies first: the scripts ran either way
-                    failed.append(exc)
+                work()
             replies: list[Any] = []
             for _ in commands:
                 try:
@@ -292,8 +291,6 @@ class Store:
                 pool.release(conn)
         except redis.RedisError as exc:
             raise DedupError(f"dedup: Redis failed: {exc}") from exc
-        if failed:
-            raise failed[0]
         return replies
 
     def load(self, rows: Sequence[LoadRow]) -> None:

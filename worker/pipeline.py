@@ -489,6 +489,9 @@ def finish_pages(pages: Sequence[PageWork], deps: Deps, batch: MetricsBatch) -> 
     """
     pipe = deps.redis.pipeline(transaction=False)
     stats: dict[str, int] = {}
+    # a batch's pages mostly share a host and a source: each is written once
+    real_pages_from: dict[str, None] = {}  # hosts whose bot-wall count a real page resets
+    last_published: dict[str, float] = {}  # source -> its latest published page's time
     now = 0.0
     for page in pages:
         if page.outcome is None:
@@ -499,11 +502,15 @@ def finish_pages(pages: Sequence[PageWork], deps: Deps, batch: MetricsBatch) -> 
         if not page.delete:
             continue
         if not page.bot_wall:
-            deps.fetcher.politeness.clear_walls(host_of(page.ref["final_url"]), pipe)
+            real_pages_from[host_of(page.ref["final_url"])] = None
         if page.stat == "published":
-            pipe.hset(deps.keys.source_state(page.source.name), "last_published", page.now)
+            last_published[page.source.name] = page.now
         deps.fetcher.remember(page.ref["url"], page.ref.get("etag"), page.ref.get("last_modified"), pipe=pipe)
         pipe.delete(page.ref["page_key"])
+    for host in real_pages_from:
+        deps.fetcher.politeness.clear_walls(host, pipe)
+    for source, when in last_published.items():
+        pipe.hset(deps.keys.source_state(source), "last_published", when)
     batch.flush_into(pipe, deps.keys.metrics())
     for stat, n in stats.items():
         pipe.hincrby(deps.keys.stats(), stat, n)

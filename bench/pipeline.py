@@ -32,8 +32,6 @@ Sampling costs a little CPU, so take throughput figures from a run without it.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import os
 import signal
 import subprocess
@@ -43,10 +41,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loopback import (  # noqa: E402
+    DEFAULT_DATA,
+    ROOT,
+    cpu_seconds,
+    load_pages,
+    machine_cpu,
+    page_urls,
+    proc_tree,
+    redis_calls,
+    rss_mb,
+    start_page_server,
+)
+
 sys.path.insert(0, str(ROOT))
-DEFAULT_DATA = ROOT.parent / "shared" / "corpus" / "extraction" / "scrapinghub"
-CLK = os.sysconf("SC_CLK_TCK")
 
 # profile components by the file of a sampled frame (py-spy prints paths relative
 # to sys.path: "redis/client.py", "worker/pipeline.py"); the first match walking a
@@ -88,100 +97,6 @@ def profile_report(raw_files: list[Path]) -> list[tuple[str, int]]:
                 totals[name] = totals.get(name, 0) + int(count)
     return sorted(totals.items(), key=lambda kv: -kv[1])
 
-SERVER = r"""
-import json, sys, threading, time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-pages = [open(p, "rb").read() for p in json.loads(sys.argv[1])]
-hosts, per_host = sys.argv[2].split(","), int(sys.argv[3])
-ports = {}
-def make(host, index):
-    paths = {f"/news/{index}-{i}.html": pages[(index * per_host + i) % len(pages)] for i in range(per_host)}
-    def sitemap(base):
-        urls = "".join(f"<url><loc>{base}{p}</loc></url>" for p in paths)
-        return ('<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">' + urls + "</urlset>").encode()
-    class H(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        def log_message(self, *a): pass
-        def do_GET(self):
-            if self.path == "/sitemap.xml":
-                body, ctype = sitemap(f"http://{host}:{self.server.server_address[1]}"), "application/xml"
-            elif self.path in paths:
-                body, ctype = paths[self.path], "text/html; charset=utf-8"
-            else:
-                body, ctype = b"no", "text/plain"
-                self.send_response(404)
-                self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body); return
-            self.send_response(200)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-    s = ThreadingHTTPServer((host, 0), H); s.daemon_threads = True
-    ports[host] = s.server_address[1]
-    threading.Thread(target=s.serve_forever, daemon=True).start()
-for i, h in enumerate(hosts):
-    make(h, i)
-print(json.dumps(ports), flush=True)
-time.sleep(3600)
-"""
-
-
-def proc_tree(pid: int) -> list[int]:
-    kids: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError):
-                continue
-            kids.setdefault(ppid, []).append(int(entry))
-    out, todo = [pid], [pid]
-    while todo:
-        for k in kids.get(todo.pop(), []):
-            out.append(k)
-            todo.append(k)
-    return out
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime+stime of a process and of its reaped children."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLK
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def _machine_cpu() -> float:
-    """CPU seconds all cores spent not idle, from /proc/stat."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / CLK
-
-
-def load_pages(data: Path) -> list[Path]:
-    out = []
-    tmp = Path(tempfile.mkdtemp(prefix="wire-bench-pages-"))
-    for path in sorted((data / "pages").iterdir()):
-        raw = path.read_bytes()
-        if path.suffix == ".gz":
-            raw = gzip.decompress(raw)
-        target = tmp / path.name.removesuffix(".gz")
-        target.write_bytes(raw)
-        out.append(target)
-    return out
-
-
 def extraction_rate(page_files: list[Path]) -> float:
     """Our extraction alone over the distinct pages, pages per CPU-second of this process.
 
@@ -198,15 +113,6 @@ def extraction_rate(page_files: list[Path]) -> float:
     for b in blobs:
         extract(b)
     return len(blobs) / (time.process_time() - t0)
-
-
-def redis_calls(client: Any) -> dict[str, Any]:
-    """What the run asked of Redis: commands by name (calls, server microseconds), round trips, bytes."""
-    commands = {name.removeprefix("cmdstat_"): (int(v["calls"]), float(v["usec"]))
-                for name, v in client.info("commandstats").items()}
-    stats = client.info("stats")
-    return {"commands": commands, "reads": int(stats.get("total_reads_processed", 0)),
-            "in": int(stats.get("total_net_input_bytes", 0)), "out": int(stats.get("total_net_output_bytes", 0))}
 
 
 def print_redis_calls(bill: dict[str, Any], pages: int) -> None:
@@ -250,10 +156,7 @@ def main() -> int:
     hosts = [f"127.0.1.{i + 1}" for i in range(args.hosts)]
     work = Path(tempfile.mkdtemp(prefix="wire-bench-"))
     redis_proc = start_redis(work / "redis", appendonly=False)
-    server = subprocess.Popen([sys.executable, "-c", SERVER, json.dumps([str(p) for p in page_files]),
-                               ",".join(hosts), str(per_host)], stdout=subprocess.PIPE, text=True)
-    assert server.stdout is not None
-    ports = json.loads(server.stdout.readline())
+    server, ports = start_page_server(page_files, hosts, per_host)
     sources = work / "sources.yaml"
     sources.write_text("sources:\n" + "".join(
         f"- name: host{i}\n  sitemaps: ['http://{h}:{ports[h]}/sitemap.xml']\n  interval: 1h\n  rate: 10000\n"
@@ -283,7 +186,7 @@ def main() -> int:
              "process worker (parent)": procs["process"].pid}
     own0 = {name: cpu_seconds(pid) for name, pid in roles.items()}
     kids0 = sum(cpu_seconds(p) for p in proc_tree(procs["process"].pid)[1:])
-    machine0 = _machine_cpu()
+    machine0 = machine_cpu()
     spies: list[tuple[subprocess.Popen[bytes], Path]] = []
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -330,7 +233,7 @@ def main() -> int:
     cpu1 = {name: sum(cpu_seconds(p) for p in proc_tree(procs[name].pid)) for name in ("fetch", "process")}
     own1 = {name: cpu_seconds(pid) for name, pid in roles.items()}
     kids1 = sum(cpu_seconds(p) for p in proc_tree(procs["process"].pid)[1:])
-    machine1 = _machine_cpu()
+    machine1 = machine_cpu()
     by_role = {name: own1[name] - own0[name] for name in roles}
     by_role["process worker (children)"] = kids1 - kids0
     by_role["fetch worker"] = cpu1["fetch"] - cpu0["fetch"]
@@ -363,7 +266,7 @@ def main() -> int:
         import requests
         import trafilatura
 
-        urls = [f"http://{h}:{ports[h]}/news/{i}-{j}.html" for i, h in enumerate(hosts) for j in range(per_host)]
+        urls = page_urls(hosts, ports, per_host)
         sess = requests.Session()
         b0 = time.monotonic()
         for url in urls:

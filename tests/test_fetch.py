@@ -351,3 +351,30 @@ def test_proxy_variables_route_requests_through_the_proxy(site: Site, server: Si
     assert b"via proxy" in _get_with_fresh_session(site.base + "/page")[0]
     assert server.requests_to("one", "/page") == []
     assert len(server.requests_to("proxy", site.base + "/page")) == 1
+
+
+def test_requests_carry_the_session_headers_and_the_cookies_a_site_set(site: Site, server: SiteServer,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prepared-request path sends what `Session.get` sent: our User-Agent and Accept-Encoding,
+    the caller's headers, and cookies a response set earlier (a consent redirect's, say)."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    site.routes["/consent"] = (200, {**HTML, "Set-Cookie": "consent=yes; Path=/"}, PAGE)
+    out: list[bool] = []
+
+    def run() -> None:  # a new thread: a new session, with the environment as it is now
+        get(site.base + "/consent", user_agent="wire-test", limits=LIMITS)
+        get(site.base + "/page", user_agent="wire-test", limits=LIMITS, headers={"If-None-Match": '"v1"'})
+        out.append(http._local.session.trust_env)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    assert out == [False]  # the fast path ran
+    (first,) = server.requests_to("one", "/consent")
+    (second,) = server.requests_to("one", "/page")
+    for req in (first, second):
+        assert req.headers["User-Agent"] == "wire-test" and "gzip" in req.headers["Accept-Encoding"]
+    assert "Cookie" not in first.headers
+    assert second.headers["Cookie"] == "consent=yes" and second.headers["If-None-Match"] == '"v1"'
+

@@ -378,3 +378,21 @@ def test_requests_carry_the_session_headers_and_the_cookies_a_site_set(site: Sit
     assert "Cookie" not in first.headers
     assert second.headers["Cookie"] == "consent=yes" and second.headers["If-None-Match"] == '"v1"'
 
+
+def test_a_paused_host_or_a_skipped_url_takes_no_pacing_slot(site: Site, server: SiteServer, r: redis.Redis,
+                                                             redis_url: str, prefix: str) -> None:
+    """The one round trip before a GET refuses first and reserves after: slots go only to requests sent."""
+    site.routes["/doc.pdf"] = (200, {"Content-Type": "application/pdf"}, b"%PDF-1.4 ...")
+    keys = Keys.for_prefix(prefix)
+    fetcher = make_fetcher(r, redis_url, prefix, default_rate=1.0)
+    with pytest.raises(PermanentFetchError):
+        fetcher.fetch(site.base + "/doc.pdf")  # robots.txt and the PDF: two slots, then remembered as not_html
+    slot_after_pdf = int(r.get(keys.host_rate("127.0.0.5")) or 0)
+    with pytest.raises(PermanentFetchError) as info:
+        fetcher.fetch(site.base + "/doc.pdf")
+    assert info.value.reason == "not_html"
+    fetcher.politeness.pause("127.0.0.5", 30, "test")
+    with pytest.raises(HostPaused):
+        fetcher.fetch(site.base + "/page")
+    assert int(r.get(keys.host_rate("127.0.0.5")) or 0) == slot_after_pdf  # neither took a slot
+    assert server.requests_to("one", "/page") == [] and len(server.requests_to("one", "/doc.pdf")) == 1

@@ -14,7 +14,7 @@ from .errors import PermanentFetchError, TransientFetchError
 from .http import TRANSIENT_STATUS, Limits, Response, get
 from .keys import CONDITIONAL_TTL, SKIP_TTL, Keys, as_text
 from .models import Page
-from .politeness import Politeness, host_of, parse_retry_after
+from .politeness import PACE_FUNCTION, Politeness, host_of, parse_retry_after
 from .settings import Settings
 
 HTML_TYPES = {"text/html", "application/xhtml+xml", "application/xml+xhtml"}
@@ -27,6 +27,33 @@ MAX_RETRY_AFTER = 6 * 3600.0
 # A page refused for one of these reasons would be refused again: remember it
 # (SKIP_TTL) so a re-discovery or re-ingest does not download 30 MB or a PDF again.
 STICKY_SKIPS = frozenset({"not_html", "too_large", "redirect_loop", "too_many_redirects", "bad_encoding"})
+
+# Everything a page's first request waits on, in one round trip: the host's
+# pause, an earlier permanent skip of the URL (ARGV[3] = '1'), the pacing
+# slot, and the validators for a conditional GET (ARGV[4] = '1'). A paused
+# host or a skipped URL takes no slot. Replies: {'paused', pttl ms},
+# {'skip', reason}, {'busy', -wait ms}, {'go', wait ms, etag, last_modified}.
+_BEFORE_GET_LUA = PACE_FUNCTION + """
+local pause = redis.call('PTTL', KEYS[1])
+if pause > 0 then
+  return {'paused', pause}
+end
+if ARGV[3] == '1' then
+  local reason = redis.call('GET', KEYS[3])
+  if reason then
+    return {'skip', reason}
+  end
+end
+local wait = pace(KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]))
+if wait < 0 then
+  return {'busy', wait}
+end
+local v = {false, false}
+if ARGV[4] == '1' then
+  v = redis.call('HMGET', KEYS[4], 'etag', 'last_modified')
+end
+return {'go', wait, v[1], v[2]}
+"""
 
 
 @dataclass(frozen=True)
@@ -49,6 +76,7 @@ class Fetcher:
         self.politeness = Politeness(client, keys, user_agent=settings.user_agent, limits=self.limits,
                                      default_rate=settings.default_rate, wall_limit=settings.bot_wall_limit,
                                      wall_pause=settings.bot_wall_pause)
+        self._before_get = client.register_script(_BEFORE_GET_LUA)
 
     def fetch(self, url: str, *, rate: float | None = None, kind: str = "page",
               conditional: bool = True, now: float | None = None) -> Page | NotModified:
@@ -61,34 +89,30 @@ class Fetcher:
         """
         host = host_of(url)
         validators_key = self.keys.conditional(url) if kind == "page" else self.keys.feed_validators(url)
-        # one round trip for what decides whether and how to ask: the host's pause,
-        # an earlier permanent skip, the validators for a conditional GET
-        ask_sticky = conditional and kind == "page"
-        pipe = self.r.pipeline(transaction=False)
-        pipe.pttl(self.keys.host_pause(host))
-        if ask_sticky:
-            pipe.get(self.keys.skip(url))
-        if conditional:
-            pipe.hmget(validators_key, "etag", "last_modified")
-        replies = pipe.execute()
-        self.politeness.raise_if_paused(host, replies[0])
-        sticky = replies[1] if ask_sticky else None
-        stored = replies[-1] if conditional else [None, None]
-        if sticky is not None:
-            reason = as_text(sticky)
-            raise PermanentFetchError(f"skipped earlier ({reason}); not requested again", reason=reason)
+        # robots.txt first (cached in this process): a denied URL takes no pacing slot
         verdict = self.politeness.robots(url, rate)
         if not verdict.allowed:
             raise PermanentFetchError("disallowed by robots.txt", reason="robots_denied")
+        ask_sticky = conditional and kind == "page"
+        reply = self._before_get(
+            keys=[self.keys.host_pause(host), self.keys.host_rate(host), self.keys.skip(url), validators_key],
+            args=[self.politeness.interval_ms(rate, verdict.crawl_delay), int(self.politeness.max_wait * 1000),
+                  int(ask_sticky), int(conditional)])
+        state = as_text(reply[0])
+        if state == "paused":
+            self.politeness.raise_if_paused(host, int(reply[1]))  # raises: the script saw a positive PTTL
+        if state == "skip":
+            reason = as_text(reply[1])
+            raise PermanentFetchError(f"skipped earlier ({reason}); not requested again", reason=reason)
+        # parks a URL whose slot is too far ('busy'); after a wait, re-checks the pause
+        # (Retry-After or bot walls may have paused the host meanwhile)
+        self.politeness.sleep_for_slot(host, int(reply[1]))
         headers = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5" if kind == "page"
                    else "application/rss+xml,application/atom+xml,application/feed+json,application/xml;q=0.9,*/*;q=0.5"}
-        if stored[0]:
-            headers["If-None-Match"] = as_text(stored[0])
-        if stored[1]:
-            headers["If-Modified-Since"] = as_text(stored[1])
-        if self.politeness.wait_turn(host, rate, verdict.crawl_delay):
-            # the host may have been paused (Retry-After, bot walls) while we waited for the slot
-            self.politeness.check_paused(host)
+        if len(reply) > 2 and reply[2]:
+            headers["If-None-Match"] = as_text(reply[2])
+        if len(reply) > 3 and reply[3]:
+            headers["If-Modified-Since"] = as_text(reply[3])
         try:
             resp = get(url, user_agent=self.user_agent, limits=self.limits, headers=headers,
                        before_hop=lambda hop: self._before_hop(hop, rate))

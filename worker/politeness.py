@@ -23,20 +23,24 @@ from .keys import PAUSE_LOG_MAX, ROBOTS_ERROR_TTL, ROBOTS_TTL, WALLS_TTL, Keys, 
 # Reserve the next request slot for a host. The slot time lives in one key;
 # each caller takes max(now, next) and pushes `next` by one interval, so N
 # workers on M machines together never exceed the rate. A caller whose slot
-# is further away than max_wait reserves nothing and parks its URL instead.
-_PACE_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
-local interval = tonumber(ARGV[1])
-local slot = math.max(now, nxt)
-local wait = slot - now
-if wait > tonumber(ARGV[2]) then
-  return -wait
+# is further away than max_wait reserves nothing and parks its URL instead
+# (a negative reply: minus the wait). A Lua function, so the fetcher's
+# pre-request script (worker/fetch.py) reserves slots with the same code.
+PACE_FUNCTION = """
+local function pace(key, interval, max_wait)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local nxt = tonumber(redis.call('GET', key) or '0')
+  local slot = math.max(now, nxt)
+  local wait = slot - now
+  if wait > max_wait then
+    return -wait
+  end
+  redis.call('SET', key, slot + interval, 'PX', wait + interval + 60000)
+  return wait
 end
-redis.call('SET', KEYS[1], slot + interval, 'PX', wait + interval + 60000)
-return wait
 """
+_PACE_LUA = PACE_FUNCTION + "return pace(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
 
 # The bot-wall circuit breaker: count challenge pages in a row per host; at the
 # limit, reset the count and return how many times it tripped in a row (the
@@ -241,19 +245,33 @@ class Politeness:
         return {"state": "rules", "status": resp.status, "body": text}
 
     # -- pacing ---------------------------------------------------------------
+    def interval_ms(self, rate: float | None, crawl_delay: float | None) -> int:
+        """Milliseconds between two requests to a host: the source's rate, lowered by Crawl-delay."""
+        rps = rate or self.default_rate
+        if crawl_delay:
+            rps = min(rps, 1.0 / crawl_delay)
+        return max(1, int(1000.0 / rps))
+
     def wait_turn(self, host: str, rate: float | None, crawl_delay: float | None) -> float:
         """Block until this process may send a request to `host`, or raise HostPaused to park.
 
         Returns the seconds waited (0 when the slot was free at once).
         """
-        rps = rate or self.default_rate
-        if crawl_delay:
-            rps = min(rps, 1.0 / crawl_delay)
-        interval_ms = max(1, int(1000.0 / rps))
-        wait_ms = int(self._pace(keys=[self.keys.host_rate(host)], args=[interval_ms, int(self.max_wait * 1000)]))
+        wait_ms = int(self._pace(keys=[self.keys.host_rate(host)],
+                                 args=[self.interval_ms(rate, crawl_delay), int(self.max_wait * 1000)]))
+        return self.sleep_for_slot(host, wait_ms, recheck=False)
+
+    def sleep_for_slot(self, host: str, wait_ms: int, *, recheck: bool = True) -> float:
+        """Act on a slot reservation's reply: park (HostPaused) when the slot was too far, else sleep until it.
+
+        With `recheck`, a host that was paused while we slept (Retry-After,
+        bot walls) raises HostPaused. Returns the seconds waited.
+        """
         if wait_ms < 0:
             raise HostPaused(f"host {host} busy for {-wait_ms / 1000:.1f}s", reason="host_busy",
                              retry_after=-wait_ms / 1000.0)
         if wait_ms:
             time.sleep(wait_ms / 1000.0)
+            if recheck:
+                self.check_paused(host)
         return wait_ms / 1000.0

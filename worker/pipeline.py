@@ -312,15 +312,21 @@ class Fetched:
     ref: dict[str, Any]
 
 
-def fetch(candidate: Candidate, deps: Deps, *, force: bool = False) -> Fetched | Outcome:
+def fetch(candidate: Candidate, deps: Deps, *, force: bool = False, pipe: Any = None) -> Fetched | Outcome:
     """Fetch one candidate; store its bytes for the process stage.
 
     Raises TransientFetchError / HostPaused for the task layer to retry or park;
-    permanent failures come back as an Outcome with a reason.
+    permanent failures come back as an Outcome with a reason. With `pipe`
+    (a Redis pipeline), the page bytes and the counters are queued on it and
+    the caller executes it before handing the page on: a fetch task stores a
+    process batch's pages in one round trip.
     """
     source = deps.source(candidate.source)
     started = time.monotonic()
     batch = MetricsBatch()
+    own = pipe is None
+    if own:
+        pipe = deps.redis.pipeline(transaction=False)
     try:
         got = deps.fetcher.fetch(candidate.url, rate=source.rate, kind="page", conditional=not force)
     except PermanentFetchError as exc:
@@ -328,10 +334,10 @@ def fetch(candidate: Candidate, deps: Deps, *, force: bool = False) -> Fetched |
         if exc.reason == "robots_denied":
             batch.inc("wire_robots_denied_total", source=source.name)
         batch.inc("wire_skipped_total", source=source.name, reason=exc.reason)
-        pipe = deps.redis.pipeline(transaction=False)
         batch.flush_into(pipe, deps.keys.metrics())
         pipe.hincrby(deps.keys.stats(), "skipped", 1)
-        pipe.execute()
+        if own:
+            pipe.execute()
         return Outcome(status="skipped", reason=exc.reason, detail={"error": str(exc)})
     except FetchError as exc:
         batch.inc("wire_pages_fetched_total", source=source.name, status=_status_label(exc))
@@ -339,12 +345,12 @@ def fetch(candidate: Candidate, deps: Deps, *, force: bool = False) -> Fetched |
         raise
     elapsed = time.monotonic() - started
     batch.observe("wire_fetch_seconds", elapsed, source=source.name)
-    pipe = deps.redis.pipeline(transaction=False)
     if isinstance(got, NotModified):
         batch.inc("wire_pages_fetched_total", source=source.name, status="304")
         batch.flush_into(pipe, deps.keys.metrics())
         pipe.hincrby(deps.keys.stats(), "not_modified", 1)
-        pipe.execute()
+        if own:
+            pipe.execute()
         return Outcome(status="not_modified", reason="not_modified")
     batch.inc("wire_pages_fetched_total", source=source.name, status=str(got.status))
     stamp = int(got.fetched_at * 1000)
@@ -352,7 +358,8 @@ def fetch(candidate: Candidate, deps: Deps, *, force: bool = False) -> Fetched |
     pipe.set(page_key, page_bytes.pack(got.content), ex=PAGE_TTL)
     pipe.hincrby(deps.keys.stats(), "fetched", 1)
     batch.flush_into(pipe, deps.keys.metrics())
-    pipe.execute()
+    if own:
+        pipe.execute()
     return Fetched(ref={
         "url": candidate.url,
         "source": candidate.source,

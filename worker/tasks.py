@@ -224,10 +224,16 @@ def _split(task: Task, stage: str, work: list[dict[str, Any]], enqueue: Callable
 
 
 class _Handoff:
-    """Fetched pages go to the process queue in batches of at most `size`, none held past `linger` seconds."""
+    """Fetched pages go to the process queue in batches of at most `size`, none held past `linger` seconds.
 
-    def __init__(self, size: int, linger: float) -> None:
+    The pages' bytes and the fetch counters are queued on one Redis pipeline
+    (`pipe`, given to `pipeline.fetch`) and written just before their process
+    task is enqueued: one round trip per process batch instead of one per page.
+    """
+
+    def __init__(self, client: redis.Redis, size: int, linger: float) -> None:
         self.size, self.linger = size, linger
+        self.pipe = client.pipeline(transaction=False)
         self.refs: list[dict[str, Any]] = []
         self.since = 0.0
 
@@ -244,6 +250,9 @@ class _Handoff:
             self.flush()
 
     def flush(self) -> None:
+        """Write what is queued (the pages first), then enqueue their process task."""
+        if len(self.pipe):
+            self.pipe.execute()
         if self.refs:
             enqueue_process(self.refs)
             self.refs = []
@@ -282,7 +291,7 @@ def fetch_task(self: Task, candidates: Batch, force: bool = False, parks: int = 
                 _dead("fetch", "poison", f"delivered {deliveries} times without finishing", work[0], attempt)
                 _done(self, "fetch")
                 return
-            handoff = _Handoff(d.settings.process_batch, HANDOFF_LINGER)
+            handoff = _Handoff(d.redis, d.settings.process_batch, HANDOFF_LINGER)
             per_fetch = d.fetcher.politeness.max_wait + d.settings.fetch_timeout
             paused: set[str] = set()
             for i, candidate in enumerate(work):
@@ -295,7 +304,8 @@ def fetch_task(self: Task, candidates: Batch, force: bool = False, parks: int = 
                 handoff.flush_if_stale()
                 if host_of(candidate.get("url", "")) in paused:
                     continue  # handed back with the candidate that found its host paused
-                ref = _fetch_one(d, candidate, work[i + 1:], paused, force=force, parks=parks, attempt=attempt)
+                ref = _fetch_one(d, candidate, work[i + 1:], paused, handoff.pipe, force=force, parks=parks,
+                                 attempt=attempt)
                 if ref is not None:
                     handoff.add(ref)
             # pages are enqueued before the batch counts as done: a crash in between
@@ -306,14 +316,17 @@ def fetch_task(self: Task, candidates: Batch, force: bool = False, parks: int = 
         structlog.contextvars.clear_contextvars()
 
 
-def _fetch_one(d: pipeline.Deps, candidate: dict[str, Any], rest: list[dict[str, Any]], paused: set[str], *,
-               force: bool, parks: int, attempt: int) -> dict[str, Any] | None:
-    """Fetch one candidate of a batch: the page's ref for process, or None after retrying, parking or skipping."""
+def _fetch_one(d: pipeline.Deps, candidate: dict[str, Any], rest: list[dict[str, Any]], paused: set[str],
+               pipe: Any, *, force: bool, parks: int, attempt: int) -> dict[str, Any] | None:
+    """Fetch one candidate of a batch: the page's ref for process, or None after retrying, parking or skipping.
+
+    The page's writes are queued on `pipe` (the hand-off's), executed before its process task is enqueued.
+    """
     started = time.monotonic()
     cand = Candidate.from_json(candidate)
     with structlog.contextvars.bound_contextvars(source=cand.source, url=cand.url):
         try:
-            result = pipeline.fetch(cand, d, force=force)
+            result = pipeline.fetch(cand, d, force=force, pipe=pipe)
         except HostPaused as exc:
             # the rest of the batch on this host would only find it paused too: they wait together
             host = host_of(cand.url)

@@ -174,3 +174,33 @@ def test_a_channel_closed_before_it_had_a_client_raises_a_connection_error(redis
                 raise AssertionError("expected a connection error")
         finally:
             conn.transport.client = transport_client
+
+
+def test_batch_messages_carry_a_short_argsrepr_and_every_item(redis_server, prefix: str) -> None:
+    """A batch's message shows Flower and task events a summary (count, first URL), not a repr Celery
+    builds of the whole batch on every send; the body still carries every item."""
+    import base64
+
+    from worker import tasks
+
+    url = f"redis://127.0.0.1:{redis_server.port}/14"
+    client = redis.Redis.from_url(url)
+    client.flushdb()  # our own throwaway server: this DB belongs to this test
+    try:
+        create_app(Settings.from_env({"WIRE_REDIS_URL": url, "WIRE_KEY_PREFIX": prefix}),
+                   SourcesConfig(path="none.yaml", sources=()))
+        refs = [{"url": f"https://a.example/{i}", "source": "a", "page_key": f"{prefix}:page:{i}"} for i in range(8)]
+        tasks.enqueue_process(refs)
+        tasks.enqueue_fetch([{"url": "https://a.example/x", "source": "a"}], attempt=2)
+        (process_raw,) = client.lrange("process", 0, -1)
+        (fetch_raw,) = client.lrange("fetch", 0, -1)
+        process_msg, fetch_msg = json.loads(process_raw), json.loads(fetch_raw)
+        assert process_msg["headers"]["argsrepr"] == "[8 pages: https://a.example/0 ...]"
+        assert process_msg["headers"]["kwargsrepr"] == "{}"
+        args, kwargs, _ = json.loads(base64.b64decode(process_msg["body"]))
+        assert args == [refs] and kwargs == {}
+        assert fetch_msg["headers"]["argsrepr"] == "[1 URL: https://a.example/x]"
+        assert fetch_msg["headers"]["kwargsrepr"] == "{'force': False, 'parks': 0, 'attempt': 2}"
+    finally:
+        client.flushdb()
+        client.close()

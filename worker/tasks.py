@@ -171,11 +171,25 @@ def _compact(work: Batch) -> Batch:
     return work[0] if isinstance(work, list) and len(work) == 1 else work
 
 
+def _argsrepr(work: Batch, noun: str) -> str:
+    """What Flower and task events show of a task's arguments: the item count and the first URL.
+
+    Celery otherwise builds this with its `saferepr` of the whole batch on
+    every `apply_async`: ~0.5 ms of CPU for a process batch of 8 pages, as
+    much as storing the 8 pages' bytes. The URLs are in the page logs.
+    """
+    items = _items(work)
+    first = str(items[0].get("url", ""))[:200] if items else ""
+    plural = "" if len(items) == 1 else "s"
+    return f"[{len(items)} {noun}{plural}: {first}{' ...' if len(items) > 1 else ''}]"
+
+
 def enqueue_fetch(candidates: Batch, *, force: bool = False, parks: int = 0, attempt: int = 0,
                   countdown: float | None = None) -> None:
     """One fetch task for one candidate or a batch of them."""
-    fetch_task.apply_async(args=[_compact(candidates)], kwargs={"force": force, "parks": parks, "attempt": attempt},
-                           queue="fetch", countdown=countdown)
+    kwargs = {"force": force, "parks": parks, "attempt": attempt}
+    fetch_task.apply_async(args=[_compact(candidates)], kwargs=kwargs, queue="fetch", countdown=countdown,
+                           argsrepr=_argsrepr(candidates, "URL"), kwargsrepr=repr(kwargs))
 
 
 def enqueue_fetches(candidates: list[dict[str, Any]], *, size: int, force: bool = False, parks: int = 0) -> None:
@@ -185,7 +199,8 @@ def enqueue_fetches(candidates: list[dict[str, Any]], *, size: int, force: bool 
 
 
 def enqueue_process(refs: Batch) -> None:
-    process_task.apply_async(args=[_compact(refs)], queue="process")
+    process_task.apply_async(args=[_compact(refs)], queue="process", argsrepr=_argsrepr(refs, "page"),
+                             kwargsrepr="{}")
 
 
 def park(candidate: Batch, *, force: bool, parks: int, not_before: float) -> None:

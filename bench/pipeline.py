@@ -115,6 +115,24 @@ def extraction_rate(page_files: list[Path]) -> float:
     return len(blobs) / (time.process_time() - t0)
 
 
+def extraction_in_workers(client: Any) -> tuple[float, int]:
+    """CPU seconds the workers' extracting threads spent, and the pages they extracted (from wire's metrics).
+
+    With these, the efficiency splits into two factors measured differently:
+    extraction's share of the machine's capacity during the run (CPU in
+    `extract()` over cores x seconds, both from the same seconds, so the
+    machine's drift cancels out) divided by what extraction costs in the
+    workers relative to alone (where the drift between the two measurements
+    lands).
+    """
+    from worker.keys import Keys
+    from worker.metrics import counter_sum
+
+    key = Keys.for_prefix("wire").metrics()
+    return (counter_sum(client, key, "wire_extract_cpu_seconds_total"),
+            int(counter_sum(client, key, "wire_extract_seconds_count")))
+
+
 def print_redis_calls(bill: dict[str, Any], pages: int) -> None:
     """Redis's side of the bill per page: every client of the run (broker, dedup, metrics, beat, this loop)."""
     commands: dict[str, tuple[int, float]] = bill["commands"]
@@ -229,6 +247,7 @@ def main() -> int:
     ended = time.monotonic()
     elapsed = ended - started
     redis_bill = redis_calls(client)
+    extract_cpu, extracted = extraction_in_workers(client)
     rss_end = {pid: rss_mb(pid) for name in ("fetch", "process") for pid in proc_tree(procs[name].pid)}
     cpu1 = {name: sum(cpu_seconds(p) for p in proc_tree(procs[name].pid)) for name in ("fetch", "process")}
     own1 = {name: cpu_seconds(pid) for name, pid in roles.items()}
@@ -288,6 +307,13 @@ def main() -> int:
     print(f"| extraction alone, pages per CPU-second (before / after the run) | {extract_rate:.1f} "
           f"({extract_before:.1f} / {extract_after:.1f}) |")
     print(f"| pipeline efficiency = e2e / ({cores} cores x extraction) | {e2e / (cores * extract_rate):.2f} |")
+    if extracted:
+        # both halves of this split are measured over the same seconds, so the machine's drift cancels
+        in_workers = extract_cpu / extracted
+        print(f"| extraction CPU per page in the workers / alone | {in_workers * 1000:.1f} ms / "
+              f"{1000 / extract_rate:.1f} ms (ratio {in_workers * extract_rate:.2f}) |")
+        print(f"| extraction's share of the machine (worker extraction CPU / ({cores} cores x clock)) "
+              f"| {extract_cpu / (cores * (ended - (first_fetch or started))):.2f} |")
     if baseline_rate:
         print(f"| baseline (one process, requests + trafilatura) pages/s | {baseline_rate:.1f} |")
         print(f"| speed-up over the baseline | {e2e / baseline_rate:.2f}x |")

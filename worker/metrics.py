@@ -27,6 +27,9 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "wire_robots_denied_total": ("Fetches refused by robots.txt.", ("source",)),
     "wire_discovered_total": ("New candidate URLs found by discovery.", ("source",)),
     "wire_skipped_total": ("Pages skipped with a recorded reason.", ("source", "reason")),
+    # CPU time of the extracting thread: wire_extract_seconds is wall time, which on a busy
+    # machine also counts waiting for a core; this is what extraction costs the machine
+    "wire_extract_cpu_seconds_total": ("CPU seconds spent extracting pages.", ()),
 }
 HISTOGRAMS: dict[str, tuple[str, tuple[str, ...], tuple[float, ...]]] = {
     "wire_fetch_seconds": ("Time to fetch one page.", ("source",),

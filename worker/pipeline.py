@@ -438,9 +438,10 @@ def extract_page(ref: dict[str, Any], raw: bytes | None, deps: Deps, batch: Metr
         work.outcome, work.delete = Outcome(status="skipped", reason="page_gone"), False
         return work
     html = page_bytes.unpack(raw)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     article = extract(html, ref["final_url"], charset=ref.get("charset"), rules=source.rules)
     batch.observe("wire_extract_seconds", time.perf_counter() - started)
+    batch.inc("wire_extract_cpu_seconds_total", time.thread_time() - cpu)
     work.bot_wall = article.not_article == "bot_wall"
     if work.bot_wall:  # the breaker's answer (pause or not) is needed now; a real page's reset can wait
         note_bot_wall(deps, ref["final_url"], article)

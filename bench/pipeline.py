@@ -53,6 +53,7 @@ from loopback import (  # noqa: E402
     redis_calls,
     rss_mb,
     start_page_server,
+    worker_env,
 )
 
 sys.path.insert(0, str(ROOT))
@@ -175,14 +176,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="wire-bench-"))
     redis_proc = start_redis(work / "redis", appendonly=False)
     server, ports = start_page_server(page_files, hosts, per_host)
-    sources = work / "sources.yaml"
-    sources.write_text("sources:\n" + "".join(
-        f"- name: host{i}\n  sitemaps: ['http://{h}:{ports[h]}/sitemap.xml']\n  interval: 1h\n  rate: 10000\n"
-        for i, h in enumerate(hosts)))
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("WIRE_")},
-           "WIRE_REDIS_URL": redis_proc.url, "WIRE_SOURCES": str(sources), "WIRE_ALLOW_PRIVATE_ADDRESSES": "1",
-           "WIRE_LOG_LEVEL": "WARNING", "WIRE_LOG_FORMAT": "json", "WIRE_DATA_DIR": str(work / "data"),
-           "WIRE_ITEMS_MAXLEN": str(n * 2), **dict(x.split("=", 1) for x in args.set)}
+    env = worker_env(work, redis_proc.url, hosts, ports,
+                     {"WIRE_ITEMS_MAXLEN": str(n * 2), **dict(x.split("=", 1) for x in args.set)})
     cmd = [sys.executable, "-m", "worker.cli"]
     procs = {
         "fetch": subprocess.Popen(cmd + ["worker", "--queues", "discover,fetch", "--pool", "threads",

@@ -80,30 +80,33 @@ def main() -> int:
                                "threads", "--concurrency", str(args.threads), "--name", "fetch"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     client = redis_lib.Redis.from_url(redis_proc.url)
-    # URLs interleaved across hosts, as several sources' discoveries would enqueue them
-    by_host = [page_urls(hosts, ports, per_host)[i * per_host:(i + 1) * per_host] for i in range(len(hosts))]
-    urls = [u for row in zip(*by_host, strict=True) for u in row]
-    source_of = {h: f"host{i}" for i, h in enumerate(hosts)}
+    # candidates interleaved across hosts, as several sources' discoveries would enqueue them
+    # (page_urls lists them host by host; worker_env names host i's source "host{i}")
+    by_host = page_urls(hosts, ports, per_host)
+    candidates = [Candidate(url=by_host[i * per_host + j], source=f"host{i}").to_json()
+                  for j in range(per_host) for i in range(len(hosts))]
+
+    def cpu_now() -> dict[str, float]:
+        return {"fetch worker": sum(cpu_seconds(p) for p in proc_tree(worker.pid)),
+                "redis-server": cpu_seconds(redis_proc.process.pid), "page server": cpu_seconds(server.pid)}
+
     time.sleep(3.0)  # the worker connects
     rows = []
     try:
         for rnd in range(args.rounds + 1):
-            chunk = urls[rnd * args.pages:(rnd + 1) * args.pages]
+            chunk = candidates[rnd * args.pages:(rnd + 1) * args.pages]
             target = (rnd + 1) * args.pages
             client.config_resetstat()
-            cpu0 = {"fetch worker": sum(cpu_seconds(p) for p in proc_tree(worker.pid)),
-                    "redis-server": cpu_seconds(redis_proc.process.pid), "page server": cpu_seconds(server.pid)}
+            cpu0 = cpu_now()
             started = time.monotonic()
-            tasks.enqueue_fetches([Candidate(url=u, source=source_of[u.split("/")[2].split(":")[0]]).to_json()
-                                   for u in chunk], size=settings.fetch_batch)
+            tasks.enqueue_fetches(chunk, size=settings.fetch_batch)
             while int(client.hget("wire:stats", "fetched") or 0) < target:
                 if time.monotonic() - started > 600:
                     raise SystemExit(f"round {rnd}: pages not all fetched after 600 s")
                 time.sleep(0.01)
             elapsed = time.monotonic() - started
             bill = redis_calls(client)
-            cpu = {"fetch worker": sum(cpu_seconds(p) for p in proc_tree(worker.pid)),
-                   "redis-server": cpu_seconds(redis_proc.process.pid), "page server": cpu_seconds(server.pid)}
+            cpu = cpu_now()
             row = {name: (cpu[name] - cpu0[name]) / args.pages * 1000 for name in cpu}
             row["pages/s"] = args.pages / elapsed
             row["round trips"] = bill["reads"] / args.pages

@@ -109,10 +109,11 @@ class Fetcher:
         self.politeness.sleep_for_slot(host, int(reply[1]))
         headers = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5" if kind == "page"
                    else "application/rss+xml,application/atom+xml,application/feed+json,application/xml;q=0.9,*/*;q=0.5"}
-        if len(reply) > 2 and reply[2]:
-            headers["If-None-Match"] = as_text(reply[2])
-        if len(reply) > 3 and reply[3]:
-            headers["If-Modified-Since"] = as_text(reply[3])
+        etag, last_modified = reply[2], reply[3]  # the 'go' reply; nil when not stored or not asked
+        if etag:
+            headers["If-None-Match"] = as_text(etag)
+        if last_modified:
+            headers["If-Modified-Since"] = as_text(last_modified)
         try:
             resp = get(url, user_agent=self.user_agent, limits=self.limits, headers=headers,
                        before_hop=lambda hop: self._before_hop(hop, rate))

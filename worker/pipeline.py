@@ -321,12 +321,19 @@ def fetch(candidate: Candidate, deps: Deps, *, force: bool = False, pipe: Any = 
     the caller executes it before handing the page on: a fetch task stores a
     process batch's pages in one round trip.
     """
+    if pipe is not None:
+        return _fetch_into(candidate, deps, force, pipe)
+    own = deps.redis.pipeline(transaction=False)
+    result = _fetch_into(candidate, deps, force, own)
+    own.execute()
+    return result
+
+
+def _fetch_into(candidate: Candidate, deps: Deps, force: bool, pipe: Any) -> Fetched | Outcome:
+    """`fetch` with the page's writes queued on `pipe` (a transient error's counter is written at once)."""
     source = deps.source(candidate.source)
     started = time.monotonic()
     batch = MetricsBatch()
-    own = pipe is None
-    if own:
-        pipe = deps.redis.pipeline(transaction=False)
     try:
         got = deps.fetcher.fetch(candidate.url, rate=source.rate, kind="page", conditional=not force)
     except PermanentFetchError as exc:
@@ -336,8 +343,6 @@ def fetch(candidate: Candidate, deps: Deps, *, force: bool = False, pipe: Any = 
         batch.inc("wire_skipped_total", source=source.name, reason=exc.reason)
         batch.flush_into(pipe, deps.keys.metrics())
         pipe.hincrby(deps.keys.stats(), "skipped", 1)
-        if own:
-            pipe.execute()
         return Outcome(status="skipped", reason=exc.reason, detail={"error": str(exc)})
     except FetchError as exc:
         batch.inc("wire_pages_fetched_total", source=source.name, status=_status_label(exc))
@@ -349,8 +354,6 @@ def fetch(candidate: Candidate, deps: Deps, *, force: bool = False, pipe: Any = 
         batch.inc("wire_pages_fetched_total", source=source.name, status="304")
         batch.flush_into(pipe, deps.keys.metrics())
         pipe.hincrby(deps.keys.stats(), "not_modified", 1)
-        if own:
-            pipe.execute()
         return Outcome(status="not_modified", reason="not_modified")
     batch.inc("wire_pages_fetched_total", source=source.name, status=str(got.status))
     stamp = int(got.fetched_at * 1000)
@@ -358,8 +361,6 @@ def fetch(candidate: Candidate, deps: Deps, *, force: bool = False, pipe: Any = 
     pipe.set(page_key, page_bytes.pack(got.content), ex=PAGE_TTL)
     pipe.hincrby(deps.keys.stats(), "fetched", 1)
     batch.flush_into(pipe, deps.keys.metrics())
-    if own:
-        pipe.execute()
     return Fetched(ref={
         "url": candidate.url,
         "source": candidate.source,

@@ -34,7 +34,7 @@ from lxml.html import HtmlElement, HTMLParser, document_fromstring
 
 from worker.models import Article, Rules
 
-from .body import drop_furniture, trafilatura_paragraphs
+from .body import MAX_PARAGRAPH_CHARS, drop_furniture, trafilatura_paragraphs
 from .decode import decode_html
 from .metadata import Metadata, extract_metadata, is_person_name
 from .rules import apply_strip, rule_body
@@ -54,8 +54,6 @@ MAX_ELEMENTS = 25_000
 # data: images come close, and images are not text), so such tags lose their
 # attributes before parsing.
 _HUGE_TAG = re.compile(r"<([a-zA-Z][\w:-]*)[^<>]{20000,}>")
-# A single text node this long is not an article paragraph; cut it.
-MAX_PARAGRAPH_CHARS = 50_000
 # fewer words than this is no story (a stray "t" left by a broken page), while a
 # one-line wire flash ("Magnitude 7.1 quake strikes off Japan") still passes
 MIN_BODY_WORDS = 5

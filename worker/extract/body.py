@@ -54,6 +54,10 @@ _CALL_TO_ACTION = re.compile(
     re.I,
 )
 _LINE_SPLIT = re.compile(r"\n+")
+# A single text node this long is not an article paragraph: it is cut here,
+# before the per-line regexes, which would otherwise spend ~0.6 s on 7.5 MB of
+# one node only for the result to be cut afterwards.
+MAX_PARAGRAPH_CHARS = 50_000
 _WS = re.compile(r"[ \t\u00a0\u2009\u200a\u202f]+")
 
 
@@ -105,7 +109,7 @@ def _text(el: _Element) -> str:
             parts.append(" | ")
 
     walk(el)
-    return "\n".join(_WS.sub(" ", line).strip(" |") for line in "".join(parts).split("\n"))
+    return "\n".join(_WS.sub(" ", line[:MAX_PARAGRAPH_CHARS]).strip(" |") for line in "".join(parts).split("\n"))
 
 
 def _link_density(text: str) -> float:
@@ -118,7 +122,7 @@ def _link_density(text: str) -> float:
 
 
 def _lines(text: str) -> list[str]:
-    lines = (_WS.sub(" ", line).strip() for line in _MARKERS.sub("", text).split("\n"))
+    lines = (_WS.sub(" ", line[:MAX_PARAGRAPH_CHARS]).strip() for line in _MARKERS.sub("", text).split("\n"))
     return [line for line in lines if line]
 
 
@@ -169,7 +173,7 @@ def _keep_block(el: _Element, text: str, previous: _Element | None, seen_prose: 
 def split_paragraphs(text: str) -> list[str]:
     out = []
     for line in _LINE_SPLIT.split(text):
-        line = _WS.sub(" ", line).strip()
+        line = _WS.sub(" ", line[:MAX_PARAGRAPH_CHARS]).strip()
         if line:
             out.append(line)
     return out

@@ -34,7 +34,7 @@ def make(host, index):
     class H(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         # headers and body go out in two writes: with Nagle on, the body's tail waited
-        # for the client's delayed ACK, and 4 in 10 responses took 40 ms instead of 0.3
+        # for the client's delayed ACK, and about 4 responses in 10 took 40 ms instead of 0.3
         disable_nagle_algorithm = True
         def log_message(self, *a): pass
         def do_GET(self):

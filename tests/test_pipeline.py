@@ -13,7 +13,7 @@ from tests.helpers import test_settings
 from tests.sites import STORIES, SiteServer, sources_yaml, syndication_sites
 from worker import pipeline
 from worker.errors import TransientFetchError
-from worker.metrics import _field, counter_sum
+from worker.metrics import counter_sum
 from worker.models import Candidate, Outcome
 from worker.settings import parse_sources
 
@@ -143,7 +143,7 @@ def test_metrics_count_every_page(deps: pipeline.Deps, r: redis.Redis) -> None:
     assert counter_sum(r, key, "wire_pages_fetched_total", source="alpha", status="404") == 1
     # the extracting thread's CPU time: some, and no more than the wall time extraction took
     cpu = counter_sum(r, key, "wire_extract_cpu_seconds_total")
-    wall = float(r.hget(key, _field("wire_extract_seconds_sum", {})) or 0)
+    wall = counter_sum(r, key, "wire_extract_seconds_sum")
     assert 0 < cpu <= wall * 1.05 + 0.01
 
 

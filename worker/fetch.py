@@ -130,8 +130,7 @@ class Fetcher:
         verdict = self.politeness.robots(url, rate)
         if not verdict.allowed:
             raise PermanentFetchError("redirected to a path disallowed by robots.txt", reason="robots_denied")
-        if self.politeness.wait_turn(host, rate, verdict.crawl_delay):
-            self.politeness.check_paused(host)
+        self.politeness.wait_turn(host, rate, verdict.crawl_delay, recheck=True)
 
     def _classify(self, resp: Response, kind: str, now: float) -> Page | NotModified:
         status = resp.status

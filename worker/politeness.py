@@ -252,14 +252,15 @@ class Politeness:
             rps = min(rps, 1.0 / crawl_delay)
         return max(1, int(1000.0 / rps))
 
-    def wait_turn(self, host: str, rate: float | None, crawl_delay: float | None) -> float:
+    def wait_turn(self, host: str, rate: float | None, crawl_delay: float | None, *, recheck: bool = False) -> float:
         """Block until this process may send a request to `host`, or raise HostPaused to park.
 
-        Returns the seconds waited (0 when the slot was free at once).
+        Returns the seconds waited (0 when the slot was free at once); `recheck`
+        as in `sleep_for_slot`.
         """
         wait_ms = int(self._pace(keys=[self.keys.host_rate(host)],
                                  args=[self.interval_ms(rate, crawl_delay), int(self.max_wait * 1000)]))
-        return self.sleep_for_slot(host, wait_ms, recheck=False)
+        return self.sleep_for_slot(host, wait_ms, recheck=recheck)
 
     def sleep_for_slot(self, host: str, wait_ms: int, *, recheck: bool = True) -> float:
         """Act on a slot reservation's reply: park (HostPaused) when the slot was too far, else sleep until it.

@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loopback import (  # noqa: E402
     DEFAULT_DATA,
     ROOT,
+    allocator,
     cpu_seconds,
     load_pages,
     machine_cpu,
@@ -78,8 +79,26 @@ COMPONENTS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
+def _extract_call_site() -> str:
+    """`worker/pipeline.py:<line>` of the `extract(` call in extract_page.
+
+    A sample whose leaf is that line, with no frame below it, is extraction
+    freeing its trees as its frame is popped (py-spy shows the caller's line
+    then): it counts as extraction, not as the pipeline code around it.
+    """
+    source = (ROOT / "worker" / "pipeline.py").read_text().splitlines()
+    line = next((i for i, text in enumerate(source, 1) if "= extract(" in text), 0)
+    return f"worker/pipeline.py:{line}"
+
+
+EXTRACT_CALL = _extract_call_site()
+
+
 def component(stack: str) -> str:
-    for frame in reversed(stack.split(";")):
+    frames = stack.split(";")
+    if frames[-1].endswith(f"({EXTRACT_CALL})"):
+        return "extraction (worker.extract, trafilatura, lxml)"
+    for frame in reversed(frames):
         path = frame[frame.rfind("(") + 1 : frame.rfind(":")] if frame.endswith(")") else ""
         for name, prefixes in COMPONENTS:
             if path.startswith(prefixes) or any(f"/{p}" in path for p in prefixes):
@@ -243,6 +262,7 @@ def main() -> int:
     elapsed = ended - started
     redis_bill = redis_calls(client)
     extract_cpu, extracted = extraction_in_workers(client)
+    worker_malloc = allocator(proc_tree(procs["process"].pid)[-1])
     rss_end = {pid: rss_mb(pid) for name in ("fetch", "process") for pid in proc_tree(procs[name].pid)}
     cpu1 = {name: sum(cpu_seconds(p) for p in proc_tree(procs[name].pid)) for name in ("fetch", "process")}
     own1 = {name: cpu_seconds(pid) for name, pid in roles.items()}
@@ -312,6 +332,7 @@ def main() -> int:
     if baseline_rate:
         print(f"| baseline (one process, requests + trafilatura) pages/s | {baseline_rate:.1f} |")
         print(f"| speed-up over the baseline | {e2e / baseline_rate:.2f}x |")
+    print(f"| allocator: process children / extraction alone | {worker_malloc} / {allocator()} |")
     for pid in sorted(peak):
         at = rss_at_1000.get(pid)
         end = rss_end.get(pid, 0.0)

@@ -17,6 +17,7 @@ import redis
 
 from tests.helpers import descendants, wait_for
 from tests.sites import SiteServer, sources_yaml, syndication_sites
+from worker.malloc import find_jemalloc, in_use
 from worker.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +30,20 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _maps(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return ""
 
 
 def test_run_publishes_and_stops_cleanly(tmp_path: Path, prefix: str) -> None:
@@ -63,6 +78,12 @@ def test_run_publishes_and_stops_cleanly(tmp_path: Path, prefix: str) -> None:
         assert 'wire_pages_fetched_total{source="alpha",status="404"} 1.0' in text
         family = descendants(proc.pid)
         assert len(family) >= 5  # redis, 2 workers (+ pool children), beat, serve
+        # the allocator: jemalloc in every wire process when it is installed (WIRE_MALLOC=auto), and said so
+        wanted = "jemalloc" if find_jemalloc() else "glibc malloc"
+        pythons = [p for p in family if "worker.cli" in _cmdline(p)]
+        assert len(pythons) >= 4 and {in_use(_maps(p)) for p in pythons} == {wanted}, output()
+        assert re.search(rf"started worker-fetch, .* on {wanted}", output())
+        assert f'"malloc": "{wanted}"' in output()  # each worker's "worker starting" line
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
         deadline = time.monotonic() + 10

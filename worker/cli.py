@@ -73,7 +73,12 @@ def worker(queues: str, pool: str, concurrency: int | None, name: str) -> None:
     app = _app(settings, sources)
     client = redis.Redis.from_url(settings.broker)
     from .keys import Keys
+    from .logs import get_logger
+    from .malloc import in_use
 
+    # which allocator this process got (LD_PRELOAD is read before Python starts): see worker.malloc
+    get_logger("wire.cli").info("worker starting", queues=queues, pool=pool, concurrency=concurrency,
+                                malloc=in_use())
     _wait_for_redis(client)
     client.set(Keys.for_prefix(settings.key_prefix).started(), time.time())
     argv = ["worker", "-Q", queues, "-P", pool, "-n", f"{name}@%h", "--without-gossip", "--without-mingle",

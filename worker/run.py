@@ -19,6 +19,7 @@ from pathlib import Path
 
 import redis
 
+from . import malloc
 from .keys import Keys, as_text
 from .redis_server import RedisProcess, start_redis
 from .settings import Settings
@@ -46,6 +47,9 @@ def summary_line(client: redis.Redis, keys: Keys) -> str:
 
 def run(settings: Settings, *, progress_every: float = 10.0) -> int:
     env = dict(os.environ)
+    # before anything starts: WIRE_MALLOC=jemalloc without the library is a config error
+    allocator = malloc.choose(settings.malloc, env, library=malloc.find_jemalloc())
+    env.update(allocator.env)
     embedded: RedisProcess | None = None
     if not settings.redis_url:
         data = Path(settings.data_dir).resolve() / "redis"
@@ -67,7 +71,8 @@ def run(settings: Settings, *, progress_every: float = 10.0) -> int:
     try:
         for name, argv in _children(settings):
             procs.append((name, subprocess.Popen(argv, env=env, start_new_session=True)))
-        print(f"wire: started {', '.join(n for n, _ in procs)}; Ctrl-C stops", file=sys.stderr, flush=True)
+        print(f"wire: started {', '.join(n for n, _ in procs)} on {allocator.detail}; Ctrl-C stops",
+              file=sys.stderr, flush=True)
         client = redis.Redis.from_url(redis_url)
         keys = Keys.for_prefix(settings.key_prefix, settings.items_stream)
         next_line = time.monotonic() + progress_every

@@ -17,6 +17,7 @@ import yaml
 
 from .errors import ConfigError
 from .keys import DEDUP_WINDOW
+from .malloc import MODES as MALLOC_MODES
 from .models import Listing, Route, Rules, Source
 
 DEFAULT_USER_AGENT = "wire/0.1 (+https://github.com/wire-news/wire; news ingestion bot)"
@@ -73,6 +74,7 @@ class Settings:
     bot_wall_limit: int = 5  # challenge pages in a row from one host that pause it
     bot_wall_pause: float = 600.0  # first pause of that host, seconds; doubles on each further trip
     task_events: bool = True  # Celery task events, for Flower and celery-exporter (wire's /metrics needs none)
+    malloc: str = "auto"  # the allocator `wire run` starts its processes on (worker.malloc)
 
     @property
     def soft_time_limit(self) -> int:
@@ -138,6 +140,10 @@ class Settings:
             dedup_window = parse_duration(window) if window else DEDUP_WINDOW
         except ValueError as exc:
             raise ConfigError("environment", "WIRE_DEDUP_WINDOW", str(exc)) from None
+        malloc_mode = (get("WIRE_MALLOC") or "auto").lower()
+        if malloc_mode not in MALLOC_MODES:
+            raise ConfigError("environment", "WIRE_MALLOC",
+                              f"expected one of {', '.join(MALLOC_MODES)}, got {malloc_mode!r}")
         prefix = get("WIRE_KEY_PREFIX") or "wire"
         if not re.fullmatch(r"[A-Za-z0-9_.:-]+", prefix):
             raise ConfigError("environment", "WIRE_KEY_PREFIX", f"invalid characters in {prefix!r}")
@@ -170,6 +176,7 @@ class Settings:
             bot_wall_limit=number("WIRE_BOT_WALL_LIMIT", 5, int, 1),
             bot_wall_pause=number("WIRE_BOT_WALL_PAUSE", 600.0, float, 1),
             task_events=flag("WIRE_TASK_EVENTS", default=True),
+            malloc=malloc_mode,
         )
         if settings.visibility_timeout < settings.task_time_limit + 10:
             raise ConfigError("environment", "WIRE_VISIBILITY_TIMEOUT",

@@ -1,13 +1,13 @@
 """Which malloc the worker processes run on: jemalloc when it is installed, else glibc's.
 
-lxml builds and frees a tree for every page. In five benchmark runs under
-glibc's malloc, a prefork child extracted a page 5-24% slower than a fresh
-process extracting the same pages alone; under jemalloc, in five runs
-interleaved with those, -1% to +11%, and the pipeline ran 0-22% faster
-(README, Performance). The Docker image preloads jemalloc with
-`LD_PRELOAD`; `wire run` does the same for the processes it starts (an
-allocator can only be chosen before a process starts), and every worker
-logs the allocator it runs on.
+lxml builds and frees a tree for every page, and jemalloc serves that
+pattern better than glibc's malloc: extraction alone ran 4-27% faster under
+it in four alternating pairs of passes on this project's machine (4-9% in
+earlier sessions), and the whole pipeline was faster in five of seven
+interleaved benchmark pairs (README, Performance). The Docker image preloads
+jemalloc with `LD_PRELOAD`; `wire run` does the same for the processes it
+starts (an allocator can only be chosen before a process starts), and every
+worker logs the allocator it runs on.
 
 `WIRE_MALLOC`: `auto` (the default) preloads jemalloc when it is found and
 falls back to glibc's; `jemalloc` requires it; `system` leaves glibc's.

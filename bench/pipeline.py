@@ -12,9 +12,14 @@ prefork pool of 2) and `wire beat` against a private Redis, and reports:
   discovery of every URL, which no page waits on in a running deployment);
   CPU seconds per page of the worker processes, peak RSS per worker process,
   RSS at page ~1,000 and at the end;
-- our extraction alone, pages per CPU-second, on the same pages (mean of a
-  measurement before and one after the run), and the
-  pipeline efficiency = end-to-end pages/s / (cores x extraction pages/CPU-s);
+- our extraction alone, pages per CPU-second, on the same pages, and the
+  pipeline efficiency = end-to-end pages/s / (cores x extraction pages/CPU-s).
+  This machine's speed drifts by up to a fifth within a minute, so extraction
+  alone is measured before the run, after it, and during it: every
+  --pause-every pages (default 500) the workers are stopped (SIGSTOP to their
+  process groups), one pass over the pages is timed, and they go on
+  (SIGCONT). The pauses are taken out of the clock and out of the machine's
+  CPU bill; the denominator is the mean of all the passes;
 - the baseline a user would otherwise write: one process looping requests +
   trafilatura over the same URLs, and our speed-up over it;
 - Redis's side, per page: round trips, commands (by name), server time and
@@ -120,10 +125,10 @@ def profile_report(raw_files: list[Path]) -> list[tuple[str, int]]:
 def extraction_rate(page_files: list[Path]) -> float:
     """Our extraction alone over the distinct pages, pages per CPU-second of this process.
 
-    Measured before the pipeline run and again after it, and the mean is the
-    denominator of the efficiency: this machine's speed drifts by 10% from
-    minute to minute, and one measurement on one side of the run moved the
-    ratio by as much.
+    Measured before the pipeline run, during it (workers stopped) and after
+    it, and the mean is the denominator of the efficiency: this machine's
+    speed drifts by up to a fifth within a minute, and a measurement on one
+    side of the run moved the ratio by as much.
     """
     from worker.extract import extract
 
@@ -133,6 +138,35 @@ def extraction_rate(page_files: list[Path]) -> float:
     for b in blobs:
         extract(b)
     return len(blobs) / (time.process_time() - t0)
+
+
+def measure_with_workers_stopped(groups: list[int], page_files: list[Path]) -> float:
+    """Extraction alone (pages per CPU-second) while the workers' process groups are stopped.
+
+    SIGSTOP freezes every process of a worker (the prefork children too)
+    wherever it is; nothing it holds times out in a few seconds (Redis
+    sockets, the visibility timeout, task time limits), and SIGCONT lets it
+    go on where it stopped.
+    """
+    for pgid in groups:
+        os.killpg(pgid, signal.SIGSTOP)
+    try:
+        members = [pid for pgid in groups for pid in proc_tree(pgid)]
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and not all(_stopped(pid) for pid in members):
+            time.sleep(0.005)
+        return extraction_rate(page_files)
+    finally:
+        for pgid in groups:
+            os.killpg(pgid, signal.SIGCONT)
+
+
+def _stopped(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True  # gone
+    return state in ("T", "t", "Z")
 
 
 def extraction_in_workers(client: Any) -> tuple[float, int]:
@@ -181,6 +215,9 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], metavar="WIRE_X=VALUE",
                     help="extra worker setting, e.g. --set WIRE_TASK_EVENTS=false (repeatable)")
     ap.add_argument("--profile", type=Path, default=None, help="sample the workers with py-spy into this directory")
+    ap.add_argument("--pause-every", type=int, default=500,
+                    help="stop the workers every N pages to measure extraction alone during the run (0: never; "
+                         "never with --profile)")
     args = ap.parse_args()
     if not (args.data / "pages").is_dir():
         print(f"no pages under {args.data}", file=sys.stderr)
@@ -236,6 +273,11 @@ def main() -> int:
     peak: dict[int, float] = {}
     rss_at_1000: dict[int, float] = {}
     done = 0
+    # extraction alone measured during the run, with the workers stopped (see the module's docstring)
+    during: list[float] = []
+    paused = 0.0  # seconds the workers were stopped for those measurements
+    paused_cpu = 0.0  # the machine's CPU seconds in the pauses (the measurement itself)
+    next_pause = args.pause_every if args.pause_every > 0 and not args.profile else None
     # the loop's own cost is kept off the machine the workers share: the process
     # tree (a scan of /proc, ~2 ms) is read once a second, not at every poll
     watched: list[int] = []
@@ -256,9 +298,16 @@ def main() -> int:
                 rss_at_1000[pid] = rss
         if done >= n or now - started > 1800:
             break
+        if next_pause is not None and done >= next_pause:
+            p0, m0 = time.monotonic(), machine_cpu()
+            during.append(measure_with_workers_stopped([procs["fetch"].pid, procs["process"].pid], page_files))
+            paused += time.monotonic() - p0
+            paused_cpu += machine_cpu() - m0
+            next_pause += args.pause_every
+            continue
         # the first fetch and the last decision are timed closely (20 ms): they start and stop the clock
         time.sleep(0.02 if first_fetch is None or done >= n - 100 else 0.25)
-    ended = time.monotonic()
+    ended = time.monotonic() - paused  # the clock without the pauses
     elapsed = ended - started
     redis_bill = redis_calls(client)
     extract_cpu, extracted = extraction_in_workers(client)
@@ -267,7 +316,7 @@ def main() -> int:
     cpu1 = {name: sum(cpu_seconds(p) for p in proc_tree(procs[name].pid)) for name in ("fetch", "process")}
     own1 = {name: cpu_seconds(pid) for name, pid in roles.items()}
     kids1 = sum(cpu_seconds(p) for p in proc_tree(procs["process"].pid)[1:])
-    machine1 = machine_cpu()
+    machine1 = machine_cpu() - paused_cpu
     by_role = {name: own1[name] - own0[name] for name in roles}
     by_role["process worker (children)"] = kids1 - kids0
     by_role["fetch worker"] = cpu1["fetch"] - cpu0["fetch"]
@@ -293,7 +342,8 @@ def main() -> int:
 
     # extraction alone, same pages, this process, again after the run (see extraction_rate)
     extract_after = extraction_rate(page_files)
-    extract_rate = (extract_before + extract_after) / 2
+    passes = [extract_before, *during, extract_after]
+    extract_rate = sum(passes) / len(passes)
 
     baseline_rate = None
     if not args.skip_baseline:
@@ -319,8 +369,11 @@ def main() -> int:
     print(f"| end-to-end pages/s, from beat start (start-up, discovery of {n} URLs: "
           f"{(first_fetch or started) - started:.1f} s) | {e2e_all:.1f} |")
     print(f"| worker CPU seconds per page | {cpu_total / max(done, 1) * 1000:.1f} ms |")
-    print(f"| extraction alone, pages per CPU-second (before / after the run) | {extract_rate:.1f} "
-          f"({extract_before:.1f} / {extract_after:.1f}) |")
+    print(f"| extraction alone, pages per CPU-second (mean of: before / during, workers stopped / after) "
+          f"| {extract_rate:.1f} ({extract_before:.1f} / {' '.join(f'{x:.1f}' for x in during) or '-'} / "
+          f"{extract_after:.1f}) |")
+    if during:
+        print(f"| pauses for those measurements (out of the clock) | {len(during)}, {paused:.1f} s |")
     print(f"| pipeline efficiency = e2e / ({cores} cores x extraction) | {e2e / (cores * extract_rate):.2f} |")
     if extracted:
         # both halves of this split are measured over the same seconds, so the machine's drift cancels

@@ -103,15 +103,6 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def allocator(pid: int | str = "self") -> str:
-    """The malloc a process runs on: jemalloc when it is mapped (LD_PRELOAD, as the Docker image does), else glibc's."""
-    try:
-        maps = Path(f"/proc/{pid}/maps").read_text()
-    except OSError:
-        return "unknown"
-    return "jemalloc" if "libjemalloc" in maps else "glibc malloc"
-
-
 def machine_cpu() -> float:
     """CPU seconds all cores spent not idle, from /proc/stat."""
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]

@@ -14,7 +14,7 @@ prefork pool of 2) and `wire beat` against a private Redis, and reports:
   RSS at page ~1,000 and at the end;
 - our extraction alone, pages per CPU-second, on the same pages, and the
   pipeline efficiency = end-to-end pages/s / (cores x extraction pages/CPU-s).
-  This machine's speed drifts by up to a fifth within a minute, so extraction
+  This machine's speed drifts by up to a half within a minute, so extraction
   alone is measured before the run, after it, and during it: every
   --pause-every pages (default 500) the workers are stopped (SIGSTOP to their
   process groups), one pass over the pages is timed, and they go on
@@ -50,7 +50,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loopback import (  # noqa: E402
     DEFAULT_DATA,
     ROOT,
-    allocator,
     cpu_seconds,
     load_pages,
     machine_cpu,
@@ -127,7 +126,7 @@ def extraction_rate(page_files: list[Path]) -> float:
 
     Measured before the pipeline run, during it (workers stopped) and after
     it, and the mean is the denominator of the efficiency: this machine's
-    speed drifts by up to a fifth within a minute, and a measurement on one
+    speed drifts by up to a half within a minute, and a measurement on one
     side of the run moved the ratio by as much.
     """
     from worker.extract import extract
@@ -222,6 +221,7 @@ def main() -> int:
     if not (args.data / "pages").is_dir():
         print(f"no pages under {args.data}", file=sys.stderr)
         return 2
+    from worker.malloc import in_use as malloc_in_use
     from worker.redis_server import start_redis
 
     page_files = load_pages(args.data)
@@ -311,7 +311,7 @@ def main() -> int:
     elapsed = ended - started
     redis_bill = redis_calls(client)
     extract_cpu, extracted = extraction_in_workers(client)
-    worker_malloc = allocator(proc_tree(procs["process"].pid)[-1])
+    worker_malloc = malloc_in_use(proc_tree(procs["process"].pid)[-1])
     rss_end = {pid: rss_mb(pid) for name in ("fetch", "process") for pid in proc_tree(procs[name].pid)}
     cpu1 = {name: sum(cpu_seconds(p) for p in proc_tree(procs[name].pid)) for name in ("fetch", "process")}
     own1 = {name: cpu_seconds(pid) for name, pid in roles.items()}
@@ -385,7 +385,7 @@ def main() -> int:
     if baseline_rate:
         print(f"| baseline (one process, requests + trafilatura) pages/s | {baseline_rate:.1f} |")
         print(f"| speed-up over the baseline | {e2e / baseline_rate:.2f}x |")
-    print(f"| allocator: process children / extraction alone | {worker_malloc} / {allocator()} |")
+    print(f"| allocator: process children / extraction alone | {worker_malloc} / {malloc_in_use()} |")
     for pid in sorted(peak):
         at = rss_at_1000.get(pid)
         end = rss_end.get(pid, 0.0)

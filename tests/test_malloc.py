@@ -62,10 +62,11 @@ def test_find_jemalloc_takes_the_first_installed_file(tmp_path: Path) -> None:
     assert malloc.find_jemalloc([str(tmp_path / "missing" / "libjemalloc.so.2")]) is None
 
 
-def test_in_use_reads_the_memory_map() -> None:
-    assert malloc.in_use("7f00-7f10 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n") == "jemalloc"
-    assert malloc.in_use("7f00-7f10 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n") == "glibc malloc"
+def test_the_allocator_is_read_from_the_memory_map() -> None:
+    assert malloc.from_maps("7f00-7f10 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n") == "jemalloc"
+    assert malloc.from_maps("7f00-7f10 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n") == "glibc malloc"
     assert malloc.in_use() in ("jemalloc", "glibc malloc")
+    assert malloc.in_use(2**22 + 1) == "unknown"  # no such process
 
 
 def test_settings_read_wire_malloc() -> None:

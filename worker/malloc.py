@@ -48,8 +48,9 @@ class Choice:
 def choose(mode: str, environ: Mapping[str, str], *, library: str | None) -> Choice:
     """The allocator for processes started with `environ`, given `mode` and the jemalloc `library` found.
 
-    An `LD_PRELOAD` that already names jemalloc (the Docker image's) is kept
-    as it is; another preload is kept, with jemalloc put in front of it.
+    What `LD_PRELOAD` already holds is never taken away, whatever the mode:
+    one that names jemalloc (the Docker image's) is kept as it is, another
+    one is kept with jemalloc put in front of it.
     """
     if mode not in MODES:
         raise ConfigError("environment", "WIRE_MALLOC", f"expected one of {', '.join(MODES)}, got {mode!r}")
@@ -68,11 +69,15 @@ def choose(mode: str, environ: Mapping[str, str], *, library: str | None) -> Cho
     return Choice({"LD_PRELOAD": value}, "jemalloc", f"jemalloc ({library})")
 
 
-def in_use(maps: str | None = None) -> str:
-    """The allocator this process runs on, from its memory map: "jemalloc" or "glibc malloc"."""
-    if maps is None:
-        try:
-            maps = Path("/proc/self/maps").read_text()
-        except OSError:
-            return "unknown"
+def in_use(pid: int | str = "self") -> str:
+    """The allocator a process runs on, from its memory map: "jemalloc", "glibc malloc" or "unknown" (gone)."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return "unknown"
+    return from_maps(maps)
+
+
+def from_maps(maps: str) -> str:
+    """The allocator named by the text of a /proc/<pid>/maps: jemalloc when it is mapped, else glibc's."""
     return "jemalloc" if "libjemalloc" in maps else "glibc malloc"

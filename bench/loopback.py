@@ -67,15 +67,19 @@ asyncio.run(main())
 """
 
 
+def stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ...); None once the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def proc_tree(pid: int) -> list[int]:
     kids: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError):
-                continue
-            kids.setdefault(ppid, []).append(int(entry))
+        if entry.isdigit() and (fields := stat_fields(entry)) is not None:
+            kids.setdefault(int(fields[1]), []).append(int(entry))
     out, todo = [pid], [pid]
     while todo:
         for k in kids.get(todo.pop(), []):
@@ -86,9 +90,8 @@ def proc_tree(pid: int) -> list[int]:
 
 def cpu_seconds(pid: int) -> float:
     """utime+stime of a process and of its reaped children."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+    fields = stat_fields(pid)
+    if fields is None:
         return 0.0
     return sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLK
 

@@ -29,6 +29,14 @@ CANDIDATES = ("/usr/lib/*-linux-gnu/libjemalloc.so.2", "/usr/local/lib/libjemall
 INSTALL_HINT = "apt-get install libjemalloc2"
 
 
+def parse_mode(raw: str | None) -> str:
+    """`WIRE_MALLOC` as one of MODES (case-insensitive, `auto` when unset); ConfigError naming it otherwise."""
+    mode = (raw or "auto").strip().lower()
+    if mode not in MODES:
+        raise ConfigError("environment", "WIRE_MALLOC", f"expected one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
 def find_jemalloc(candidates: Iterable[str] = CANDIDATES) -> str | None:
     """The first installed jemalloc shared library among `candidates` (glob patterns), or None."""
     for pattern in candidates:
@@ -52,8 +60,7 @@ def choose(mode: str, environ: Mapping[str, str], *, library: str | None) -> Cho
     one that names jemalloc (the Docker image's) is kept as it is, another
     one is kept with jemalloc put in front of it.
     """
-    if mode not in MODES:
-        raise ConfigError("environment", "WIRE_MALLOC", f"expected one of {', '.join(MODES)}, got {mode!r}")
+    mode = parse_mode(mode)
     preload = environ.get("LD_PRELOAD", "").strip()
     if "libjemalloc" in preload:
         return Choice({}, "jemalloc", f"jemalloc, preloaded already (LD_PRELOAD={preload})")

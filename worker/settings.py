@@ -17,7 +17,7 @@ import yaml
 
 from .errors import ConfigError
 from .keys import DEDUP_WINDOW
-from .malloc import MODES as MALLOC_MODES
+from .malloc import parse_mode as parse_malloc_mode
 from .models import Listing, Route, Rules, Source
 
 DEFAULT_USER_AGENT = "wire/0.1 (+https://github.com/wire-news/wire; news ingestion bot)"
@@ -140,10 +140,7 @@ class Settings:
             dedup_window = parse_duration(window) if window else DEDUP_WINDOW
         except ValueError as exc:
             raise ConfigError("environment", "WIRE_DEDUP_WINDOW", str(exc)) from None
-        malloc_mode = (get("WIRE_MALLOC") or "auto").lower()
-        if malloc_mode not in MALLOC_MODES:
-            raise ConfigError("environment", "WIRE_MALLOC",
-                              f"expected one of {', '.join(MALLOC_MODES)}, got {malloc_mode!r}")
+        malloc_mode = parse_malloc_mode(get("WIRE_MALLOC"))
         prefix = get("WIRE_KEY_PREFIX") or "wire"
         if not re.fullmatch(r"[A-Za-z0-9_.:-]+", prefix):
             raise ConfigError("environment", "WIRE_KEY_PREFIX", f"invalid characters in {prefix!r}")

@@ -29,7 +29,7 @@ from worker.extract import extract  # noqa: E402
 
 
 def load_pages(folder: Path) -> list[tuple[bytes, str | None]]:
-    pages = []
+    pages: list[tuple[bytes, str | None]] = []
     for path in sorted((folder / "pages").iterdir()):
         data = path.read_bytes()
         if path.suffix == ".gz":

@@ -44,12 +44,11 @@ def rates(blobs: list[bytes], processes: int, passes: int) -> list[float]:
     procs = [mp.Process(target=_extract_passes, args=(blobs, passes, start, out)) for _ in range(processes)]
     for p in procs:
         p.start()
-    got = [out.get() for _ in procs]
-    for p in procs:
+    for p in procs:  # join first: a process that died never puts its rate (a float: the queue cannot fill)
         p.join()
         if p.exitcode:
             raise SystemExit(f"an extraction process exited with {p.exitcode}")
-    return got
+    return [out.get(timeout=5) for _ in procs]
 
 
 def main() -> None:

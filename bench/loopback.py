@@ -106,6 +106,25 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def context_switches(pid: int) -> tuple[int, int] | None:
+    """Voluntary and involuntary context switches of all of a process's threads; None once it is gone.
+
+    Voluntary: the thread slept (waited on a socket, a lock). Involuntary:
+    the scheduler gave its core to another task while it could still run.
+    """
+    vol = invol = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    vol += int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches:"):
+                    invol += int(line.split()[1])
+    except OSError:
+        return None
+    return vol, invol
+
+
 def machine_cpu() -> float:
     """CPU seconds all cores spent not idle, from /proc/stat."""
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]

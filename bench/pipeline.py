@@ -11,7 +11,8 @@ prefork pool of 2) and `wire beat` against a private Redis, and reports:
   numerator), and also from beat start (adding beat's start-up and the
   discovery of every URL, which no page waits on in a running deployment);
   CPU seconds per page of the worker processes, peak RSS per worker process,
-  RSS at page ~1,000 and at the end;
+  RSS at page ~1,000 and at the end; the prefork children's context
+  switches per page (voluntary: they slept; involuntary: preempted);
 - our extraction alone, pages per CPU-second, on the same pages, and the
   pipeline efficiency = end-to-end pages/s / (cores x extraction pages/CPU-s).
   This machine's speed drifts by up to a half within a minute, so extraction
@@ -50,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loopback import (  # noqa: E402
     DEFAULT_DATA,
     ROOT,
+    context_switches,
     cpu_seconds,
     load_pages,
     machine_cpu,
@@ -121,6 +123,17 @@ def profile_report(raw_files: list[Path]) -> list[tuple[str, int]]:
                 name = component(stack)
                 totals[name] = totals.get(name, 0) + int(count)
     return sorted(totals.items(), key=lambda kv: -kv[1])
+
+def child_switches(before: dict[int, tuple[int, int] | None]) -> tuple[int, int] | None:
+    """The children's context switches since `before`, summed; None if a child was replaced meanwhile."""
+    vol = invol = 0
+    for pid, start in before.items():
+        now = context_switches(pid)
+        if start is None or now is None:
+            return None
+        vol, invol = vol + now[0] - start[0], invol + now[1] - start[1]
+    return vol, invol
+
 
 def extraction_rate(blobs: list[bytes]) -> float:
     """Our extraction alone over the distinct pages, pages per CPU-second of this process.
@@ -253,6 +266,8 @@ def main() -> int:
              "process worker (parent)": procs["process"].pid}
     own0 = {name: cpu_seconds(pid) for name, pid in roles.items()}
     kids0 = sum(cpu_seconds(p) for p in proc_tree(procs["process"].pid)[1:])
+    # how often the children slept and how often they were preempted (see the README's Performance)
+    switches0 = {p: context_switches(p) for p in proc_tree(procs["process"].pid)[1:]}
     machine0 = machine_cpu()
     spies: list[tuple[subprocess.Popen[bytes], Path]] = []
     if args.profile:
@@ -314,6 +329,7 @@ def main() -> int:
     cpu1 = {name: sum(cpu_seconds(p) for p in proc_tree(procs[name].pid)) for name in ("fetch", "process")}
     own1 = {name: cpu_seconds(pid) for name, pid in roles.items()}
     kids1 = sum(cpu_seconds(p) for p in proc_tree(procs["process"].pid)[1:])
+    switches = child_switches(switches0)
     machine1 = machine_cpu() - paused_cpu
     by_role = {name: own1[name] - own0[name] for name in roles}
     by_role["process worker (children)"] = kids1 - kids0
@@ -383,6 +399,9 @@ def main() -> int:
     if baseline_rate:
         print(f"| baseline (one process, requests + trafilatura) pages/s | {baseline_rate:.1f} |")
         print(f"| speed-up over the baseline | {e2e / baseline_rate:.2f}x |")
+    if switches is not None:
+        print(f"| context switches per page, process children: voluntary / involuntary "
+              f"| {switches[0] / max(done, 1):.1f} / {switches[1] / max(done, 1):.1f} |")
     print(f"| allocator: process children / extraction alone | {worker_malloc} / {malloc_in_use()} |")
     for pid in sorted(peak):
         at = rss_at_1000.get(pid)

@@ -18,31 +18,28 @@ import argparse
 import multiprocessing as mp
 import statistics
 import sys
-import time
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from extract import DEFAULT_DATA, load_pages  # noqa: E402
+from extract import DEFAULT_DATA, load_pages, pages_per_cpu_second  # noqa: E402
 
 from worker.extract import extract  # noqa: E402
 
+Pages = list[tuple[bytes, str | None]]
 
-def _extract_passes(blobs: list[bytes], passes: int, start: Barrier, out: mp.Queue) -> None:
-    extract(blobs[0])  # warm: first-call costs (regex compilation, imports) are not the question
+
+def _extract_passes(pages: Pages, passes: int, start: Barrier, out: mp.Queue) -> None:
+    extract(pages[0][0])  # warm on a real page: first-call costs (regex compilation, imports) are not the question
     start.wait()
-    t0 = time.process_time()
-    for _ in range(passes):
-        for blob in blobs:
-            extract(blob)
-    out.put(passes * len(blobs) / (time.process_time() - t0))
+    out.put(pages_per_cpu_second(extract, pages, passes))
 
 
-def rates(blobs: list[bytes], processes: int, passes: int) -> list[float]:
+def rates(pages: Pages, processes: int, passes: int) -> list[float]:
     """Pages per CPU-second of each of `processes` processes extracting at the same time."""
     out: mp.Queue = mp.Queue()
     start = mp.Barrier(processes)
-    procs = [mp.Process(target=_extract_passes, args=(blobs, passes, start, out)) for _ in range(processes)]
+    procs = [mp.Process(target=_extract_passes, args=(pages, passes, start, out)) for _ in range(processes)]
     for p in procs:
         p.start()
     for p in procs:  # join first: a process that died never puts its rate (a float: the queue cannot fill)
@@ -59,15 +56,15 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=2, help="passes over the pages per process and measurement")
     args = ap.parse_args()
     mp.set_start_method("fork")
-    blobs = [data for data, _ in load_pages(args.data)]
-    print(f"{len(blobs)} pages, {args.passes} passes per measurement")
+    pages = load_pages(args.data)
+    print(f"{len(pages)} pages, {args.passes} passes per measurement")
     print("| round | one | two at once | one | pair's CPU per page / one's |")
     print("|---|---:|---:|---:|---:|")
     ratios = []
     for n in range(1, args.rounds + 1):
-        before = rates(blobs, 1, args.passes)[0]
-        pair = rates(blobs, 2, args.passes)
-        after = rates(blobs, 1, args.passes)[0]
+        before = rates(pages, 1, args.passes)[0]
+        pair = rates(pages, 2, args.passes)
+        after = rates(pages, 1, args.passes)[0]
         ratio = ((before + after) / 2) / (sum(pair) / 2)
         ratios.append(ratio)
         print(f"| {n} | {before:.1f} | {pair[0]:.1f} {pair[1]:.1f} | {after:.1f} | {ratio:.3f} |", flush=True)

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from extract import pages_per_cpu_second  # noqa: E402
 from loopback import (  # noqa: E402
     DEFAULT_DATA,
     ROOT,
@@ -135,7 +136,7 @@ def child_switches(before: dict[int, tuple[int, int] | None]) -> tuple[int, int]
     return vol, invol
 
 
-def extraction_rate(blobs: list[bytes]) -> float:
+def extraction_rate(pages: list[tuple[bytes, str | None]]) -> float:
     """Our extraction alone over the distinct pages, pages per CPU-second of this process.
 
     Measured before the pipeline run, during it (workers stopped) and after
@@ -145,14 +146,11 @@ def extraction_rate(blobs: list[bytes]) -> float:
     """
     from worker.extract import extract
 
-    extract(blobs[0])
-    t0 = time.process_time()
-    for b in blobs:
-        extract(b)
-    return len(blobs) / (time.process_time() - t0)
+    extract(pages[0][0])  # warm on a real page: first-call costs are not the question
+    return pages_per_cpu_second(extract, pages, 1)
 
 
-def measure_with_workers_stopped(groups: list[int], blobs: list[bytes]) -> float:
+def measure_with_workers_stopped(groups: list[int], pages: list[tuple[bytes, str | None]]) -> float:
     """Extraction alone (pages per CPU-second) while the workers' process groups are stopped.
 
     SIGSTOP freezes every process of a worker (the prefork children too)
@@ -167,7 +165,7 @@ def measure_with_workers_stopped(groups: list[int], blobs: list[bytes]) -> float
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline and not all(_stopped(pid) for pid in members):
             time.sleep(0.005)
-        return extraction_rate(blobs)
+        return extraction_rate(pages)
     finally:
         for pgid in groups:
             os.killpg(pgid, signal.SIGCONT)
@@ -235,8 +233,8 @@ def main() -> int:
     from worker.redis_server import start_redis
 
     page_files = load_pages(args.data)
-    blobs = [p.read_bytes() for p in page_files]  # read once: five passes measure over them
-    extract_before = extraction_rate(blobs)
+    pages: list[tuple[bytes, str | None]] = [(p.read_bytes(), None) for p in page_files]  # read once: five passes measure over them
+    extract_before = extraction_rate(pages)
     per_host = -(-args.pages // args.hosts)
     n = per_host * args.hosts
     hosts = [f"127.0.1.{i + 1}" for i in range(args.hosts)]
@@ -265,9 +263,10 @@ def main() -> int:
     roles = {"redis-server": redis_proc.process.pid, "page server": server.pid, "fetch worker": procs["fetch"].pid,
              "process worker (parent)": procs["process"].pid}
     own0 = {name: cpu_seconds(pid) for name, pid in roles.items()}
-    kids0 = sum(cpu_seconds(p) for p in proc_tree(procs["process"].pid)[1:])
+    children = proc_tree(procs["process"].pid)[1:]
+    kids0 = sum(cpu_seconds(p) for p in children)
     # how often the children slept and how often they were preempted (see the README's Performance)
-    switches0 = {p: context_switches(p) for p in proc_tree(procs["process"].pid)[1:]}
+    switches0 = {p: context_switches(p) for p in children}
     machine0 = machine_cpu()
     spies: list[tuple[subprocess.Popen[bytes], Path]] = []
     if args.profile:
@@ -313,7 +312,7 @@ def main() -> int:
             break
         if next_pause is not None and done >= next_pause:
             p0, m0 = time.monotonic(), machine_cpu()
-            during.append(measure_with_workers_stopped([procs["fetch"].pid, procs["process"].pid], blobs))
+            during.append(measure_with_workers_stopped([procs["fetch"].pid, procs["process"].pid], pages))
             paused += time.monotonic() - p0
             paused_cpu += machine_cpu() - m0
             next_pause += args.pause_every
@@ -355,7 +354,7 @@ def main() -> int:
     outcome = {k: stats.get(k, 0) for k in ("published", "duplicates", "skipped", "failed")}
 
     # extraction alone, same pages, this process, again after the run (see extraction_rate)
-    extract_after = extraction_rate(blobs)
+    extract_after = extraction_rate(pages)
     passes = [extract_before, *during, extract_after]
     extract_rate = sum(passes) / len(passes)
 

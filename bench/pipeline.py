@@ -265,7 +265,7 @@ def main() -> int:
     own0 = {name: cpu_seconds(pid) for name, pid in roles.items()}
     children = proc_tree(procs["process"].pid)[1:]
     kids0 = sum(cpu_seconds(p) for p in children)
-    # how often the children slept and how often they were preempted (see the README's Performance)
+    # how often the children slept and how often they were preempted (see docs/performance-log.md)
     switches0 = {p: context_switches(p) for p in children}
     machine0 = machine_cpu()
     spies: list[tuple[subprocess.Popen[bytes], Path]] = []

@@ -33,6 +33,12 @@ process (100 Hz: Python on the CPU, not threads waiting on sockets or queues)
 for the whole run and the report adds where the workers' CPU went, by
 component (extraction, dedup, Celery/kombu, Redis client, HTTP client, ...).
 Sampling costs a little CPU, so take throughput figures from a run without it.
+
+With --stages-apart the process worker starts only once every page has been
+fetched and handed on, and the clock, the CPU bill and the Redis bill run
+from its first decision to its last: the process stage alone, i.e. what the
+efficiency would be if fetching cost nothing (an upper bound for any change
+to the fetch stage; not how wire runs).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +131,33 @@ def profile_report(raw_files: list[Path]) -> list[tuple[str, int]]:
                 name = component(stack)
                 totals[name] = totals.get(name, 0) + int(count)
     return sorted(totals.items(), key=lambda kv: -kv[1])
+
+@dataclass
+class Snapshot:
+    """The counters a run's bills start from (the run's start, or the process stage's with --stages-apart)."""
+
+    cpu: dict[str, float]  # worker or beat -> CPU seconds of its whole process tree
+    own: dict[str, float]  # role -> CPU seconds of that one process
+    kids: float  # the prefork children's CPU seconds
+    switches: dict[int, tuple[int, int] | None]  # each child's context switches
+    machine: float
+    extract_cpu: float  # the workers' extraction CPU seconds and pages extracted, from wire's metrics
+    extracted: int
+    done: int  # pages decided before the clock started (not counted)
+
+    @classmethod
+    def take(cls, procs: dict[str, subprocess.Popen[bytes]], roles: dict[str, int], client: Any,
+             done: int = 0) -> Snapshot:
+        children = proc_tree(procs["process"].pid)[1:]
+        extract_cpu, extracted = extraction_in_workers(client)
+        client.config_resetstat()  # Redis counts commands and round trips from here
+        return cls(cpu={name: sum(cpu_seconds(p) for p in proc_tree(proc.pid)) for name, proc in procs.items()},
+                   own={name: cpu_seconds(pid) for name, pid in roles.items()},
+                   kids=sum(cpu_seconds(p) for p in children),
+                   # how often the children slept and how often they were preempted (docs/performance-log.md)
+                   switches={p: context_switches(p) for p in children},
+                   machine=machine_cpu(), extract_cpu=extract_cpu, extracted=extracted, done=done)
+
 
 def child_switches(before: dict[int, tuple[int, int] | None]) -> tuple[int, int] | None:
     """The children's context switches since `before`, summed; None if a child was replaced meanwhile."""
@@ -222,6 +256,8 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], metavar="WIRE_X=VALUE",
                     help="extra worker setting, e.g. --set WIRE_TASK_EVENTS=false (repeatable)")
     ap.add_argument("--profile", type=Path, default=None, help="sample the workers with py-spy into this directory")
+    ap.add_argument("--stages-apart", action="store_true",
+                    help="fetch every page first, then start the process worker and clock it alone")
     ap.add_argument("--pause-every", type=int, default=500,
                     help="stop the workers every N pages to measure extraction alone during the run (0: never; "
                          "never with --profile)")
@@ -244,44 +280,47 @@ def main() -> int:
     env = worker_env(work, redis_proc.url, hosts, ports,
                      {"WIRE_ITEMS_MAXLEN": str(n * 2), **dict(x.split("=", 1) for x in args.set)})
     cmd = [sys.executable, "-m", "worker.cli"]
-    procs = {
-        "fetch": subprocess.Popen(cmd + ["worker", "--queues", "discover,fetch", "--pool", "threads",
-                                         "--concurrency", str(args.fetch_threads), "--name", "fetch"],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True),
-        "process": subprocess.Popen(cmd + ["worker", "--queues", "process", "--pool", "prefork",
-                                           "--concurrency", str(args.process_children), "--name", "process"],
-                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    start_new_session=True),
-    }
+
+    def start_worker(name: str) -> subprocess.Popen[bytes]:
+        pool = ["discover,fetch", "threads", str(args.fetch_threads)] if name == "fetch" else \
+            ["process", "prefork", str(args.process_children)]
+        return subprocess.Popen(cmd + ["worker", "--queues", pool[0], "--pool", pool[1], "--concurrency", pool[2],
+                                       "--name", name],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    procs = {"fetch": start_worker("fetch")}
+    if not args.stages_apart:
+        procs["process"] = start_worker("process")
     import redis as redis_lib
 
     client = redis_lib.Redis.from_url(redis_proc.url)
     time.sleep(3.0)  # workers connect before the clock starts
-    cpu0 = {name: sum(cpu_seconds(p) for p in proc_tree(proc.pid)) for name, proc in procs.items()}
-    # the machine's whole bill, process by process (the workers' share is only part of it)
-    roles = {"redis-server": redis_proc.process.pid, "page server": server.pid, "fetch worker": procs["fetch"].pid,
-             "process worker (parent)": procs["process"].pid}
-    own0 = {name: cpu_seconds(pid) for name, pid in roles.items()}
-    children = proc_tree(procs["process"].pid)[1:]
-    kids0 = sum(cpu_seconds(p) for p in children)
-    # how often the children slept and how often they were preempted (see docs/performance-log.md)
-    switches0 = {p: context_switches(p) for p in children}
-    machine0 = machine_cpu()
     spies: list[tuple[subprocess.Popen[bytes], Path]] = []
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
+    procs["beat"] = subprocess.Popen(cmd + ["beat"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+    if args.stages_apart:
+        # every page fetched and its process task queued (the counter is written just
+        # before the task is enqueued); then the process stage starts on a full queue
+        deadline = time.monotonic() + 1800
+        while int(client.hget("wire:stats", "fetched") or 0) < n and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)
+        procs["process"] = start_worker("process")
+    if args.profile:
         spy = str(Path(sys.executable).with_name("py-spy"))
         for name in ("fetch", "process"):
             out = args.profile / f"{name}.raw"
             spies.append((subprocess.Popen([spy, "record", "--pid", str(procs[name].pid), "--subprocesses",
                                             "--gil", "--rate", "100", "--format", "raw", "-o", str(out)],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out))
-    procs["beat"] = subprocess.Popen(cmd + ["beat"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
-    client.config_resetstat()  # Redis counts commands and round trips from here
+    # the machine's whole bill, process by process (the workers' share is only part of it)
+    roles = {"redis-server": redis_proc.process.pid, "page server": server.pid, "fetch worker": procs["fetch"].pid,
+             "process worker (parent)": procs["process"].pid}
+    base = Snapshot.take(procs, roles, client)  # taken again at the first decision with --stages-apart
     started = time.monotonic()
-    first_fetch: float | None = None  # when the first page was fetched (after beat start-up and discovery)
+    first_fetch: float | None = None  # when the clock starts: the first page fetched (or decided, --stages-apart)
     peak: dict[int, float] = {}
     rss_at_1000: dict[int, float] = {}
     done = 0
@@ -298,8 +337,11 @@ def main() -> int:
         stats = {k.decode(): int(float(v)) for k, v in client.hgetall("wire:stats").items()}
         done = sum(stats.get(k, 0) for k in ("published", "duplicates", "skipped", "failed"))
         now = time.monotonic()
-        if first_fetch is None and stats.get("fetched", 0):
+        if first_fetch is None and not args.stages_apart and stats.get("fetched", 0):
             first_fetch = now
+        elif first_fetch is None and args.stages_apart and done:
+            # the process stage alone: its bill starts here, and the pages decided so far are not counted
+            first_fetch, base = now, Snapshot.take(procs, roles, client, done)
         if now - tree_read >= 1.0:
             watched = [pid for name in ("fetch", "process") for pid in proc_tree(procs[name].pid)]
             tree_read = now
@@ -323,19 +365,20 @@ def main() -> int:
     elapsed = ended - started
     redis_bill = redis_calls(client)
     extract_cpu, extracted = extraction_in_workers(client)
+    extract_cpu, extracted = extract_cpu - base.extract_cpu, extracted - base.extracted
     worker_malloc = malloc_in_use(proc_tree(procs["process"].pid)[-1])
     rss_end = {pid: rss_mb(pid) for name in ("fetch", "process") for pid in proc_tree(procs[name].pid)}
-    cpu1 = {name: sum(cpu_seconds(p) for p in proc_tree(procs[name].pid)) for name in ("fetch", "process")}
+    cpu1 = {name: sum(cpu_seconds(p) for p in proc_tree(proc.pid)) for name, proc in procs.items()}
     own1 = {name: cpu_seconds(pid) for name, pid in roles.items()}
     kids1 = sum(cpu_seconds(p) for p in proc_tree(procs["process"].pid)[1:])
-    switches = child_switches(switches0)
+    switches = child_switches(base.switches)
     machine1 = machine_cpu() - paused_cpu
-    by_role = {name: own1[name] - own0[name] for name in roles}
-    by_role["process worker (children)"] = kids1 - kids0
-    by_role["fetch worker"] = cpu1["fetch"] - cpu0["fetch"]
-    by_role["process worker (parent)"] = (cpu1["process"] - cpu0["process"]) - by_role["process worker (children)"]
-    # beat started inside the window: all its CPU counts, most of it the one-off start-up (imports)
-    by_role["beat (start-up, scheduling)"] = sum(cpu_seconds(p) for p in proc_tree(procs["beat"].pid))
+    by_role = {name: own1[name] - base.own[name] for name in roles}
+    by_role["process worker (children)"] = kids1 - base.kids
+    by_role["fetch worker"] = cpu1["fetch"] - base.cpu["fetch"]
+    by_role["process worker (parent)"] = (cpu1["process"] - base.cpu["process"]) - by_role["process worker (children)"]
+    # beat starts inside the default window: then all its CPU counts, most of it the one-off start-up (imports)
+    by_role["beat (start-up, scheduling)"] = cpu1["beat"] - base.cpu.get("beat", 0.0)
     for spy_proc, _ in spies:
         spy_proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
     for spy_proc, _ in spies:
@@ -350,7 +393,8 @@ def main() -> int:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-    cpu_total = sum(cpu1[k] - cpu0[k] for k in cpu1)
+    cpu_total = sum(cpu1[k] - base.cpu[k] for k in ("fetch", "process"))
+    counted = done - base.done  # the pages decided inside the clock
     outcome = {k: stats.get(k, 0) for k in ("published", "duplicates", "skipped", "failed")}
 
     # extraction alone, same pages, this process, again after the run (see extraction_rate)
@@ -374,14 +418,18 @@ def main() -> int:
     redis_proc.stop()
     cores = os.cpu_count() or 1
     e2e_all = done / elapsed  # from beat start: includes start-up and the first discovery
-    e2e = done / (ended - (first_fetch or started))
+    e2e = counted / (ended - (first_fetch or started))
     print(f"pages {n} ({len(page_files)} distinct real pages on {args.hosts} hosts); outcomes {outcome}")
     print("| measure | value |")
     print("|---|---|")
-    print(f"| end-to-end pages/s, first fetch to last page decided | {e2e:.1f} |")
-    print(f"| end-to-end pages/s, from beat start (start-up, discovery of {n} URLs: "
-          f"{(first_fetch or started) - started:.1f} s) | {e2e_all:.1f} |")
-    print(f"| worker CPU seconds per page | {cpu_total / max(done, 1) * 1000:.1f} ms |")
+    if args.stages_apart:
+        print(f"| process stage alone (--stages-apart: every page fetched first), pages/s, first decision to last "
+              f"({base.done} pages decided before it not counted) | {e2e:.1f} |")
+    else:
+        print(f"| end-to-end pages/s, first fetch to last page decided | {e2e:.1f} |")
+        print(f"| end-to-end pages/s, from beat start (start-up, discovery of {n} URLs: "
+              f"{(first_fetch or started) - started:.1f} s) | {e2e_all:.1f} |")
+    print(f"| worker CPU seconds per page | {cpu_total / max(counted, 1) * 1000:.1f} ms |")
     print(f"| extraction alone, pages per CPU-second (mean of: before / during, workers stopped / after) "
           f"| {extract_rate:.1f} ({extract_before:.1f} / {' '.join(f'{x:.1f}' for x in during) or '-'} / "
           f"{extract_after:.1f}) |")
@@ -400,7 +448,7 @@ def main() -> int:
         print(f"| speed-up over the baseline | {e2e / baseline_rate:.2f}x |")
     if switches is not None:
         print(f"| context switches per page, process children: voluntary / involuntary "
-              f"| {switches[0] / max(done, 1):.1f} / {switches[1] / max(done, 1):.1f} |")
+              f"| {switches[0] / max(counted, 1):.1f} / {switches[1] / max(counted, 1):.1f} |")
     print(f"| allocator: process children / extraction alone | {worker_malloc} / {malloc_in_use()} |")
     for pid in sorted(peak):
         at = rss_at_1000.get(pid)
@@ -410,16 +458,17 @@ def main() -> int:
     print("\n| CPU by process (whole machine) | ms per page |")
     print("|---|---:|")
     for name, secs in sorted(by_role.items(), key=lambda kv: -kv[1]):
-        print(f"| {name} | {secs / max(done, 1) * 1000:.1f} |")
-    rest = (machine1 - machine0) - sum(by_role.values())
-    print(f"| everything else (benchmark loop, kernel, py-spy) | {rest / max(done, 1) * 1000:.1f} |")
-    print(f"| machine total ({cores} cores busy {(machine1 - machine0) / elapsed / cores * 100:.0f}%) "
-          f"| {(machine1 - machine0) / max(done, 1) * 1000:.1f} |")
-    print_redis_calls(redis_bill, max(done, 1))
+        print(f"| {name} | {secs / max(counted, 1) * 1000:.1f} |")
+    rest = (machine1 - base.machine) - sum(by_role.values())
+    print(f"| everything else (benchmark loop, kernel, py-spy) | {rest / max(counted, 1) * 1000:.1f} |")
+    window = ended - (first_fetch or started) if args.stages_apart else elapsed  # the machine bill's seconds
+    print(f"| machine total ({cores} cores busy {(machine1 - base.machine) / window / cores * 100:.0f}%) "
+          f"| {(machine1 - base.machine) / max(counted, 1) * 1000:.1f} |")
+    print_redis_calls(redis_bill, max(counted, 1))
     if spies:
         report = profile_report([out for _, out in spies if out.exists()])
         total = sum(n for _, n in report) or 1
-        per_page = cpu_total / max(done, 1) * 1000
+        per_page = cpu_total / max(counted, 1) * 1000
         print("\n| worker CPU by component (py-spy samples) | share | ms per page |")
         print("|---|---:|---:|")
         for name, n in report:

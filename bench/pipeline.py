@@ -1,6 +1,7 @@
 """End-to-end throughput: the real wire workers against a loopback news server.
 
     python bench/pipeline.py [--pages 2000] [--hosts 4] [--data ../shared/corpus/extraction/scrapinghub]
+                             [--skip-baseline] [--stages-apart] [--profile DIR] [--set WIRE_X=VALUE]
 
 Serves N article pages (real news pages from the extraction corpus, each served
 at several URLs on several hosts, with a sitemap per host) from a separate
@@ -131,6 +132,7 @@ def profile_report(raw_files: list[Path]) -> list[tuple[str, int]]:
                 name = component(stack)
                 totals[name] = totals.get(name, 0) + int(count)
     return sorted(totals.items(), key=lambda kv: -kv[1])
+
 
 @dataclass
 class Snapshot:
@@ -304,8 +306,15 @@ def main() -> int:
         # every page fetched and its process task queued (the counter is written just
         # before the task is enqueued); then the process stage starts on a full queue
         deadline = time.monotonic() + 1800
-        while int(client.hget("wire:stats", "fetched") or 0) < n and time.monotonic() < deadline:
+        while (fetched := int(client.hget("wire:stats", "fetched") or 0)) < n and time.monotonic() < deadline:
             time.sleep(0.2)
+        if fetched < n:
+            for proc in procs.values():
+                os.killpg(proc.pid, signal.SIGTERM)
+            server.terminate()
+            redis_proc.stop()
+            print(f"--stages-apart: only {fetched} of {n} pages fetched in 30 minutes", file=sys.stderr)
+            return 1
         time.sleep(1.0)
         procs["process"] = start_worker("process")
     if args.profile:

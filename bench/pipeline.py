@@ -283,12 +283,23 @@ def main() -> int:
                      {"WIRE_ITEMS_MAXLEN": str(n * 2), **dict(x.split("=", 1) for x in args.set)})
     cmd = [sys.executable, "-m", "worker.cli"]
 
+    pools = {"fetch": ("discover,fetch", "threads", args.fetch_threads),
+             "process": ("process", "prefork", args.process_children)}
+
     def start_worker(name: str) -> subprocess.Popen[bytes]:
-        pool = ["discover,fetch", "threads", str(args.fetch_threads)] if name == "fetch" else \
-            ["process", "prefork", str(args.process_children)]
-        return subprocess.Popen(cmd + ["worker", "--queues", pool[0], "--pool", pool[1], "--concurrency", pool[2],
+        queues, pool, concurrency = pools[name]
+        return subprocess.Popen(cmd + ["worker", "--queues", queues, "--pool", pool, "--concurrency", str(concurrency),
                                        "--name", name],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def stop_workers() -> None:
+        for proc in procs.values():
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
 
     procs = {"fetch": start_worker("fetch")}
     if not args.stages_apart:
@@ -309,8 +320,7 @@ def main() -> int:
         while (fetched := int(client.hget("wire:stats", "fetched") or 0)) < n and time.monotonic() < deadline:
             time.sleep(0.2)
         if fetched < n:
-            for proc in procs.values():
-                os.killpg(proc.pid, signal.SIGTERM)
+            stop_workers()
             server.terminate()
             redis_proc.stop()
             print(f"--stages-apart: only {fetched} of {n} pages fetched in 30 minutes", file=sys.stderr)
@@ -387,7 +397,7 @@ def main() -> int:
     by_role["fetch worker"] = cpu1["fetch"] - base.cpu["fetch"]
     by_role["process worker (parent)"] = (cpu1["process"] - base.cpu["process"]) - by_role["process worker (children)"]
     # beat starts inside the default window: then all its CPU counts, most of it the one-off start-up (imports)
-    by_role["beat (start-up, scheduling)"] = cpu1["beat"] - base.cpu.get("beat", 0.0)
+    by_role["beat (start-up, scheduling)"] = cpu1["beat"] - base.cpu["beat"]
     for spy_proc, _ in spies:
         spy_proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
     for spy_proc, _ in spies:
@@ -395,13 +405,7 @@ def main() -> int:
             spy_proc.wait(60)
         except subprocess.TimeoutExpired:
             spy_proc.kill()
-    for proc in procs.values():
-        os.killpg(proc.pid, signal.SIGTERM)
-    for proc in procs.values():
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    stop_workers()
     cpu_total = sum(cpu1[k] - base.cpu[k] for k in ("fetch", "process"))
     counted = done - base.done  # the pages decided inside the clock
     outcome = {k: stats.get(k, 0) for k in ("published", "duplicates", "skipped", "failed")}

@@ -146,6 +146,7 @@ class Snapshot:
     extract_cpu: float  # the workers' extraction CPU seconds and pages extracted, from wire's metrics
     extracted: int
     done: int  # pages decided before the clock started (not counted)
+    at: float  # when it was taken (time.monotonic): the machine bill's seconds run from here
 
     @classmethod
     def take(cls, procs: dict[str, subprocess.Popen[bytes]], roles: dict[str, int], client: Any,
@@ -158,7 +159,8 @@ class Snapshot:
                    kids=sum(cpu_seconds(p) for p in children),
                    # how often the children slept and how often they were preempted (docs/performance-log.md)
                    switches={p: context_switches(p) for p in children},
-                   machine=machine_cpu(), extract_cpu=extract_cpu, extracted=extracted, done=done)
+                   machine=machine_cpu(), extract_cpu=extract_cpu, extracted=extracted, done=done,
+                   at=time.monotonic())
 
 
 def child_switches(before: dict[int, tuple[int, int] | None]) -> tuple[int, int] | None:
@@ -338,7 +340,7 @@ def main() -> int:
     roles = {"redis-server": redis_proc.process.pid, "page server": server.pid, "fetch worker": procs["fetch"].pid,
              "process worker (parent)": procs["process"].pid}
     base = Snapshot.take(procs, roles, client)  # taken again at the first decision with --stages-apart
-    started = time.monotonic()
+    started = base.at
     first_fetch: float | None = None  # when the clock starts: the first page fetched (or decided, --stages-apart)
     peak: dict[int, float] = {}
     rss_at_1000: dict[int, float] = {}
@@ -431,7 +433,9 @@ def main() -> int:
     redis_proc.stop()
     cores = os.cpu_count() or 1
     e2e_all = done / elapsed  # from beat start: includes start-up and the first discovery
-    e2e = counted / (ended - (first_fetch or started))
+    clock = ended - (first_fetch or started)  # the efficiency's seconds: first fetch (or decision) to last decision
+    per = max(counted, 1)  # the pages the bills are divided by
+    e2e = counted / clock
     print(f"pages {n} ({len(page_files)} distinct real pages on {args.hosts} hosts); outcomes {outcome}")
     print("| measure | value |")
     print("|---|---|")
@@ -442,7 +446,7 @@ def main() -> int:
         print(f"| end-to-end pages/s, first fetch to last page decided | {e2e:.1f} |")
         print(f"| end-to-end pages/s, from beat start (start-up, discovery of {n} URLs: "
               f"{(first_fetch or started) - started:.1f} s) | {e2e_all:.1f} |")
-    print(f"| worker CPU seconds per page | {cpu_total / max(counted, 1) * 1000:.1f} ms |")
+    print(f"| worker CPU seconds per page | {cpu_total / per * 1000:.1f} ms |")
     print(f"| extraction alone, pages per CPU-second (mean of: before / during, workers stopped / after) "
           f"| {extract_rate:.1f} ({extract_before:.1f} / {' '.join(f'{x:.1f}' for x in during) or '-'} / "
           f"{extract_after:.1f}) |")
@@ -455,13 +459,13 @@ def main() -> int:
         print(f"| extraction CPU per page in the workers / alone | {in_workers * 1000:.1f} ms / "
               f"{1000 / extract_rate:.1f} ms (ratio {in_workers * extract_rate:.2f}) |")
         print(f"| extraction's share of the machine (worker extraction CPU / ({cores} cores x clock)) "
-              f"| {extract_cpu / (cores * (ended - (first_fetch or started))):.2f} |")
+              f"| {extract_cpu / (cores * clock):.2f} |")
     if baseline_rate:
         print(f"| baseline (one process, requests + trafilatura) pages/s | {baseline_rate:.1f} |")
         print(f"| speed-up over the baseline | {e2e / baseline_rate:.2f}x |")
     if switches is not None:
         print(f"| context switches per page, process children: voluntary / involuntary "
-              f"| {switches[0] / max(counted, 1):.1f} / {switches[1] / max(counted, 1):.1f} |")
+              f"| {switches[0] / per:.1f} / {switches[1] / per:.1f} |")
     print(f"| allocator: process children / extraction alone | {worker_malloc} / {malloc_in_use()} |")
     for pid in sorted(peak):
         at = rss_at_1000.get(pid)
@@ -471,17 +475,16 @@ def main() -> int:
     print("\n| CPU by process (whole machine) | ms per page |")
     print("|---|---:|")
     for name, secs in sorted(by_role.items(), key=lambda kv: -kv[1]):
-        print(f"| {name} | {secs / max(counted, 1) * 1000:.1f} |")
+        print(f"| {name} | {secs / per * 1000:.1f} |")
     rest = (machine1 - base.machine) - sum(by_role.values())
-    print(f"| everything else (benchmark loop, kernel, py-spy) | {rest / max(counted, 1) * 1000:.1f} |")
-    window = ended - (first_fetch or started) if args.stages_apart else elapsed  # the machine bill's seconds
-    print(f"| machine total ({cores} cores busy {(machine1 - base.machine) / window / cores * 100:.0f}%) "
-          f"| {(machine1 - base.machine) / max(counted, 1) * 1000:.1f} |")
-    print_redis_calls(redis_bill, max(counted, 1))
+    print(f"| everything else (benchmark loop, kernel, py-spy) | {rest / per * 1000:.1f} |")
+    print(f"| machine total ({cores} cores busy {(machine1 - base.machine) / (ended - base.at) / cores * 100:.0f}%) "
+          f"| {(machine1 - base.machine) / per * 1000:.1f} |")
+    print_redis_calls(redis_bill, per)
     if spies:
         report = profile_report([out for _, out in spies if out.exists()])
         total = sum(n for _, n in report) or 1
-        per_page = cpu_total / max(counted, 1) * 1000
+        per_page = cpu_total / per * 1000
         print("\n| worker CPU by component (py-spy samples) | share | ms per page |")
         print("|---|---:|---:|")
         for name, n in report:

@@ -30,14 +30,14 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from worker import activity  # noqa: E402
+from worker.console import activity  # noqa: E402
 from worker.dedup import Doc  # noqa: E402
 from worker.dedup.engine import load_row  # noqa: E402
 from worker.metrics import MetricsBatch  # noqa: E402
-from worker.pipeline import Deps  # noqa: E402
+from worker.ops.redis_server import start_redis  # noqa: E402
+from worker.ops.serve import serve  # noqa: E402
+from worker.pipeline.discover import Deps  # noqa: E402
 from worker.publish import dead_letter, stream_fields  # noqa: E402
-from worker.redis_server import start_redis  # noqa: E402
-from worker.serve import serve  # noqa: E402
 from worker.settings import Settings, parse_sources  # noqa: E402
 
 WORDS = ["harbour", "strike", "minister", "talks", "union", "wages", "port", "ships", "cargo", "delay",

@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from worker.dedup import Decision, Dedup, Doc  # noqa: E402
 from worker.dedup.engine import load_row  # noqa: E402
 from worker.dedup.store import LoadRow  # noqa: E402
-from worker.redis_server import start_redis  # noqa: E402
+from worker.ops.redis_server import start_redis  # noqa: E402
 
 DUPBENCH = Path(__file__).resolve().parents[2] / "shared" / "tools" / "dupbench.py"
 CREDIT = "\n\nAssociated Press writer Jane Doe contributed to this report."

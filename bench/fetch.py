@@ -59,9 +59,9 @@ def main() -> int:
         return 2
     import redis as redis_lib
 
-    from worker.celery_app import create_app
     from worker.models import Candidate
-    from worker.redis_server import start_redis
+    from worker.ops.redis_server import start_redis
+    from worker.queue.app import create_app
     from worker.settings import Settings, load_sources
 
     page_files = load_pages(args.data)
@@ -74,9 +74,9 @@ def main() -> int:
     os.environ.update(env)  # this process enqueues through the same broker settings
     settings = Settings.from_env()
     create_app(settings, load_sources(settings.sources_path))
-    from worker import tasks
+    from worker.queue import tasks
 
-    worker = subprocess.Popen([sys.executable, "-m", "worker.cli", "worker", "--queues", "fetch", "--pool",
+    worker = subprocess.Popen([sys.executable, "-m", "worker.ops.cli", "worker", "--queues", "fetch", "--pool",
                                "threads", "--concurrency", str(args.threads), "--name", "fetch"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     client = redis_lib.Redis.from_url(redis_proc.url)

@@ -76,7 +76,7 @@ from loopback import (  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
 # profile components by the file of a sampled frame (py-spy prints paths relative
-# to sys.path: "redis/client.py", "worker/pipeline.py"); the first match walking a
+# to sys.path: "redis/client.py", "worker/pipeline/discover.py"); the first match walking a
 # stack from its leaf up names the component, so a Redis call made by dedup
 # counts as Redis client and lxml called by extraction as extraction
 COMPONENTS: list[tuple[str, tuple[str, ...]]] = [
@@ -87,8 +87,8 @@ COMPONENTS: list[tuple[str, tuple[str, ...]]] = [
     ("extraction (worker.extract, trafilatura, lxml)", ("worker/extract/", "trafilatura/", "justext/", "lxml/",
                                                          "htmldate/", "courlan/", "bs4/", "dateparser/")),
     ("dedup (fingerprint, decide)", ("worker/dedup/", "numpy/")),
-    ("politeness (robots, pacing)", ("worker/politeness.py", "protego")),
-    ("fetch (worker.fetch, worker.http)", ("worker/fetch.py", "worker/http.py")),
+    ("politeness (robots, pacing)", ("worker/fetch/politeness.py", "protego")),
+    ("fetch (worker.fetch.fetcher, worker.fetch.http)", ("worker/fetch/fetcher.py", "worker/fetch/http.py")),
     ("zlib (page bytes in Redis)", ("zlib",)),
     ("Celery, kombu, billiard", ("celery/", "kombu/", "billiard/", "vine/", "amqp/", "click/")),
     ("wire tasks, pipeline, publish, metrics", ("worker/",)),
@@ -96,15 +96,15 @@ COMPONENTS: list[tuple[str, tuple[str, ...]]] = [
 
 
 def _extract_call_site() -> str:
-    """`worker/pipeline.py:<line>` of the `extract(` call in extract_page.
+    """`worker/pipeline/discover.py:<line>` of the `extract(` call in extract_page.
 
     A sample whose leaf is that line, with no frame below it, is extraction
     freeing its trees as its frame is popped (py-spy shows the caller's line
     then): it counts as extraction, not as the pipeline code around it.
     """
-    source = (ROOT / "worker" / "pipeline.py").read_text().splitlines()
+    source = (ROOT / "worker" / "pipeline" / "discover.py").read_text().splitlines()
     line = next((i for i, text in enumerate(source, 1) if "= extract(" in text), 0)
-    return f"worker/pipeline.py:{line}"
+    return f"worker/pipeline/discover.py:{line}"
 
 
 EXTRACT_CALL = _extract_call_site()
@@ -269,8 +269,8 @@ def main() -> int:
     if not (args.data / "pages").is_dir():
         print(f"no pages under {args.data}", file=sys.stderr)
         return 2
-    from worker.malloc import in_use as malloc_in_use
-    from worker.redis_server import start_redis
+    from worker.ops.malloc import in_use as malloc_in_use
+    from worker.ops.redis_server import start_redis
 
     page_files = load_pages(args.data)
     pages: list[tuple[bytes, str | None]] = [(p.read_bytes(), None) for p in page_files]  # read once: five passes measure over them
@@ -283,7 +283,7 @@ def main() -> int:
     server, ports = start_page_server(page_files, hosts, per_host)
     env = worker_env(work, redis_proc.url, hosts, ports,
                      {"WIRE_ITEMS_MAXLEN": str(n * 2), **dict(x.split("=", 1) for x in args.set)})
-    cmd = [sys.executable, "-m", "worker.cli"]
+    cmd = [sys.executable, "-m", "worker.ops.cli"]
 
     pools = {"fetch": ("discover,fetch", "threads", args.fetch_threads),
              "process": ("process", "prefork", args.process_children)}

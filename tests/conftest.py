@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from worker.keys import Keys
-from worker.redis_server import RedisProcess, start_redis
+from worker.ops.redis_server import RedisProcess, start_redis
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

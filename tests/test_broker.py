@@ -11,14 +11,14 @@ import time
 import redis
 from kombu import Queue
 
-from worker.broker import MALFORMED_KEY, Channel, Transport, transport_for
-from worker.celery_app import create_app
+from worker.queue.app import create_app
+from worker.queue.broker import MALFORMED_KEY, Channel, Transport, transport_for
 from worker.settings import Settings, SourcesConfig
 
 
 def test_transport_for_redis_urls_only() -> None:
-    assert transport_for("redis://127.0.0.1:6379/0") == "worker.broker:Transport"
-    assert transport_for("rediss://cache.example:6380/0") == "worker.broker:Transport"
+    assert transport_for("redis://127.0.0.1:6379/0") == "worker.queue.broker:Transport"
+    assert transport_for("rediss://cache.example:6380/0") == "worker.queue.broker:Transport"
     assert transport_for("amqp://guest@localhost//") is None
 
 
@@ -181,7 +181,7 @@ def test_batch_messages_carry_a_short_argsrepr_and_every_item(redis_server, pref
     builds of the whole batch on every send; the body still carries every item."""
     import base64
 
-    from worker import tasks
+    from worker.queue import tasks
 
     url = f"redis://127.0.0.1:{redis_server.port}/14"
     client = redis.Redis.from_url(url)

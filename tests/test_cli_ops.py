@@ -9,8 +9,8 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from worker.cli import cli
 from worker.keys import Keys
+from worker.ops.cli import cli
 from worker.publish import dead_letter
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -44,10 +44,10 @@ def test_status_fails_when_redis_is_unreachable(env: dict[str, str]) -> None:
     import subprocess
     import sys
 
-    from worker.redis_server import free_port
+    from worker.ops.redis_server import free_port
 
     bad = {**env, "WIRE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
-    proc = subprocess.run([sys.executable, "-m", "worker.cli", "status"], env={"PATH": "/usr/bin:/bin", **bad},
+    proc = subprocess.run([sys.executable, "-m", "worker.ops.cli", "status"], env={"PATH": "/usr/bin:/bin", **bad},
                           capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
     assert proc.returncode != 0 and "redis" in proc.stderr.lower()
 

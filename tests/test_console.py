@@ -14,12 +14,12 @@ import pytest
 import redis
 
 from tests.helpers import test_settings
-from worker import activity
+from worker.console import activity
 from worker.dedup import Doc
 from worker.metrics import MetricsBatch
-from worker.pipeline import Deps
+from worker.ops.serve import serve
+from worker.pipeline.discover import Deps
 from worker.publish import dead_letter, stream_fields
-from worker.serve import serve
 from worker.settings import parse_sources
 
 SOURCES = """sources:

@@ -2,7 +2,7 @@
 
 Needs Debian's `chromium` and `chromium-driver` and the `selenium` package;
 skips with the reason when any is missing. The server is the real CLI
-(`python -m worker.cli serve`) so re-ingest and replay go through Celery's
+(`python -m worker.ops.cli serve`) so re-ingest and replay go through Celery's
 `send_task` into the broker's `fetch` list, which the test reads. Redis db 3
 of the private test server keeps Celery's (unprefixed) queue lists away from
 other tests. Set WIRE_CONSOLE_SCREENSHOTS=DIR to keep a PNG of each page
@@ -25,10 +25,10 @@ import redis
 
 from tests.helpers import test_settings, wait_for
 from tests.test_console import SOURCES, seed
-from worker.pipeline import Deps
-from worker.redis_server import RedisProcess, free_port
+from worker.ops.redis_server import RedisProcess, free_port
+from worker.ops.status import queue_depths
+from worker.pipeline.discover import Deps
 from worker.settings import parse_sources
-from worker.status import queue_depths
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -69,7 +69,7 @@ class Serve:
         if token:
             env["WIRE_ADMIN_TOKEN"] = token
         self.log = tmp / f"serve-{prefix}.log"
-        self.proc = subprocess.Popen([sys.executable, "-m", "worker.cli", "serve", "--host", "127.0.0.1",
+        self.proc = subprocess.Popen([sys.executable, "-m", "worker.ops.cli", "serve", "--host", "127.0.0.1",
                                       "--port", str(self.port)], env=env, cwd=ROOT, start_new_session=True,
                                      stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
         self.base = f"http://127.0.0.1:{self.port}"

@@ -12,8 +12,8 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from worker.cli import cli
 from worker.dedup import Dedup, Doc
+from worker.ops.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,12 +92,12 @@ def test_replay_prints_one_line_per_input_and_cleans_up(
 
 
 def test_replay_as_a_subprocess(tmp_path: Path, redis_url: str, r: redis.Redis) -> None:
-    """`python -m worker.cli dedup replay FILE` works as a real process, with the URL from WIRE_REDIS_URL."""
+    """`python -m worker.ops.cli dedup replay FILE` works as a real process, with the URL from WIRE_REDIS_URL."""
     before = _replay_keys(r)
     items = _items(tmp_path / "items.jsonl")
     env = {**os.environ, "WIRE_REDIS_URL": redis_url}
     proc = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "dedup", "replay", str(items)],
+        [sys.executable, "-m", "worker.ops.cli", "dedup", "replay", str(items)],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -563,8 +563,8 @@ import redis as _redis  # noqa: E402
 
 from tests.faultsite import RSS, FaultServer, article_page, fixed, news_sitemap, sitemap_index, static  # noqa: E402
 from tests.helpers import test_settings  # noqa: E402
-from worker import pipeline  # noqa: E402
 from worker.models import Candidate  # noqa: E402
+from worker.pipeline import discover as pipeline  # noqa: E402
 from worker.settings import parse_sources  # noqa: E402
 
 

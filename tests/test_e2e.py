@@ -18,7 +18,7 @@ import redis
 from tests.helpers import wait_for
 from tests.sites import SiteServer, sources_yaml, syndication_sites
 from worker.keys import Keys
-from worker.redis_server import RedisProcess
+from worker.ops.redis_server import RedisProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 _db = itertools.count(1)
@@ -36,7 +36,7 @@ class Cluster:
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([sys.executable, "-m", "worker.cli", *args], env=self.env, cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "worker.ops.cli", *args], env=self.env, cwd=ROOT,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(proc)
         return proc

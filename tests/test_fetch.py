@@ -13,13 +13,13 @@ import requests
 
 from tests.helpers import test_settings
 from tests.sites import HTML, Site, SiteServer
-from worker import http
 from worker.errors import HostPaused, PermanentFetchError, TransientFetchError
-from worker.fetch import Fetcher, NotModified
-from worker.http import Limits, get
+from worker.fetch import http
+from worker.fetch.fetcher import Fetcher, NotModified
+from worker.fetch.http import Limits, get
+from worker.fetch.politeness import parse_retry_after
 from worker.keys import Keys
 from worker.models import Page
-from worker.politeness import parse_retry_after
 
 PAGE = "<html><body><p>hello</p></body></html>"
 

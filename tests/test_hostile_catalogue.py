@@ -68,10 +68,10 @@ from tests.faultsite import (
 )
 from tests.helpers import http_get, wait_for
 from tests.test_e2e import Cluster
-from worker.celery_app import celery_config
 from worker.keys import Keys, as_text
 from worker.metrics import counter_totals
-from worker.redis_server import RedisProcess, free_port
+from worker.ops.redis_server import RedisProcess, free_port
+from worker.queue.app import celery_config
 from worker.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -634,7 +634,7 @@ def _run_cli_case(world: World, case: Case) -> tuple[str, float, float, float]:
     with out.open("wb") as fo, err.open("wb") as fe:
         # through a small launcher: a child forked straight from pytest would report pytest's own
         # resident size (Linux keeps the pre-exec high-water mark in ru_maxrss)
-        proc = subprocess.Popen([sys.executable, "-c", _MEASURE, sys.executable, "-m", "worker.cli", "sources",
+        proc = subprocess.Popen([sys.executable, "-c", _MEASURE, sys.executable, "-m", "worker.ops.cli", "sources",
                                  "check", str(path)], env=env, cwd=ROOT, stdout=fo, stderr=fe)
         proc.wait()
     seconds = time.monotonic() - started

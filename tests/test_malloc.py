@@ -1,4 +1,4 @@
-"""The allocator `wire run` starts its processes on (worker.malloc), and WIRE_MALLOC."""
+"""The allocator `wire run` starts its processes on (worker.ops.malloc), and WIRE_MALLOC."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from worker import malloc
 from worker.errors import ConfigError
+from worker.ops import malloc
 from worker.settings import Settings
 
 LIB = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"

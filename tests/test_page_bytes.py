@@ -1,24 +1,24 @@
-"""worker/page_bytes.py: page bytes round-trip through zstd, and pages stored by an older worker (zlib) still read."""
+"""worker/fetch/page_store.py: page bytes round-trip through zstd, and pages stored by an older worker (zlib) still read."""
 
 from __future__ import annotations
 
 import threading
 import zlib
 
-from worker import page_bytes
+from worker.fetch import page_store
 
 
 def test_round_trip_and_smaller_than_the_page() -> None:
     html = b"<html><body>" + b"<p>The council met on Tuesday and voted.</p>" * 2000 + b"</body></html>"
-    packed = page_bytes.pack(html)
-    assert packed[:4] == page_bytes.ZSTD_MAGIC and len(packed) < len(html) // 10
-    assert page_bytes.unpack(packed) == html
-    assert page_bytes.unpack(page_bytes.pack(b"")) == b""
+    packed = page_store.pack(html)
+    assert packed[:4] == page_store.ZSTD_MAGIC and len(packed) < len(html) // 10
+    assert page_store.unpack(packed) == html
+    assert page_store.unpack(page_store.pack(b"")) == b""
 
 
 def test_pages_written_by_an_older_worker_with_zlib_are_read() -> None:
     html = "<p>Ünïcode and bytes \x00 survive</p>".encode() * 100
-    assert page_bytes.unpack(zlib.compress(html, 1)) == html
+    assert page_store.unpack(zlib.compress(html, 1)) == html
 
 
 def test_threads_each_get_their_own_compressor() -> None:
@@ -28,7 +28,7 @@ def test_threads_each_get_their_own_compressor() -> None:
 
     def work(i: int) -> None:
         for _ in range(20):
-            results[i] = page_bytes.unpack(page_bytes.pack(pages[i]))
+            results[i] = page_store.unpack(page_store.pack(pages[i]))
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
     for t in threads:

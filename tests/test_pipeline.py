@@ -11,10 +11,10 @@ import redis
 
 from tests.helpers import test_settings
 from tests.sites import STORIES, SiteServer, sources_yaml, syndication_sites
-from worker import pipeline
 from worker.errors import TransientFetchError
 from worker.metrics import counter_sum
 from worker.models import Candidate, Outcome
+from worker.pipeline import discover as pipeline
 from worker.settings import parse_sources
 
 
@@ -157,7 +157,7 @@ def test_process_batch_dead_letters_only_the_pages_that_fail(deps: pipeline.Deps
     (bugs injected for those two URLs) are dead-lettered with the error and keep their bytes;
     the other pages of the batch are decided together, published once and cleaned up. Replayed
     without the bugs, the two end as they would have: nothing is lost or published twice."""
-    from worker import tasks
+    from worker.queue import tasks
 
     refs = [s.ref for s in fetch_all(deps, ["alpha", "beta", "gamma"]) if isinstance(s, pipeline.Fetched)]
     assert len(refs) == 6

@@ -25,9 +25,10 @@ from protego import Protego
 from tests.faultsite import FaultServer, Logged, build_network
 from tests.helpers import test_settings, wait_for
 from tests.test_e2e import ROOT, Cluster
-from worker import pipeline, status
 from worker.keys import Keys, as_text
-from worker.redis_server import RedisProcess
+from worker.ops import status
+from worker.ops.redis_server import RedisProcess
+from worker.pipeline import discover as pipeline
 from worker.settings import parse_sources
 from worker.urls import canonicalize
 
@@ -79,7 +80,7 @@ def _max_in_window(times: list[float], window: float = 1.0) -> int:
 
 
 def _metrics_text(deps: pipeline.Deps) -> str:
-    from worker.serve import _Collector  # the /metrics renderer, in process
+    from worker.ops.serve import _Collector  # the /metrics renderer, in process
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector(deps))  # type: ignore[arg-type]
@@ -156,7 +157,7 @@ def test_crawler_is_polite_under_faults(redis_server: RedisProcess, prefix: str,
         # Phase 2: the sitemap moves the lastmod of six pages; an operator re-ingests a source.
         bump_at = time.time()
         net.bump_pages(120.0)
-        done = subprocess.run([sys.executable, "-m", "worker.cli", "reingest", "--source", "home"], env=env,
+        done = subprocess.run([sys.executable, "-m", "worker.ops.cli", "reingest", "--source", "home"], env=env,
                               cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         reingested = int(re.search(r"(\d+) URL\(s\) enqueued", done.stdout)[1])  # type: ignore[index]

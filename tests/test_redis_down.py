@@ -7,7 +7,7 @@ import redis
 
 from worker.dedup.store import DedupError
 from worker.errors import TransientFetchError
-from worker.tasks import redis_down
+from worker.queue.tasks import redis_down
 
 
 def _raised(fn) -> BaseException:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from tests.helpers import HealthPoller, children, cpu_ticks, http_get, wait_for
 from tests.sites import HTML, STORIES, SiteServer, jsonld_page
 from tests.test_e2e import Cluster
 from worker.keys import Keys
-from worker.redis_server import free_port, start_redis
+from worker.ops.redis_server import free_port, start_redis
 
 
 def worker_env(redis_url: str, prefix: str, sources: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -464,8 +464,8 @@ def test_worker_killed_while_its_brpop_is_answered_loses_nothing(tmp_path: Path,
     import signal
 
     from tests.test_ops_e2e import news_site, news_sources
-    from worker.celery_app import create_app
     from worker.models import Candidate
+    from worker.queue.app import create_app
     from worker.settings import Settings, load_sources
 
     server = SiteServer()

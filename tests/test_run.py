@@ -17,8 +17,8 @@ import redis
 
 from tests.helpers import descendants, wait_for
 from tests.sites import SiteServer, sources_yaml, syndication_sites
-from worker.malloc import find_jemalloc, in_use
-from worker.redis_server import free_port
+from worker.ops.malloc import find_jemalloc, in_use
+from worker.ops.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def test_run_publishes_and_stops_cleanly(tmp_path: Path, prefix: str) -> None:
                 "WIRE_DATA_DIR": str(tmp_path / "data"), "WIRE_METRICS_PORT": str(free_port()),
                 "WIRE_LOG_FORMAT": "json", "WIRE_FETCH_CONCURRENCY": "4", "WIRE_PROCESS_CONCURRENCY": "2"})
     log = open(tmp_path / "run.log", "w+b")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "worker.cli", "run"], env=env, cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "worker.ops.cli", "run"], env=env, cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT)
     try:
         def output() -> str:
@@ -73,7 +73,7 @@ def test_run_publishes_and_stops_cleanly(tmp_path: Path, prefix: str) -> None:
         assert len(family) >= 5  # redis, 2 workers (+ pool children), beat, serve
         # the allocator: jemalloc in every wire process when it is installed (WIRE_MALLOC=auto), and said so
         wanted = "jemalloc" if find_jemalloc() else "glibc malloc"
-        pythons = [p for p in family if "worker.cli" in _cmdline(p)]
+        pythons = [p for p in family if "worker.ops.cli" in _cmdline(p)]
         assert len(pythons) >= 4 and {in_use(p) for p in pythons} == {wanted}, output()
         assert re.search(rf"started worker-fetch, .* on {wanted}", output())
         assert f'"malloc": "{wanted}"' in output()  # each worker's "worker starting" line

@@ -14,8 +14,8 @@ import redis
 
 from tests.helpers import test_settings
 from worker.metrics import COUNTERS, MetricsBatch, _field
-from worker.pipeline import Deps
-from worker.serve import serve
+from worker.ops.serve import serve
+from worker.pipeline.discover import Deps
 from worker.settings import parse_sources
 
 SOURCES = "sources:\n- name: example\n  feeds: [https://news.example.com/feed]\n  interval: 1m\n"
@@ -183,7 +183,7 @@ def test_queue_depth_counts_every_priority_list(server, r: redis.Redis) -> None:
 
 def test_healthz_unhealthy_when_redis_is_down(redis_url: str, prefix: str) -> None:
     """/healthz answers 503 naming Redis when Redis does not answer."""
-    from worker.redis_server import free_port
+    from worker.ops.redis_server import free_port
 
     dead = redis.Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
     deps = Deps.create(test_settings(redis_url, prefix), parse_sources(SOURCES, "s.yaml"), client=dead)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from worker.cli import cli
 from worker.errors import ConfigError
+from worker.ops.cli import cli
 from worker.settings import Settings, load_sources, parse_duration, parse_sources
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def test_env_errors_name_the_variable() -> None:
 
 def test_task_events_default_on_and_can_be_turned_off() -> None:
     """Celery task events are on unless WIRE_TASK_EVENTS says otherwise; a bad value names the variable."""
-    from worker.celery_app import celery_config
+    from worker.queue.app import celery_config
 
     url = {"WIRE_REDIS_URL": "redis://127.0.0.1:1/0"}  # never connected to: only the config is built
     on = celery_config(Settings.from_env(url))
@@ -97,7 +97,7 @@ def test_sources_check_exits_2_naming_file_source_and_field(tmp_path: Path) -> N
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "worker.cli", "sources", "check", str(bad)],
+    proc = subprocess.run([sys.executable, "-m", "worker.ops.cli", "sources", "check", str(bad)],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2
     assert f"{bad}: source 'news'.interval:" in proc.stderr
@@ -118,7 +118,7 @@ def test_run_refuses_an_invalid_sources_file(tmp_path: Path) -> None:
     bad = tmp_path / "sources.yaml"
     bad.write_text("sources:\n- name: news\n  sitemaps: [not-a-url]\n")
     env = {"PATH": "/usr/bin:/bin", "WIRE_SOURCES": str(bad), "WIRE_DATA_DIR": str(tmp_path / "data")}
-    proc = subprocess.run([sys.executable, "-m", "worker.cli", "run"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "worker.ops.cli", "run"], capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=60)
     assert proc.returncode == 2
     assert "source 'news'.sitemaps[0]" in proc.stderr

@@ -100,7 +100,7 @@ class Keys:
 
     # processing
     def page(self, url: str, stamp: int) -> str:
-        """Fetched bytes waiting for the process stage (`page_bytes.pack`, with a TTL)."""
+        """Fetched bytes waiting for the process stage (`fetch.page_store.pack`, with a TTL)."""
         return f"{self.prefix}:page:{url_hash(url)}:{stamp}"
 
     def attempts(self, task_key: str) -> str:

@@ -17,8 +17,8 @@ import yaml
 
 from .errors import ConfigError
 from .keys import DEDUP_WINDOW
-from .malloc import parse_mode as parse_malloc_mode
 from .models import Listing, Route, Rules, Source
+from .ops.malloc import parse_mode as parse_malloc_mode
 
 DEFAULT_USER_AGENT = "wire/0.1 (+https://github.com/wire-news/wire; news ingestion bot)"
 _TRUE = {"1", "true", "yes", "on"}
@@ -74,7 +74,7 @@ class Settings:
     bot_wall_limit: int = 5  # challenge pages in a row from one host that pause it
     bot_wall_pause: float = 600.0  # first pause of that host, seconds; doubles on each further trip
     task_events: bool = True  # Celery task events, for Flower and celery-exporter (wire's /metrics needs none)
-    malloc: str = "auto"  # the allocator `wire run` starts its processes on (worker.malloc)
+    malloc: str = "auto"  # the allocator `wire run` starts its processes on (worker.ops.malloc)
 
     @property
     def soft_time_limit(self) -> int:

@@ -4,5 +4,6 @@ Server-rendered HTML (no JavaScript needed, no build step): `data` reads
 Redis into plain dicts, `views` turns them into escaped HTML (pure), `auth`
 keeps sessions and CSRF tokens in Redis, `handlers` routes requests and runs
 actions through the same functions as the CLI and the JSON API
-(`reingest.run`, `dlq.replay`, `dlq.purge`).
+(`ops.reingest.run`, `ops.dlq.replay`, `ops.dlq.purge`). `activity` keeps the
+per-minute snapshots behind its per-source hourly counts.
 """

@@ -25,8 +25,8 @@ from typing import Any
 
 import redis
 
-from .keys import Keys
-from .metrics import read_samples
+from ..keys import Keys
+from ..metrics import read_samples
 
 HOUR = 3600.0
 SNAPSHOT_EVERY = 60.0

@@ -8,10 +8,11 @@ from urllib.parse import urlsplit
 
 import redis
 
-from .. import activity, status
 from ..keys import as_text
 from ..models import Source
-from ..pipeline import Deps
+from ..ops import status
+from ..pipeline.discover import Deps
+from . import activity
 
 RECENT = 50
 DEAD_PAGE = 100

@@ -17,11 +17,11 @@ from urllib.parse import parse_qs, unquote
 
 import redis
 
-from .. import activity, dlq, reingest
 from ..errors import WorkerError
 from ..logs import get_logger
-from ..pipeline import Deps
-from . import auth, data, views
+from ..ops import dlq, reingest
+from ..pipeline.discover import Deps
+from . import activity, auth, data, views
 
 log = get_logger("wire.console")
 

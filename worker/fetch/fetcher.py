@@ -10,12 +10,12 @@ from typing import Any
 
 import redis
 
-from .errors import PermanentFetchError, TransientFetchError
+from ..errors import PermanentFetchError, TransientFetchError
+from ..keys import CONDITIONAL_TTL, SKIP_TTL, Keys, as_text
+from ..models import Page
+from ..settings import Settings
 from .http import TRANSIENT_STATUS, Limits, Response, get
-from .keys import CONDITIONAL_TTL, SKIP_TTL, Keys, as_text
-from .models import Page
 from .politeness import PACE_FUNCTION, Politeness, host_of, parse_retry_after
-from .settings import Settings
 
 HTML_TYPES = {"text/html", "application/xhtml+xml", "application/xml+xhtml"}
 FEED_TYPES = HTML_TYPES | {

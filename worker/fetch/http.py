@@ -21,7 +21,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
-from .errors import PermanentFetchError, TransientFetchError
+from ..errors import PermanentFetchError, TransientFetchError
 
 MAX_REDIRECTS = 5
 CHUNK = 64 * 1024

@@ -16,16 +16,16 @@ from urllib.parse import urlsplit
 import redis
 from protego import Protego
 
-from .errors import FetchError, HostPaused, PermanentFetchError
+from ..errors import FetchError, HostPaused, PermanentFetchError
+from ..keys import PAUSE_LOG_MAX, ROBOTS_ERROR_TTL, ROBOTS_TTL, WALLS_TTL, Keys, as_text
 from .http import UNFETCHABLE, Limits, get
-from .keys import PAUSE_LOG_MAX, ROBOTS_ERROR_TTL, ROBOTS_TTL, WALLS_TTL, Keys, as_text
 
 # Reserve the next request slot for a host. The slot time lives in one key;
 # each caller takes max(now, next) and pushes `next` by one interval, so N
 # workers on M machines together never exceed the rate. A caller whose slot
 # is further away than max_wait reserves nothing and parks its URL instead
 # (a negative reply: minus the wait). A Lua function, so the fetcher's
-# pre-request script (worker/fetch.py) reserves slots with the same code.
+# pre-request script (worker/fetch/fetcher.py) reserves slots with the same code.
 PACE_FUNCTION = """
 local function pace(key, interval, max_wait)
   local t = redis.call('TIME')
@@ -177,7 +177,7 @@ class Politeness:
 
     def robots_sitemaps(self, url: str, rate: float | None = None) -> list[str]:
         """The `Sitemap:` URLs of the robots.txt of `url`'s origin (from the shared cache)."""
-        from .discover import sitemaps_from_robots
+        from ..discover import sitemaps_from_robots
 
         org = origin(url)
         record = self._robots_record(org, rate)

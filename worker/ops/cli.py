@@ -12,8 +12,8 @@ from typing import Any
 import click
 import redis
 
-from .errors import ConfigError, WorkerError
-from .settings import Settings, SourcesConfig, load_sources
+from ..errors import ConfigError, WorkerError
+from ..settings import Settings, SourcesConfig, load_sources
 
 
 def _settings() -> Settings:
@@ -25,7 +25,7 @@ def _sources(settings: Settings, path: str | None = None) -> SourcesConfig:
 
 
 def _deps(settings: Settings, sources: SourcesConfig) -> Any:
-    from .pipeline import Deps
+    from ..pipeline.discover import Deps
 
     if not settings.redis_url:
         raise click.ClickException("WIRE_REDIS_URL is not set (only `wire run` starts an embedded Redis)")
@@ -33,13 +33,13 @@ def _deps(settings: Settings, sources: SourcesConfig) -> Any:
 
 
 def _app(settings: Settings, sources: SourcesConfig) -> Any:
-    from .celery_app import create_app
+    from ..queue.app import create_app
 
     return create_app(settings, sources)
 
 
 def _configure_logs(settings: Settings) -> None:
-    from .logs import configure
+    from ..logs import configure
 
     configure(settings.log_format, settings.log_level)
 
@@ -72,11 +72,11 @@ def worker(queues: str, pool: str, concurrency: int | None, name: str) -> None:
     _configure_logs(settings)
     app = _app(settings, sources)
     client = redis.Redis.from_url(settings.broker)
-    from .keys import Keys
-    from .logs import get_logger
+    from ..keys import Keys
+    from ..logs import get_logger
     from .malloc import in_use
 
-    # which allocator this process got (LD_PRELOAD is read before Python starts): see worker.malloc
+    # which allocator this process got (LD_PRELOAD is read before Python starts): see worker.ops.malloc
     get_logger("wire.cli").info("worker starting", queues=queues, pool=pool, concurrency=concurrency,
                                 malloc=in_use())
     _wait_for_redis(client)
@@ -90,7 +90,7 @@ def worker(queues: str, pool: str, concurrency: int | None, name: str) -> None:
 
 def _wait_for_redis(client: redis.Redis, log_every: float = 5.0) -> None:
     """Block until Redis answers, saying so every few seconds (workers may start before Redis)."""
-    from .logs import get_logger
+    from ..logs import get_logger
 
     log = get_logger("wire.cli")
     last = 0.0
@@ -116,7 +116,7 @@ def beat() -> None:
     data = Path(settings.data_dir)
     data.mkdir(parents=True, exist_ok=True)
     app.Beat(schedule=str(data / "celerybeat-schedule"), loglevel="WARNING", max_interval=5,
-             scheduler="worker.beat:WireScheduler").run()
+             scheduler="worker.queue.beat:WireScheduler").run()
 
 
 @cli.command()
@@ -124,7 +124,7 @@ def beat() -> None:
 @click.option("--port", type=int, default=None)
 def serve(host: str | None, port: int | None) -> None:
     """Serve /metrics, /healthz, /status and POST /reingest."""
-    from .logs import get_logger
+    from ..logs import get_logger
     from .serve import serve as make_server
 
     settings = _settings()
@@ -186,8 +186,8 @@ def sources_check(path: str | None) -> None:
 @click.option("--source", "source_name", default=None, help="apply this source's rules from sources.yaml")
 def extract(targets: tuple[str, ...], as_json: bool, source_name: str | None) -> None:
     """Run extraction on files or URLs and print the result (for writing site rules)."""
-    from .extract import extract as run_extract
-    from .models import Rules
+    from ..extract import extract as run_extract
+    from ..models import Rules
 
     settings = _settings()
     rules = Rules()
@@ -221,7 +221,7 @@ def extract(targets: tuple[str, ...], as_json: bool, source_name: str | None) ->
 
 def _load_target(target: str, settings: Settings) -> tuple[bytes, str | None, str | None]:
     if target.startswith(("http://", "https://")):
-        from .http import Limits, get
+        from ..fetch.http import Limits, get
 
         resp = get(target, user_agent=settings.user_agent,
                    limits=Limits(max_bytes=settings.max_body_bytes, deadline=settings.fetch_timeout,
@@ -384,7 +384,7 @@ def dlq_purge(yes: bool) -> None:
 def _register_optional() -> None:
     # dedup commands live beside the dedup package
     try:
-        from .cli_dedup import dedup, explain
+        from .dedup_cli import dedup, explain
     except ImportError:
         return
     cli.add_command(dedup)

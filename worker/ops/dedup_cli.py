@@ -1,4 +1,4 @@
-"""`wire dedup replay` and `wire explain` (registered in worker.cli with add_command).
+"""`wire dedup replay` and `wire explain` (registered in worker.ops.cli with add_command).
 
 Replay never touches production state: it runs under a fresh random
 namespace (``wire:replay:<hex>``) unless one is given, and deletes that
@@ -20,8 +20,8 @@ from typing import IO
 import click
 import redis
 
-from .dedup import Dedup
-from .dedup.replay import replay as run_replay
+from ..dedup import Dedup
+from ..dedup.replay import replay as run_replay
 from .redis_server import start_redis
 
 

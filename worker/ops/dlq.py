@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from .keys import Keys
+from ..keys import Keys
 
 
 def _decode(fields: dict[bytes, bytes]) -> dict[str, str]:

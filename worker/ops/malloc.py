@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 MODES = ("auto", "jemalloc", "system")
 # Debian/Ubuntu's libjemalloc2 (per architecture), the image's link, other distributions

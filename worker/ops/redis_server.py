@@ -18,7 +18,7 @@ from pathlib import Path
 
 import redis
 
-from .errors import WorkerError
+from ..errors import WorkerError
 
 
 def find_redis_server() -> str:

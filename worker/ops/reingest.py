@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import WorkerError
-from .http import is_public_address
-from .keys import as_text
-from .models import Candidate, Source
-from .pipeline import Deps
-from .settings import parse_duration
-from .urls import BadURL, canonicalize
+from ..errors import WorkerError
+from ..fetch.http import is_public_address
+from ..keys import as_text
+from ..models import Candidate, Source
+from ..pipeline.discover import Deps
+from ..settings import parse_duration
+from ..urls import BadURL, canonicalize
 
 MAX_URLS = 1000
 

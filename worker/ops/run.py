@@ -19,16 +19,16 @@ from pathlib import Path
 
 import redis
 
+from ..keys import Keys, as_text
+from ..settings import Settings
 from . import malloc
-from .keys import Keys, as_text
 from .redis_server import RedisProcess, start_redis
-from .settings import Settings
 
 STOP_GRACE = 30.0
 
 
 def _children(settings: Settings) -> list[tuple[str, list[str]]]:
-    me = [sys.executable, "-m", "worker.cli"]
+    me = [sys.executable, "-m", "worker.ops.cli"]
     return [
         ("worker-fetch", me + ["worker", "--queues", "discover,fetch", "--pool", "threads",
                                "--concurrency", str(settings.fetch_concurrency), "--name", "fetch"]),

@@ -19,11 +19,13 @@ import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from . import activity, dlq, metrics, reingest, status
-from .console import handlers as console
-from .errors import WorkerError
-from .logs import get_logger
-from .pipeline import Deps
+from .. import metrics
+from ..console import activity
+from ..console import handlers as console
+from ..errors import WorkerError
+from ..logs import get_logger
+from ..pipeline.discover import Deps
+from . import dlq, reingest, status
 
 log = get_logger("wire.serve")
 MAX_BODY = 1024 * 1024
@@ -207,7 +209,7 @@ def make_handler(deps: Deps, enqueue: Callable[[dict[str, Any], bool], None],
 
 
 class _Server(ThreadingHTTPServer):
-    """Also takes the console's per-minute activity snapshot while serving (see worker.activity)."""
+    """Also takes the console's per-minute activity snapshot while serving (see worker.console.activity)."""
 
     deps: Deps
     next_snapshot = 0.0

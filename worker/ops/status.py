@@ -12,9 +12,9 @@ from typing import Any
 
 import redis
 
-from .celery_app import QUEUES
-from .keys import Keys, as_text
-from .settings import Settings, SourcesConfig
+from ..keys import Keys, as_text
+from ..queue.app import QUEUES
+from ..settings import Settings, SourcesConfig
 
 PRIORITY_SEP = "\x06\x16"
 PRIORITY_STEPS = (0, 3, 6, 9)

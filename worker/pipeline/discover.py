@@ -25,21 +25,21 @@ from urllib.parse import urlsplit
 
 from redis import Redis
 
-from . import discover as disc
-from . import page_bytes
-from .dedup import Decision, Dedup, Doc
-from .dedup.engine import Publish
-from .errors import FetchError, PermanentFetchError, WorkerError
-from .extract import extract
-from .fetch import Fetcher, NotModified
-from .keys import CONDITIONAL_TTL, PAGE_TTL, SEEN_TTL, Keys, as_text
-from .logs import get_logger
-from .metrics import MetricsBatch
-from .models import Article, Candidate, Outcome, Page, Source
-from .politeness import host_of
-from .publish import build_item, stream_fields, streams_for
-from .settings import Settings, SourcesConfig
-from .urls import BadURL, canonicalize, choose_canonical
+from .. import discover as disc
+from ..dedup import Decision, Dedup, Doc
+from ..dedup.engine import Publish
+from ..errors import FetchError, PermanentFetchError, WorkerError
+from ..extract import extract
+from ..fetch import page_store
+from ..fetch.fetcher import Fetcher, NotModified
+from ..fetch.politeness import host_of
+from ..keys import CONDITIONAL_TTL, PAGE_TTL, SEEN_TTL, Keys, as_text
+from ..logs import get_logger
+from ..metrics import MetricsBatch
+from ..models import Article, Candidate, Outcome, Page, Source
+from ..publish import build_item, stream_fields, streams_for
+from ..settings import Settings, SourcesConfig
+from ..urls import BadURL, canonicalize, choose_canonical
 
 log = get_logger("wire.pipeline")
 
@@ -358,7 +358,7 @@ def _fetch_into(candidate: Candidate, deps: Deps, force: bool, pipe: Any) -> Fet
     batch.inc("wire_pages_fetched_total", source=source.name, status=str(got.status))
     stamp = int(got.fetched_at * 1000)
     page_key = deps.keys.page(candidate.url, stamp)
-    pipe.set(page_key, page_bytes.pack(got.content), ex=PAGE_TTL)
+    pipe.set(page_key, page_store.pack(got.content), ex=PAGE_TTL)
     pipe.hincrby(deps.keys.stats(), "fetched", 1)
     batch.flush_into(pipe, deps.keys.metrics())
     return Fetched(ref={
@@ -438,7 +438,7 @@ def extract_page(ref: dict[str, Any], raw: bytes | None, deps: Deps, batch: Metr
         # Already processed and cleaned up by an earlier delivery, or expired.
         work.outcome, work.delete = Outcome(status="skipped", reason="page_gone"), False
         return work
-    html = page_bytes.unpack(raw)
+    html = page_store.unpack(raw)
     started, cpu = time.perf_counter(), time.thread_time()
     article = extract(html, ref["final_url"], charset=ref.get("charset"), rules=source.rules)
     batch.observe("wire_extract_seconds", time.perf_counter() - started)

@@ -14,8 +14,8 @@ from typing import Any
 from celery import Celery
 from kombu import Queue
 
+from ..settings import Settings, SourcesConfig
 from .broker import transport_for
-from .settings import Settings, SourcesConfig
 
 QUEUES = ("discover", "fetch", "process")
 UNPARK_EVERY = 5.0  # seconds between moves of due parked fetches back to the queue
@@ -43,7 +43,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     # Settings.from_env guarantees task_time_limit + max_countdown < visibility_timeout
     return {
         "broker_url": settings.broker,
-        # kombu's Redis transport with atomic take-and-record (worker/broker.py)
+        # kombu's Redis transport with atomic take-and-record (worker/queue/broker.py)
         "broker_transport": transport_for(settings.broker),
         "broker_transport_options": transport,
         "result_backend_transport_options": {"visibility_timeout": settings.visibility_timeout},
@@ -100,7 +100,7 @@ def beat_schedule(sources: SourcesConfig) -> dict[str, Any]:
 
 
 def create_app(settings: Settings, sources: SourcesConfig) -> Celery:
-    from .keys import Keys
+    from ..keys import Keys
 
     app = Celery("wire", set_as_current=True)
     app.conf.update(celery_config(settings))

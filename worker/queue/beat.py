@@ -21,7 +21,7 @@ from typing import Any
 import redis
 from celery.beat import PersistentScheduler, ScheduleEntry
 
-from .logs import get_logger
+from ..logs import get_logger
 
 LOCK_TTL = 30.0  # seconds; renewed on every tick (beat ticks at most every max_interval = 5 s)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

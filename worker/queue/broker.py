@@ -108,7 +108,7 @@ class Channel(kombu_redis.Channel):
         self._no_ack_queues: set[str] = set()
         super().__init__(*args, **kwargs)
         if self.global_keyprefix:
-            raise ValueError("worker.broker does not support kombu's global_keyprefix transport option")
+            raise ValueError("worker.queue.broker does not support kombu's global_keyprefix transport option")
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
@@ -271,4 +271,4 @@ class Transport(kombu_redis.Transport):
 def transport_for(broker_url: str) -> str | None:
     """The transport Celery should use for `broker_url`: ours for Redis, kombu's choice otherwise."""
     scheme = broker_url.split("://", 1)[0].lower()
-    return "worker.broker:Transport" if scheme in ("redis", "rediss") else None
+    return "worker.queue.broker:Transport" if scheme in ("redis", "rediss") else None

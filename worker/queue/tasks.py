@@ -21,15 +21,15 @@ import structlog
 from celery import Task, shared_task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
-from . import pipeline
-from .errors import FetchError, HostPaused, TransientFetchError
-from .keys import ATTEMPTS_TTL, as_text
-from .logs import get_logger
-from .metrics import MetricsBatch
-from .models import Candidate, Outcome
-from .politeness import host_of
-from .publish import dead_letter
-from .settings import Settings, SourcesConfig
+from ..errors import FetchError, HostPaused, TransientFetchError
+from ..fetch.politeness import host_of
+from ..keys import ATTEMPTS_TTL, as_text
+from ..logs import get_logger
+from ..metrics import MetricsBatch
+from ..models import Candidate, Outcome
+from ..pipeline import discover as pipeline
+from ..publish import dead_letter
+from ..settings import Settings, SourcesConfig
 
 log = get_logger("wire.tasks")
 MAX_PARKS = 50  # a URL parked this often (host paused for hours) is dead-lettered
@@ -50,7 +50,7 @@ def deps() -> pipeline.Deps:
     if _deps is None:
         if _config is None:
             settings = Settings.from_env()
-            from .settings import load_sources
+            from ..settings import load_sources
 
             init(settings, load_sources(settings.sources_path))
         assert _config is not None
@@ -204,7 +204,7 @@ def enqueue_process(refs: Batch) -> None:
 
 
 def park(candidate: Batch, *, force: bool, parks: int, not_before: float) -> None:
-    """Hold a URL in Redis until `not_before` instead of in a broker ETA (see celery_app)."""
+    """Hold a URL in Redis until `not_before` instead of in a broker ETA (see queue/app.py)."""
     d = deps()
     member = json.dumps({"candidate": _compact(candidate), "force": force, "parks": parks + 1}, sort_keys=True)
     d.redis.zadd(d.keys.parked(), {member: not_before})

@@ -36,7 +36,7 @@ from worker.dedup.engine import load_row  # noqa: E402
 from worker.metrics import MetricsBatch  # noqa: E402
 from worker.ops.redis_server import start_redis  # noqa: E402
 from worker.ops.serve import serve  # noqa: E402
-from worker.pipeline.discover import Deps  # noqa: E402
+from worker.pipeline.deps import Deps  # noqa: E402
 from worker.publish import dead_letter, stream_fields  # noqa: E402
 from worker.settings import Settings, parse_sources  # noqa: E402
 

@@ -76,7 +76,7 @@ from loopback import (  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
 # profile components by the file of a sampled frame (py-spy prints paths relative
-# to sys.path: "redis/client.py", "worker/pipeline/discover.py"); the first match walking a
+# to sys.path: "redis/client.py", "worker/pipeline/process.py"); the first match walking a
 # stack from its leaf up names the component, so a Redis call made by dedup
 # counts as Redis client and lxml called by extraction as extraction
 COMPONENTS: list[tuple[str, tuple[str, ...]]] = [
@@ -96,15 +96,15 @@ COMPONENTS: list[tuple[str, tuple[str, ...]]] = [
 
 
 def _extract_call_site() -> str:
-    """`worker/pipeline/discover.py:<line>` of the `extract(` call in extract_page.
+    """`worker/pipeline/process.py:<line>` of the `extract(` call in extract_page.
 
     A sample whose leaf is that line, with no frame below it, is extraction
     freeing its trees as its frame is popped (py-spy shows the caller's line
     then): it counts as extraction, not as the pipeline code around it.
     """
-    source = (ROOT / "worker" / "pipeline" / "discover.py").read_text().splitlines()
+    source = (ROOT / "worker" / "pipeline" / "process.py").read_text().splitlines()
     line = next((i for i, text in enumerate(source, 1) if "= extract(" in text), 0)
-    return f"worker/pipeline/discover.py:{line}"
+    return f"worker/pipeline/process.py:{line}"
 
 
 EXTRACT_CALL = _extract_call_site()

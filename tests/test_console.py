@@ -18,7 +18,7 @@ from worker.console import activity
 from worker.dedup import Doc
 from worker.metrics import MetricsBatch
 from worker.ops.serve import serve
-from worker.pipeline.discover import Deps
+from worker.pipeline.deps import Deps
 from worker.publish import dead_letter, stream_fields
 from worker.settings import parse_sources
 

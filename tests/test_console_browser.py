@@ -27,7 +27,7 @@ from tests.helpers import test_settings, wait_for
 from tests.test_console import SOURCES, seed
 from worker.ops.redis_server import RedisProcess, free_port
 from worker.ops.status import queue_depths
-from worker.pipeline.discover import Deps
+from worker.pipeline.deps import Deps
 from worker.settings import parse_sources
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -564,7 +564,8 @@ import redis as _redis  # noqa: E402
 from tests.faultsite import RSS, FaultServer, article_page, fixed, news_sitemap, sitemap_index, static  # noqa: E402
 from tests.helpers import test_settings  # noqa: E402
 from worker.models import Candidate  # noqa: E402
-from worker.pipeline import discover as pipeline  # noqa: E402
+from worker.pipeline.deps import Deps  # noqa: E402
+from worker.pipeline.discover import discover  # noqa: E402
 from worker.settings import parse_sources  # noqa: E402
 
 
@@ -575,8 +576,8 @@ def fault() -> Iterator[FaultServer]:
     server.stop()
 
 
-def _deps(text: str, redis_url: str, prefix: str, r: _redis.Redis) -> pipeline.Deps:
-    return pipeline.Deps.create(test_settings(redis_url, prefix), parse_sources(text, "t.yaml"), client=r)
+def _deps(text: str, redis_url: str, prefix: str, r: _redis.Redis) -> Deps:
+    return Deps.create(test_settings(redis_url, prefix), parse_sources(text, "t.yaml"), client=r)
 
 
 def test_home_page_feed_is_autodiscovered_and_read_again_after_a_304(fault: FaultServer, r: _redis.Redis,
@@ -592,12 +593,12 @@ def test_home_page_feed_is_autodiscovered_and_read_again_after_a_304(fault: Faul
     site.routes["/rss"] = static(f'<rss version="2.0"><channel>{items}</channel></rss>', RSS)
     deps = _deps(f"sources:\n- name: home\n  feeds: ['{site.base}/']\n  rate: 50\n", redis_url, prefix, r)
     found: list[Candidate] = []
-    report = pipeline.discover("home", deps, enqueue=found.extend)
+    report = discover("home", deps, enqueue=found.extend)
     assert sorted(c.url for c in found) == [f"{site.base}/s{i}.html" for i in range(3)] and not report.errors
     site.routes["/rss"] = static(f'<rss version="2.0"><channel>{items}<item><link>{site.base}/new.html</link>'
                                  "</item></channel></rss>", RSS, modified=_time.time())
     again: list[Candidate] = []
-    pipeline.discover("home", deps, enqueue=again.extend)
+    discover("home", deps, enqueue=again.extend)
     assert [c.url for c in again] == [f"{site.base}/new.html"]
     assert fault.requests("home", "/")[-1].status == 304
     assert "If-None-Match" in fault.requests("home", "/")[-1].headers
@@ -617,7 +618,7 @@ def test_site_root_under_sitemaps_reads_robots_sitemap_lines(fault: FaultServer,
     site.routes["/fresh.html"] = static(article_page(1, "news"))
     deps = _deps(f"sources:\n- name: news\n  sitemaps: ['{site.base}/']\n  rate: 50\n", redis_url, prefix, r)
     found: list[Candidate] = []
-    pipeline.discover("news", deps, enqueue=found.extend)
+    discover("news", deps, enqueue=found.extend)
     assert [c.url for c in found] == [f"{site.base}/fresh.html"]
     assert found[0].published  # news:publication_date travels with the candidate
     assert fault.requests("news", "/2019.xml") == []
@@ -631,8 +632,8 @@ def test_failed_discovery_leaves_the_source_stale(fault: FaultServer, r: _redis.
     site.routes["/feed"] = lambda count, req: (fixed(500)(count, req) if count == 1 else
                                                static('<rss version="2.0"><channel></channel></rss>', RSS)(count, req))
     deps = _deps(f"sources:\n- name: down\n  feeds: ['{site.base}/feed']\n  rate: 50\n", redis_url, prefix, r)
-    pipeline.discover("down", deps, enqueue=lambda c: None, now=1000.0)
+    discover("down", deps, enqueue=lambda c: None, now=1000.0)
     state = r.hgetall(deps.keys.source_state("down"))
     assert b"last_success" not in state and state[b"errors"] == b"1"
-    pipeline.discover("down", deps, enqueue=lambda c: None, now=2000.0)
+    discover("down", deps, enqueue=lambda c: None, now=2000.0)
     assert r.hget(deps.keys.source_state("down"), "last_success") == b"2000.0"

@@ -14,7 +14,11 @@ from tests.sites import STORIES, SiteServer, sources_yaml, syndication_sites
 from worker.errors import TransientFetchError
 from worker.metrics import counter_sum
 from worker.models import Candidate, Outcome
-from worker.pipeline import discover as pipeline
+from worker.pipeline import process as process_stage
+from worker.pipeline.deps import Deps
+from worker.pipeline.discover import discover
+from worker.pipeline.fetch import Fetched, fetch
+from worker.pipeline.process import process
 from worker.settings import parse_sources
 
 
@@ -26,23 +30,23 @@ def sites() -> Iterator[tuple[SiteServer, dict]]:
 
 
 @pytest.fixture
-def deps(sites, redis_url: str, prefix: str, r: redis.Redis) -> pipeline.Deps:
+def deps(sites, redis_url: str, prefix: str, r: redis.Redis) -> Deps:
     _, site_map = sites
     text = sources_yaml(site_map).replace("ROUTE_STREAM", f"{prefix}:items:ap")
     config = parse_sources(text, "test-sources.yaml")
-    return pipeline.Deps.create(test_settings(redis_url, prefix), config, client=r)
+    return Deps.create(test_settings(redis_url, prefix), config, client=r)
 
 
-def fetch_all(deps: pipeline.Deps, sources: list[str], max_retries: int = 5) -> list[pipeline.Fetched | Outcome]:
+def fetch_all(deps: Deps, sources: list[str], max_retries: int = 5) -> list[Fetched | Outcome]:
     """Run discover -> fetch synchronously, retrying transient errors at once."""
     queue: list[Candidate] = []
     for name in sources:
-        pipeline.discover(name, deps, enqueue=queue.extend)
-    steps: list[pipeline.Fetched | Outcome] = []
+        discover(name, deps, enqueue=queue.extend)
+    steps: list[Fetched | Outcome] = []
     for cand in queue:
         for attempt in range(max_retries):
             try:
-                steps.append(pipeline.fetch(cand, deps))
+                steps.append(fetch(cand, deps))
                 break
             except TransientFetchError:
                 if attempt == max_retries - 1:
@@ -50,9 +54,9 @@ def fetch_all(deps: pipeline.Deps, sources: list[str], max_retries: int = 5) -> 
     return steps
 
 
-def drive(deps: pipeline.Deps, sources: list[str], max_retries: int = 5) -> list[Outcome]:
+def drive(deps: Deps, sources: list[str], max_retries: int = 5) -> list[Outcome]:
     """Run discover -> fetch -> process synchronously, retrying transient errors at once."""
-    return [pipeline.process(step.ref, deps) if isinstance(step, pipeline.Fetched) else step
+    return [process(step.ref, deps) if isinstance(step, Fetched) else step
             for step in fetch_all(deps, sources, max_retries)]
 
 
@@ -60,7 +64,7 @@ def items(r: redis.Redis, stream: str) -> list[dict]:
     return [json.loads(f[b"data"]) for _, f in r.xrange(stream)]
 
 
-def test_syndicated_story_is_published_once(deps: pipeline.Deps, r: redis.Redis) -> None:
+def test_syndicated_story_is_published_once(deps: Deps, r: redis.Redis) -> None:
     """Three sites carrying the same AP story yield one `new` item; each other story once too."""
     outcomes = drive(deps, ["alpha", "beta", "gamma"])
     published = items(r, deps.keys.items_stream)
@@ -75,7 +79,7 @@ def test_syndicated_story_is_published_once(deps: pipeline.Deps, r: redis.Redis)
     assert reasons == {"not_found", "robots_denied"}
 
 
-def test_item_follows_the_downstream_contract(deps: pipeline.Deps, r: redis.Redis) -> None:
+def test_item_follows_the_downstream_contract(deps: Deps, r: redis.Redis) -> None:
     """Stream entries carry id/event/story_id/version/data and the item has every SPEC field."""
     drive(deps, ["alpha"])
     entries = r.xrange(deps.keys.items_stream)
@@ -96,23 +100,23 @@ def test_item_follows_the_downstream_contract(deps: pipeline.Deps, r: redis.Redi
     assert ap["body"].endswith("contributed to this report.")
 
 
-def test_routes_copy_matching_items_to_extra_streams(deps: pipeline.Deps, r: redis.Redis, prefix: str) -> None:
+def test_routes_copy_matching_items_to_extra_streams(deps: Deps, r: redis.Redis, prefix: str) -> None:
     """An AP item goes to the main stream and to the AP route's stream."""
     drive(deps, ["alpha"])
     routed = items(r, f"{prefix}:items:ap")
     assert [i["agency"] for i in routed] == ["AP"]
 
 
-def test_rediscovery_skips_seen_urls(deps: pipeline.Deps) -> None:
+def test_rediscovery_skips_seen_urls(deps: Deps) -> None:
     """A second discovery of an unchanged feed enqueues nothing."""
     first: list[Candidate] = []
-    pipeline.discover("alpha", deps, enqueue=first.extend)
+    discover("alpha", deps, enqueue=first.extend)
     again: list[Candidate] = []
-    pipeline.discover("alpha", deps, enqueue=again.extend)
+    discover("alpha", deps, enqueue=again.extend)
     assert len(first) == 4 and again == []
 
 
-def test_refetch_is_conditional_and_unchanged_page_publishes_nothing(deps: pipeline.Deps, r: redis.Redis,
+def test_refetch_is_conditional_and_unchanged_page_publishes_nothing(deps: Deps, r: redis.Redis,
                                                                      sites) -> None:
     """After a page is processed, a re-fetch sends its validators; a 304 costs nothing."""
     server, site_map = sites
@@ -128,12 +132,12 @@ def test_refetch_is_conditional_and_unchanged_page_publishes_nothing(deps: pipel
     beta.routes[path] = with_etag
     drive(deps, ["beta"])
     cand = Candidate(url=f"{beta.base}{path}", source="beta")
-    outcome = pipeline.fetch(cand, deps)
+    outcome = fetch(cand, deps)
     assert isinstance(outcome, Outcome) and outcome.status == "not_modified"
     assert server.requests_to("beta", path)[-1].headers.get("If-None-Match") == '"v1"'
 
 
-def test_metrics_count_every_page(deps: pipeline.Deps, r: redis.Redis) -> None:
+def test_metrics_count_every_page(deps: Deps, r: redis.Redis) -> None:
     """Published, duplicate and skipped pages all show up in the Redis-backed counters."""
     drive(deps, ["alpha", "beta", "gamma"])
     key = deps.keys.metrics()
@@ -151,7 +155,7 @@ class _Injected(Exception):
     pass
 
 
-def test_process_batch_dead_letters_only_the_pages_that_fail(deps: pipeline.Deps, r: redis.Redis,
+def test_process_batch_dead_letters_only_the_pages_that_fail(deps: Deps, r: redis.Redis,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """One process task's batch: a page whose extraction fails and one whose publishing fails
     (bugs injected for those two URLs) are dead-lettered with the error and keep their bytes;
@@ -159,11 +163,11 @@ def test_process_batch_dead_letters_only_the_pages_that_fail(deps: pipeline.Deps
     without the bugs, the two end as they would have: nothing is lost or published twice."""
     from worker.queue import tasks
 
-    refs = [s.ref for s in fetch_all(deps, ["alpha", "beta", "gamma"]) if isinstance(s, pipeline.Fetched)]
+    refs = [s.ref for s in fetch_all(deps, ["alpha", "beta", "gamma"]) if isinstance(s, Fetched)]
     assert len(refs) == 6
     broken_extract = next(f["url"] for f in refs if "afghan-consulates" in f["url"])  # gamma's AP copy
     broken_publish = next(f["url"] for f in refs if "frost" in f["url"])  # gamma's own story
-    real_extract, real_build = pipeline.extract, pipeline.build_item
+    real_extract, real_build = process_stage.extract, process_stage.build_item
 
     def extract(html: bytes, url: str, **kw):
         if "afghan-consulates" in url:
@@ -176,8 +180,8 @@ def test_process_batch_dead_letters_only_the_pages_that_fail(deps: pipeline.Deps
         return real_build(article, **kw)
 
     monkeypatch.setattr(tasks, "_deps", deps)
-    monkeypatch.setattr(pipeline, "extract", extract)
-    monkeypatch.setattr(pipeline, "build_item", build_item)
+    monkeypatch.setattr(process_stage, "extract", extract)
+    monkeypatch.setattr(process_stage, "build_item", build_item)
     pages = r.mget([f["page_key"] for f in refs])
     tasks._process_batch(deps, refs, pages, time.monotonic())
 
@@ -192,8 +196,8 @@ def test_process_batch_dead_letters_only_the_pages_that_fail(deps: pipeline.Deps
     stats = {k.decode(): int(v) for k, v in r.hgetall(deps.keys.stats()).items()}
     assert (stats.get("published"), stats.get("duplicates")) == (2, 2)
 
-    monkeypatch.setattr(pipeline, "extract", real_extract)
-    monkeypatch.setattr(pipeline, "build_item", real_build)
+    monkeypatch.setattr(process_stage, "extract", real_extract)
+    monkeypatch.setattr(process_stage, "build_item", real_build)
     again = [f for f in refs if f["url"] in dead]
     tasks._process_batch(deps, again, r.mget([f["page_key"] for f in again]), time.monotonic())
     published = items(r, deps.keys.items_stream)

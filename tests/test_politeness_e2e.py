@@ -28,7 +28,7 @@ from tests.test_e2e import ROOT, Cluster
 from worker.keys import Keys, as_text
 from worker.ops import status
 from worker.ops.redis_server import RedisProcess
-from worker.pipeline import discover as pipeline
+from worker.pipeline.deps import Deps
 from worker.settings import parse_sources
 from worker.urls import canonicalize
 
@@ -79,7 +79,7 @@ def _max_in_window(times: list[float], window: float = 1.0) -> int:
     return best
 
 
-def _metrics_text(deps: pipeline.Deps) -> str:
+def _metrics_text(deps: Deps) -> str:
     from worker.ops.serve import _Collector  # the /metrics renderer, in process
 
     registry = CollectorRegistry(auto_describe=False)
@@ -98,7 +98,7 @@ def test_crawler_is_polite_under_faults(redis_server: RedisProcess, prefix: str,
     sources_path = tmp_path / "sources.yaml"
     sources_path.write_text(net.sources)
     config = parse_sources(net.sources, str(sources_path))
-    deps = pipeline.Deps.create(test_settings(url, prefix), config, client=client)
+    deps = Deps.create(test_settings(url, prefix), config, client=client)
     env = {k: v for k, v in os.environ.items() if not k.startswith("WIRE_")}
     env.update({
         "WIRE_REDIS_URL": url, "WIRE_KEY_PREFIX": prefix, "WIRE_SOURCES": str(sources_path),

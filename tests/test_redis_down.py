@@ -1,4 +1,4 @@
-"""`tasks.redis_down`: which failures hand a task back to the queue instead of failing it (and losing it)."""
+"""`delivery.redis_down`: which failures hand a task back to the queue instead of failing it (and losing it)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import redis
 
 from worker.dedup.store import DedupError
 from worker.errors import TransientFetchError
-from worker.queue.tasks import redis_down
+from worker.queue.delivery import redis_down
 
 
 def _raised(fn) -> BaseException:  # type: ignore[no-untyped-def]

@@ -69,7 +69,7 @@ def test_redis_restart_mid_run_loses_nothing(tmp_path: Path, prefix: str) -> Non
     0.1 s throughout, answers /healthz 200 before the restart, 503 naming Redis while Redis is down and
     200 again once it is back.
 
-    A task whose Redis call fails while Redis is down is requeued (tasks.redis_down), not failed and
+    A task whose Redis call fails while Redis is down is requeued (delivery.redis_down), not failed and
     acked; before that fix 2 of 16 stories were lost in each of three runs. Observed timings (loaded 2-core machine, three runs): /healthz answered 503 0.02 s after Redis exited
     (the next poll) every time, Redis was down 1.13-1.22 s, /healthz answered 200 again 0.02-0.10 s after
     Redis accepted connections (e.g. 95 polls: 16 before, 11 while down, 67 after). Each run prints its own

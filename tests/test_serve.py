@@ -15,7 +15,7 @@ import redis
 from tests.helpers import test_settings
 from worker.metrics import COUNTERS, MetricsBatch, _field
 from worker.ops.serve import serve
-from worker.pipeline.discover import Deps
+from worker.pipeline.deps import Deps
 from worker.settings import parse_sources
 
 SOURCES = "sources:\n- name: example\n  feeds: [https://news.example.com/feed]\n  interval: 1m\n"

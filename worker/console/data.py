@@ -11,7 +11,7 @@ import redis
 from ..keys import as_text
 from ..models import Source
 from ..ops import status
-from ..pipeline.discover import Deps
+from ..pipeline.deps import Deps
 from . import activity
 
 RECENT = 50

@@ -20,7 +20,7 @@ import redis
 from ..errors import WorkerError
 from ..logs import get_logger
 from ..ops import dlq, reingest
-from ..pipeline.discover import Deps
+from ..pipeline.deps import Deps
 from . import activity, auth, data, views
 
 log = get_logger("wire.console")

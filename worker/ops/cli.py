@@ -25,7 +25,7 @@ def _sources(settings: Settings, path: str | None = None) -> SourcesConfig:
 
 
 def _deps(settings: Settings, sources: SourcesConfig) -> Any:
-    from ..pipeline.discover import Deps
+    from ..pipeline.deps import Deps
 
     if not settings.redis_url:
         raise click.ClickException("WIRE_REDIS_URL is not set (only `wire run` starts an embedded Redis)")

@@ -12,7 +12,7 @@ from ..errors import WorkerError
 from ..fetch.http import is_public_address
 from ..keys import as_text
 from ..models import Candidate, Source
-from ..pipeline.discover import Deps
+from ..pipeline.deps import Deps
 from ..settings import parse_duration
 from ..urls import BadURL, canonicalize
 

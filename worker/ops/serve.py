@@ -24,7 +24,7 @@ from ..console import activity
 from ..console import handlers as console
 from ..errors import WorkerError
 from ..logs import get_logger
-from ..pipeline.discover import Deps
+from ..pipeline.deps import Deps
 from . import dlq, reingest, status
 
 log = get_logger("wire.serve")

@@ -58,7 +58,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_ignore_result": True,
         "result_backend": None,
         "task_acks_late": True,
-        # redeliver tasks whose process died; our own delivery counter caps it (tasks.py)
+        # redeliver tasks whose process died; our own delivery counter caps it (delivery.py)
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
         "task_time_limit": settings.task_time_limit,

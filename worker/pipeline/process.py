@@ -1,0 +1,174 @@
+"""The process stage: extract, deduplicate and publish fetched pages.
+
+Idempotent: dedup decides and publishes in one Redis script, and a re-run
+of the same page is a `url` duplicate that publishes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..dedup import Decision, Doc
+from ..dedup.engine import Publish
+from ..extract import extract
+from ..fetch import page_store
+from ..fetch.politeness import host_of
+from ..logs import get_logger
+from ..metrics import MetricsBatch
+from ..models import Article, Outcome, Source
+from ..publish import build_item, stream_fields, streams_for
+from ..urls import BadURL, canonicalize, choose_canonical
+from .deps import Deps
+
+log = get_logger("wire.pipeline")
+
+
+def process(ref: dict[str, Any], deps: Deps, *, now: float | None = None) -> Outcome:
+    """Extract, deduplicate and publish one fetched page (read from Redis here)."""
+    raw = deps.redis.get(ref["page_key"])
+    return process_page(ref, raw, deps, now=now)  # type: ignore[arg-type]  # the client returns bytes
+
+
+def process_page(ref: dict[str, Any], raw: bytes | None, deps: Deps, *, now: float | None = None) -> Outcome:
+    """`process` for page bytes the caller already read (`None`: the page is gone)."""
+    batch = MetricsBatch()
+    page = extract_page(ref, raw, deps, batch, now=now)
+    if page.doc is not None:
+        settle(page, deps.dedup.submit(page.doc, now=page.now, publish=page.publish,
+                                       maxlen=deps.settings.items_maxlen), batch)
+    finish_pages([page], deps, batch)
+    assert page.outcome is not None
+    return page.outcome
+
+
+@dataclass
+class PageWork:
+    """One page between extraction and its outcome.
+
+    The process task extracts a batch's pages one by one, hands the documents
+    to dedup together (`Dedup.submit_iter`: one Redis round trip per page),
+    and records every page's end in one round trip (`finish_pages`).
+    """
+
+    ref: dict[str, Any]
+    source: Source
+    now: float
+    bot_wall: bool = False
+    doc: Doc | None = None  # for dedup; None when the page already has its outcome
+    publish: Publish | None = None
+    outcome: Outcome | None = None
+    stat: str = ""  # the wire:stats counter the outcome adds to
+    delete: bool = True  # drop the page bytes when finishing (not when the page is gone already)
+    started: float = field(default_factory=time.monotonic)  # for the page's logged duration
+
+
+def extract_page(ref: dict[str, Any], raw: bytes | None, deps: Deps, batch: MetricsBatch, *,
+                 now: float | None = None) -> PageWork:
+    """Extract one page: a `PageWork` with the document for dedup, or with its outcome (skipped)."""
+    now = time.time() if now is None else now
+    source = deps.source(ref["source"])
+    work = PageWork(ref=ref, source=source, now=now)
+    if raw is None:
+        # Already processed and cleaned up by an earlier delivery, or expired.
+        work.outcome, work.delete = Outcome(status="skipped", reason="page_gone"), False
+        return work
+    html = page_store.unpack(raw)
+    started, cpu = time.perf_counter(), time.thread_time()
+    article = extract(html, ref["final_url"], charset=ref.get("charset"), rules=source.rules)
+    batch.observe("wire_extract_seconds", time.perf_counter() - started)
+    batch.inc("wire_extract_cpu_seconds_total", time.thread_time() - cpu)
+    work.bot_wall = article.not_article == "bot_wall"
+    if work.bot_wall:  # the breaker's answer (pause or not) is needed now; a real page's reset can wait
+        note_bot_wall(deps, ref["final_url"], article)
+    if article.not_article or not article.body.strip():
+        reason = article.not_article or "empty"
+        batch.inc("wire_extract_failures_total", source=source.name, reason=reason)
+        batch.inc("wire_skipped_total", source=source.name, reason=reason)
+        work.outcome, work.stat = Outcome(status="skipped", reason=reason), "skipped"
+        return work
+
+    try:
+        fallback = canonicalize(ref["final_url"])
+    except (BadURL, ValueError):
+        fallback = ref["url"]
+    canonical = choose_canonical(fallback, article.canonical_url)
+    work.doc = Doc(url=canonical, title=article.title, body=article.body,
+                   published=article.published_at or ref.get("published"))
+
+    def publish(decision: Decision) -> list[tuple[str, dict[str, str]]]:
+        item = build_item(article, event=decision.event, story_id=decision.story_id,
+                          version=decision.version, url=ref["url"], canonical_url=canonical,
+                          source=source.name, fetched_at=float(ref["fetched_at"]), agency_hint=source.agency)
+        fields = stream_fields(item)
+        return [(stream, fields) for stream in streams_for(item, deps.keys.items_stream, deps.sources.routes)]
+
+    work.publish = publish
+    return work
+
+
+def settle(work: PageWork, decision: Decision, batch: MetricsBatch) -> None:
+    """Give an extracted page its outcome from the dedup decision (counted in `batch`)."""
+    source = work.source.name
+    if decision.event == "duplicate":
+        batch.inc("wire_duplicates_total", source=source, kind=decision.kind or "exact")
+        work.outcome = Outcome(status="duplicate", reason=decision.kind, event="duplicate",
+                               story_id=decision.story_id, version=decision.version,
+                               detail={"similarity": decision.similarity, "matched_url": decision.matched_url})
+        work.stat = "duplicates"
+        return
+    batch.inc("wire_items_published_total", source=source, event=decision.event)
+    assert work.doc is not None
+    work.outcome = Outcome(status="published", event=decision.event, story_id=decision.story_id,
+                           version=decision.version, detail={"canonical_url": work.doc.url})
+    work.stat = "published"
+
+
+def finish_pages(pages: Sequence[PageWork], deps: Deps, batch: MetricsBatch) -> None:
+    """Record the end of pages that have their outcome, in one round trip.
+
+    Counters, validators for the next conditional GET (saved only now, so a
+    crash before this never turns the redelivery into a 304), the bot-wall
+    reset of the page's host, the page bytes dropped.
+    """
+    pipe = deps.redis.pipeline(transaction=False)
+    stats: dict[str, int] = {}
+    # a batch's pages mostly share a host and a source: each is written once
+    real_pages_from: dict[str, None] = {}  # hosts whose bot-wall count a real page resets
+    last_published: dict[str, float] = {}  # source -> its latest published page's time
+    now = 0.0
+    for page in pages:
+        if page.outcome is None:
+            raise ValueError(f"finish_pages: {page.ref.get('url')!r} has no outcome")
+        now = max(now, page.now)
+        if page.stat:
+            stats[page.stat] = stats.get(page.stat, 0) + 1
+        if not page.delete:
+            continue
+        if not page.bot_wall:
+            real_pages_from[host_of(page.ref["final_url"])] = None
+        if page.stat == "published":
+            last_published[page.source.name] = page.now
+        deps.fetcher.remember(page.ref["url"], page.ref.get("etag"), page.ref.get("last_modified"), pipe=pipe)
+        pipe.delete(page.ref["page_key"])
+    for host in real_pages_from:
+        deps.fetcher.politeness.clear_walls(host, pipe)
+    for source, when in last_published.items():
+        pipe.hset(deps.keys.source_state(source), "last_published", when)
+    batch.flush_into(pipe, deps.keys.metrics())
+    for stat, n in stats.items():
+        pipe.hincrby(deps.keys.stats(), stat, n)
+    if pages:
+        pipe.hset(deps.keys.heartbeat(), "process", now)
+    pipe.execute()
+
+
+def note_bot_wall(deps: Deps, final_url: str, article: Article) -> None:
+    """Feed the per-host bot-wall circuit breaker: challenges in a row pause the host, a real page resets it."""
+    host = host_of(final_url)
+    paused = deps.fetcher.politeness.note_page(host, bot_wall=article.not_article == "bot_wall")
+    if paused:
+        log.warning("bot challenges in a row: host paused", host=host, pause_s=round(paused, 1))
+

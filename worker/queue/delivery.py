@@ -1,0 +1,143 @@
+"""The delivery policy of the tasks: what becomes of a task that did not simply succeed.
+
+- a task whose Redis went away under it is handed back to the broker
+  (`requeue_if_redis_down`), never failed and acked;
+- every delivery is counted (`count_delivery`), so a poison page (one that
+  kills its worker every time) is not redelivered forever;
+- a batch delivered again comes back one item per task (`split`);
+- transient errors are retried with backoff and jitter (`backoff`); waits
+  too long for a broker countdown are parked in Redis (`park`);
+- after the last attempt, the item is dead-lettered (`dead`).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from celery import Task
+from celery.exceptions import Reject
+
+from ..keys import ATTEMPTS_TTL
+from ..logs import get_logger
+from ..pipeline.deps import Deps
+from ..publish import dead_letter
+
+log = get_logger("wire.tasks")
+MAX_PARKS = 50  # a URL parked this often (host paused for hours) is dead-lettered
+REDIS_WAIT = 15.0  # seconds a task whose Redis call failed waits for Redis before requeueing
+
+Batch = dict[str, Any] | list[dict[str, Any]]  # a task's work: one item, or a batch of them
+
+
+def items(work: Batch) -> list[dict[str, Any]]:
+    return work if isinstance(work, list) else [work]
+
+
+def compact(work: Batch) -> Batch:
+    """A one-item batch as the item itself: the message a single URL or page has always been."""
+    return work[0] if isinstance(work, list) and len(work) == 1 else work
+
+
+def redis_down(exc: BaseException | None) -> bool:
+    """`exc`, or an exception it was raised from, says Redis did not answer (down, restarting, loading)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, redis.ConnectionError | redis.TimeoutError):  # BusyLoadingError is a ConnectionError
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ if exc.__cause__ is not None else None if exc.__suppress_context__ else exc.__context__
+    return False
+
+
+def requeue(d: Deps, stage: str, exc: BaseException) -> Reject:
+    """The Reject that hands the task back when Redis went away under it.
+
+    Failing the task would ack its message and lose the page (acks_on_failure);
+    a requeued message is delivered again, and every stage is idempotent. We
+    wait (bounded) for Redis first, so the requeue itself can reach it; if it
+    cannot, the message stays in kombu's unacked set and is restored after the
+    visibility timeout. Nothing is lost either way.
+    """
+    deadline = time.monotonic() + REDIS_WAIT
+    while time.monotonic() < deadline:
+        try:
+            d.redis.ping()
+            break
+        except redis.RedisError:
+            time.sleep(0.5)
+    log.warning("redis unavailable: task requeued", stage=stage, error=repr(exc))
+    return Reject(exc, requeue=True)
+
+
+@contextmanager
+def requeue_if_redis_down(d: Deps, stage: str) -> Iterator[None]:
+    """Around a task body: a failure because Redis went away requeues the task (`requeue`)."""
+    try:
+        yield
+    except Exception as exc:
+        if redis_down(exc):  # includes a retry or an enqueue that could not reach the broker
+            raise requeue(d, stage, exc) from exc
+        raise
+
+
+def count_delivery(d: Deps, task: Task, pipe: Any) -> None:
+    """Queue the count of this delivery of the task (retries and crash redeliveries alike) on `pipe`."""
+    key = d.keys.attempts(str(task.request.id))
+    pipe.incr(key)
+    pipe.expire(key, ATTEMPTS_TTL)
+
+
+def deliveries(d: Deps, task: Task) -> int:
+    """Count this delivery of the task; the count so far."""
+    pipe = d.redis.pipeline(transaction=False)
+    count_delivery(d, task, pipe)
+    return int(pipe.execute()[0])
+
+
+def done(d: Deps, task: Task, queue: str) -> None:
+    """Finishing a task: its delivery count dropped, the queue's heartbeat."""
+    pipe = d.redis.pipeline(transaction=False)
+    pipe.delete(d.keys.attempts(str(task.request.id)))
+    pipe.hset(d.keys.heartbeat(), queue, time.time())
+    pipe.execute()
+
+
+def backoff(retries: int, cap: float) -> float:
+    """Exponential backoff with jitter: 1-2 s, 2-4 s, 4-8 s ... capped at `cap`."""
+    base = min(cap / 2, 2.0 ** retries)
+    return base + random.uniform(0, base)
+
+
+def park(d: Deps, candidate: Batch, *, force: bool, parks: int, not_before: float) -> None:
+    """Hold a URL in Redis until `not_before` instead of in a broker ETA (see queue/app.py)."""
+    member = json.dumps({"candidate": compact(candidate), "force": force, "parks": parks + 1}, sort_keys=True)
+    d.redis.zadd(d.keys.parked(), {member: not_before})
+
+
+def split(d: Deps, task: Task, stage: str, work: list[dict[str, Any]],
+          enqueue: Callable[[dict[str, Any]], None]) -> None:
+    """A batch delivered again (its worker died, or Redis went away under it) comes back one item per task.
+
+    Every stage is idempotent, so redoing the items already done costs work and
+    publishes nothing twice; and a page that kills its worker every time is now
+    alone in its task, where the delivery count caps it (a batch would take
+    its neighbours down with it on every delivery).
+    """
+    for item in work:
+        enqueue(item)
+    log.warning("batch delivered again: split into single tasks", stage=stage, items=len(work))
+    done(d, task, stage)
+
+
+def dead(d: Deps, stage: str, reason: str, error: str, payload: dict[str, Any], retries: int) -> None:
+    """Dead-letter one candidate or page ref (both carry `url` and `source`) with what replays it."""
+    url, source = str(payload["url"]), str(payload["source"])
+    dead_letter(d.redis, d.keys, stage=stage, reason=reason, error=error, url=url, source=source,
+                payload=payload, attempts=retries + 1)
+    log.warning("dead-lettered", stage=stage, reason=reason, error=error, url=url)

@@ -13,11 +13,11 @@ from tests.helpers import test_settings
 from tests.sites import STORIES, SiteServer, sources_yaml, syndication_sites
 from worker.errors import TransientFetchError
 from worker.metrics import counter_sum
-from worker.models import Candidate, Outcome
+from worker.models import Candidate, Outcome, PageRef
 from worker.pipeline import process as process_stage
 from worker.pipeline.deps import Deps
 from worker.pipeline.discover import discover
-from worker.pipeline.fetch import Fetched, fetch
+from worker.pipeline.fetch import fetch
 from worker.pipeline.process import process
 from worker.settings import parse_sources
 
@@ -37,12 +37,12 @@ def deps(sites, redis_url: str, prefix: str, r: redis.Redis) -> Deps:
     return Deps.create(test_settings(redis_url, prefix), config, client=r)
 
 
-def fetch_all(deps: Deps, sources: list[str], max_retries: int = 5) -> list[Fetched | Outcome]:
+def fetch_all(deps: Deps, sources: list[str], max_retries: int = 5) -> list[PageRef | Outcome]:
     """Run discover -> fetch synchronously, retrying transient errors at once."""
     queue: list[Candidate] = []
     for name in sources:
         discover(name, deps, enqueue=queue.extend)
-    steps: list[Fetched | Outcome] = []
+    steps: list[PageRef | Outcome] = []
     for cand in queue:
         for attempt in range(max_retries):
             try:
@@ -56,7 +56,7 @@ def fetch_all(deps: Deps, sources: list[str], max_retries: int = 5) -> list[Fetc
 
 def drive(deps: Deps, sources: list[str], max_retries: int = 5) -> list[Outcome]:
     """Run discover -> fetch -> process synchronously, retrying transient errors at once."""
-    return [process(step.ref, deps) if isinstance(step, Fetched) else step
+    return [process(step, deps) if isinstance(step, PageRef) else step
             for step in fetch_all(deps, sources, max_retries)]
 
 
@@ -163,10 +163,10 @@ def test_process_batch_dead_letters_only_the_pages_that_fail(deps: Deps, r: redi
     without the bugs, the two end as they would have: nothing is lost or published twice."""
     from worker.queue import tasks
 
-    refs = [s.ref for s in fetch_all(deps, ["alpha", "beta", "gamma"]) if isinstance(s, Fetched)]
+    refs = [s for s in fetch_all(deps, ["alpha", "beta", "gamma"]) if isinstance(s, PageRef)]
     assert len(refs) == 6
-    broken_extract = next(f["url"] for f in refs if "afghan-consulates" in f["url"])  # gamma's AP copy
-    broken_publish = next(f["url"] for f in refs if "frost" in f["url"])  # gamma's own story
+    broken_extract = next(f.url for f in refs if "afghan-consulates" in f.url)  # gamma's AP copy
+    broken_publish = next(f.url for f in refs if "frost" in f.url)  # gamma's own story
     real_extract, real_build = process_stage.extract, process_stage.build_item
 
     def extract(html: bytes, url: str, **kw):
@@ -182,7 +182,7 @@ def test_process_batch_dead_letters_only_the_pages_that_fail(deps: Deps, r: redi
     monkeypatch.setattr(tasks, "_deps", deps)
     monkeypatch.setattr(process_stage, "extract", extract)
     monkeypatch.setattr(process_stage, "build_item", build_item)
-    pages = r.mget([f["page_key"] for f in refs])
+    pages = r.mget([f.page_key for f in refs])
     tasks._process_batch(deps, refs, pages, time.monotonic())
 
     published = items(r, deps.keys.items_stream)
@@ -191,15 +191,15 @@ def test_process_batch_dead_letters_only_the_pages_that_fail(deps: Deps, r: redi
     dead = {f[b"url"].decode(): f for _, f in r.xrange(deps.keys.dead_stream)}
     assert set(dead) == {broken_extract, broken_publish}
     assert all(f[b"stage"] == b"process" and f[b"reason"] == b"_Injected" for f in dead.values())
-    kept = [bool(r.exists(f["page_key"])) for f in refs]
-    assert kept == [f["url"] in dead for f in refs]  # bytes kept for the dead letters only
+    kept = [bool(r.exists(f.page_key)) for f in refs]
+    assert kept == [f.url in dead for f in refs]  # bytes kept for the dead letters only
     stats = {k.decode(): int(v) for k, v in r.hgetall(deps.keys.stats()).items()}
     assert (stats.get("published"), stats.get("duplicates")) == (2, 2)
 
     monkeypatch.setattr(process_stage, "extract", real_extract)
     monkeypatch.setattr(process_stage, "build_item", real_build)
-    again = [f for f in refs if f["url"] in dead]
-    tasks._process_batch(deps, again, r.mget([f["page_key"] for f in again]), time.monotonic())
+    again = [f for f in refs if f.url in dead]
+    tasks._process_batch(deps, again, r.mget([f.page_key for f in again]), time.monotonic())
     published = items(r, deps.keys.items_stream)
     assert len(published) == 3 and len({i["story_id"] for i in published}) == 3
     assert counter_sum(r, deps.keys.metrics(), "wire_items_published_total") == 3

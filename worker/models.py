@@ -1,8 +1,8 @@
 """Frozen values at each stage border.
 
 Source (config) -> Candidate (discovered URL) -> Page (fetched bytes) ->
-Article (extracted) -> Item (published). A dropped page is an `Outcome`
-with a reason, never ``None``.
+PageRef (stored bytes, fetch -> process) -> Article (extracted) -> Item
+(published). A dropped page is an `Outcome` with a reason, never ``None``.
 """
 
 from __future__ import annotations
@@ -100,6 +100,56 @@ class Page:
     etag: str | None = None
     last_modified: str | None = None
     fetched_at: float = 0.0  # unix seconds
+
+
+@dataclass(frozen=True)
+class PageRef:
+    """A fetched page waiting for the process stage: where its bytes are, and what process needs of the fetch.
+
+    It travels in the process task's message as `to_json()` (JSON-only
+    Celery); messages queued before this value existed carry the same keys,
+    so `from_json` reads them too.
+    """
+
+    url: str  # the candidate's canonical URL, as requested
+    source: str
+    final_url: str  # after redirects
+    page_key: str  # the Redis key of the page bytes (`fetch.page_store`)
+    charset: str | None = None  # from the HTTP Content-Type header
+    etag: str | None = None  # validators, saved for the next conditional GET once the page is decided
+    last_modified: str | None = None
+    fetched_at: float = 0.0  # unix seconds
+    published: str | None = None  # as discovery found it
+    force: bool = False  # fetched unconditionally (re-ingest)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "source": self.source,
+            "final_url": self.final_url,
+            "page_key": self.page_key,
+            "charset": self.charset,
+            "etag": self.etag,
+            "last_modified": self.last_modified,
+            "fetched_at": self.fetched_at,
+            "published": self.published,
+            "force": self.force,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PageRef:
+        return cls(
+            url=str(data["url"]),
+            source=str(data["source"]),
+            final_url=str(data["final_url"]),
+            page_key=str(data["page_key"]),
+            charset=data.get("charset"),
+            etag=data.get("etag"),
+            last_modified=data.get("last_modified"),
+            fetched_at=float(data.get("fetched_at") or 0.0),
+            published=data.get("published"),
+            force=bool(data.get("force", False)),
+        )
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ decided, so a crash between the two never turns the retry into a 304.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import FetchError, PermanentFetchError
@@ -16,19 +15,12 @@ from ..fetch import page_store
 from ..fetch.fetcher import NotModified
 from ..keys import PAGE_TTL
 from ..metrics import MetricsBatch
-from ..models import Candidate, Outcome
+from ..models import Candidate, Outcome, PageRef
 from .deps import Deps
 
 
-@dataclass(frozen=True)
-class Fetched:
-    """Reference to fetched bytes stored in Redis, passed to the process stage as JSON."""
-
-    ref: dict[str, Any]
-
-
-def fetch(candidate: Candidate, deps: Deps, *, force: bool = False, pipe: Any = None) -> Fetched | Outcome:
-    """Fetch one candidate; store its bytes for the process stage.
+def fetch(candidate: Candidate, deps: Deps, *, force: bool = False, pipe: Any = None) -> PageRef | Outcome:
+    """Fetch one candidate; store its bytes for the process stage, which gets the `PageRef`.
 
     Raises TransientFetchError / HostPaused for the task layer to retry or park;
     permanent failures come back as an Outcome with a reason. With `pipe`
@@ -44,7 +36,7 @@ def fetch(candidate: Candidate, deps: Deps, *, force: bool = False, pipe: Any = 
     return result
 
 
-def _fetch_into(candidate: Candidate, deps: Deps, force: bool, pipe: Any) -> Fetched | Outcome:
+def _fetch_into(candidate: Candidate, deps: Deps, force: bool, pipe: Any) -> PageRef | Outcome:
     """`fetch` with the page's writes queued on `pipe` (a transient error's counter is written at once)."""
     source = deps.source(candidate.source)
     started = time.monotonic()
@@ -76,18 +68,9 @@ def _fetch_into(candidate: Candidate, deps: Deps, force: bool, pipe: Any) -> Fet
     pipe.set(page_key, page_store.pack(got.content), ex=PAGE_TTL)
     pipe.hincrby(deps.keys.stats(), "fetched", 1)
     batch.flush_into(pipe, deps.keys.metrics())
-    return Fetched(ref={
-        "url": candidate.url,
-        "source": candidate.source,
-        "final_url": got.final_url,
-        "page_key": page_key,
-        "charset": got.charset,
-        "etag": got.etag,
-        "last_modified": got.last_modified,
-        "fetched_at": got.fetched_at,
-        "published": candidate.published,
-        "force": force,
-    })
+    return PageRef(url=candidate.url, source=candidate.source, final_url=got.final_url, page_key=page_key,
+                   charset=got.charset, etag=got.etag, last_modified=got.last_modified, fetched_at=got.fetched_at,
+                   published=candidate.published, force=force)
 
 
 def _status_label(exc: FetchError) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..dedup import Decision, Doc
 from ..dedup.engine import Publish
@@ -18,7 +17,7 @@ from ..fetch import page_store
 from ..fetch.politeness import host_of
 from ..logs import get_logger
 from ..metrics import MetricsBatch
-from ..models import Article, Outcome, Source
+from ..models import Article, Outcome, PageRef, Source
 from ..publish import build_item, stream_fields, streams_for
 from ..urls import BadURL, canonicalize, choose_canonical
 from .deps import Deps
@@ -26,13 +25,13 @@ from .deps import Deps
 log = get_logger("wire.pipeline")
 
 
-def process(ref: dict[str, Any], deps: Deps, *, now: float | None = None) -> Outcome:
+def process(ref: PageRef, deps: Deps, *, now: float | None = None) -> Outcome:
     """Extract, deduplicate and publish one fetched page (read from Redis here)."""
-    raw = deps.redis.get(ref["page_key"])
+    raw = deps.redis.get(ref.page_key)
     return process_page(ref, raw, deps, now=now)  # type: ignore[arg-type]  # the client returns bytes
 
 
-def process_page(ref: dict[str, Any], raw: bytes | None, deps: Deps, *, now: float | None = None) -> Outcome:
+def process_page(ref: PageRef, raw: bytes | None, deps: Deps, *, now: float | None = None) -> Outcome:
     """`process` for page bytes the caller already read (`None`: the page is gone)."""
     batch = MetricsBatch()
     page = extract_page(ref, raw, deps, batch, now=now)
@@ -53,7 +52,7 @@ class PageWork:
     and records every page's end in one round trip (`finish_pages`).
     """
 
-    ref: dict[str, Any]
+    ref: PageRef
     source: Source
     now: float
     bot_wall: bool = False
@@ -65,11 +64,11 @@ class PageWork:
     started: float = field(default_factory=time.monotonic)  # for the page's logged duration
 
 
-def extract_page(ref: dict[str, Any], raw: bytes | None, deps: Deps, batch: MetricsBatch, *,
+def extract_page(ref: PageRef, raw: bytes | None, deps: Deps, batch: MetricsBatch, *,
                  now: float | None = None) -> PageWork:
     """Extract one page: a `PageWork` with the document for dedup, or with its outcome (skipped)."""
     now = time.time() if now is None else now
-    source = deps.source(ref["source"])
+    source = deps.source(ref.source)
     work = PageWork(ref=ref, source=source, now=now)
     if raw is None:
         # Already processed and cleaned up by an earlier delivery, or expired.
@@ -77,12 +76,12 @@ def extract_page(ref: dict[str, Any], raw: bytes | None, deps: Deps, batch: Metr
         return work
     html = page_store.unpack(raw)
     started, cpu = time.perf_counter(), time.thread_time()
-    article = extract(html, ref["final_url"], charset=ref.get("charset"), rules=source.rules)
+    article = extract(html, ref.final_url, charset=ref.charset, rules=source.rules)
     batch.observe("wire_extract_seconds", time.perf_counter() - started)
     batch.inc("wire_extract_cpu_seconds_total", time.thread_time() - cpu)
     work.bot_wall = article.not_article == "bot_wall"
     if work.bot_wall:  # the breaker's answer (pause or not) is needed now; a real page's reset can wait
-        note_bot_wall(deps, ref["final_url"], article)
+        note_bot_wall(deps, ref.final_url, article)
     if article.not_article or not article.body.strip():
         reason = article.not_article or "empty"
         batch.inc("wire_extract_failures_total", source=source.name, reason=reason)
@@ -91,17 +90,17 @@ def extract_page(ref: dict[str, Any], raw: bytes | None, deps: Deps, batch: Metr
         return work
 
     try:
-        fallback = canonicalize(ref["final_url"])
+        fallback = canonicalize(ref.final_url)
     except (BadURL, ValueError):
-        fallback = ref["url"]
+        fallback = ref.url
     canonical = choose_canonical(fallback, article.canonical_url)
     work.doc = Doc(url=canonical, title=article.title, body=article.body,
-                   published=article.published_at or ref.get("published"))
+                   published=article.published_at or ref.published)
 
     def publish(decision: Decision) -> list[tuple[str, dict[str, str]]]:
         item = build_item(article, event=decision.event, story_id=decision.story_id,
-                          version=decision.version, url=ref["url"], canonical_url=canonical,
-                          source=source.name, fetched_at=float(ref["fetched_at"]), agency_hint=source.agency)
+                          version=decision.version, url=ref.url, canonical_url=canonical,
+                          source=source.name, fetched_at=ref.fetched_at, agency_hint=source.agency)
         fields = stream_fields(item)
         return [(stream, fields) for stream in streams_for(item, deps.keys.items_stream, deps.sources.routes)]
 
@@ -141,18 +140,18 @@ def finish_pages(pages: Sequence[PageWork], deps: Deps, batch: MetricsBatch) -> 
     now = 0.0
     for page in pages:
         if page.outcome is None:
-            raise ValueError(f"finish_pages: {page.ref.get('url')!r} has no outcome")
+            raise ValueError(f"finish_pages: {page.ref.url!r} has no outcome")
         now = max(now, page.now)
         if page.stat:
             stats[page.stat] = stats.get(page.stat, 0) + 1
         if not page.delete:
             continue
         if not page.bot_wall:
-            real_pages_from[host_of(page.ref["final_url"])] = None
+            real_pages_from[host_of(page.ref.final_url)] = None
         if page.stat == "published":
             last_published[page.source.name] = page.now
-        deps.fetcher.remember(page.ref["url"], page.ref.get("etag"), page.ref.get("last_modified"), pipe=pipe)
-        pipe.delete(page.ref["page_key"])
+        deps.fetcher.remember(page.ref.url, page.ref.etag, page.ref.last_modified, pipe=pipe)
+        pipe.delete(page.ref.page_key)
     for host in real_pages_from:
         deps.fetcher.politeness.clear_walls(host, pipe)
     for source, when in last_published.items():

@@ -23,10 +23,10 @@ from ..fetch.politeness import host_of
 from ..keys import as_text
 from ..logs import get_logger
 from ..metrics import MetricsBatch
-from ..models import Candidate, Outcome
+from ..models import Candidate, Outcome, PageRef
 from ..pipeline.deps import Deps
 from ..pipeline.discover import discover
-from ..pipeline.fetch import Fetched, fetch
+from ..pipeline.fetch import fetch
 from ..pipeline.process import PageWork, extract_page, finish_pages, settle
 from ..settings import Settings, SourcesConfig
 from . import delivery
@@ -141,10 +141,10 @@ class _Handoff:
     def __init__(self, client: redis.Redis, size: int, linger: float) -> None:
         self.size, self.linger = size, linger
         self.pipe = client.pipeline(transaction=False)
-        self.refs: list[dict[str, Any]] = []
+        self.refs: list[PageRef] = []
         self.since = 0.0
 
-    def add(self, ref: dict[str, Any]) -> None:
+    def add(self, ref: PageRef) -> None:
         if not self.refs:
             self.since = time.monotonic()
         self.refs.append(ref)
@@ -161,7 +161,7 @@ class _Handoff:
         if len(self.pipe):
             self.pipe.execute()
         if self.refs:
-            enqueue_process(self.refs)
+            enqueue_process([ref.to_json() for ref in self.refs])
             self.refs = []
 
 
@@ -224,7 +224,7 @@ def fetch_task(self: Task, candidates: Batch, force: bool = False, parks: int = 
 
 
 def _fetch_one(d: Deps, candidate: dict[str, Any], rest: list[dict[str, Any]], paused: set[str],
-               pipe: Any, *, force: bool, parks: int, attempt: int) -> dict[str, Any] | None:
+               pipe: Any, *, force: bool, parks: int, attempt: int) -> PageRef | None:
     """Fetch one candidate of a batch: the page's ref for process, or None after retrying, parking or skipping.
 
     The page's writes are queued on `pipe` (the hand-off's), executed before its process task is enqueued.
@@ -267,9 +267,9 @@ def _fetch_one(d: Deps, candidate: dict[str, Any], rest: list[dict[str, Any]], p
         except FetchError as exc:  # a permanent error not already turned into an outcome
             delivery.dead(d, "fetch", exc.reason, str(exc), candidate, attempt)
             return None
-        if isinstance(result, Fetched):
+        if isinstance(result, PageRef):
             _summary("fetch", started, None, status="fetched")
-            return result.ref
+            return result
         _summary("fetch", started, result)
         return None
 
@@ -278,23 +278,24 @@ def _fetch_one(d: Deps, candidate: dict[str, Any], rest: list[dict[str, Any]], p
 def process_task(self: Task, refs: Batch) -> None:
     """Extract, deduplicate and publish one fetched page or a batch of them."""
     d = deps()
-    work = delivery.items(refs)
     started = time.monotonic()
     structlog.contextvars.bind_contextvars(task_id=self.request.id)
     try:
         with delivery.requeue_if_redis_down(d, "process"):
+            work = [PageRef.from_json(ref) for ref in delivery.items(refs)]
             # one round trip: count this delivery and read the pages
             pipe = d.redis.pipeline(transaction=False)
             delivery.count_delivery(d, self, pipe)
-            pipe.mget([ref["page_key"] for ref in work])
+            pipe.mget([ref.page_key for ref in work])
             deliveries, _, pages = pipe.execute()
             if int(deliveries) > 1 and len(work) > 1:
-                delivery.split(d, self, "process", work, enqueue_process)
+                delivery.split(d, self, "process", delivery.items(refs), enqueue_process)
                 return
             if int(deliveries) > d.settings.max_attempts:
                 ref = work[0]
-                delivery.dead(d, "process", "poison", f"delivered {deliveries} times without finishing", ref, int(deliveries) - 1)
-                d.redis.delete(ref["page_key"])
+                delivery.dead(d, "process", "poison", f"delivered {deliveries} times without finishing",
+                              ref.to_json(), int(deliveries) - 1)
+                d.redis.delete(ref.page_key)
                 delivery.done(d, self, "process")
                 return
             _process_batch(d, work, pages, started)
@@ -303,7 +304,7 @@ def process_task(self: Task, refs: Batch) -> None:
         structlog.contextvars.clear_contextvars()
 
 
-def _process_batch(d: Deps, work: list[dict[str, Any]], pages: list[bytes | None], started: float) -> None:
+def _process_batch(d: Deps, work: list[PageRef], pages: list[bytes | None], started: float) -> None:
     """Extract the pages one by one, decide them together, record their ends in one round trip.
 
     Each page fails alone: an extraction or dedup error dead-letters that page
@@ -319,14 +320,14 @@ def _process_batch(d: Deps, work: list[dict[str, Any]], pages: list[bytes | None
     ended: list[PageWork] = []  # with their outcome
     for i, (ref, page) in enumerate(zip(work, pages, strict=True)):
         if i and not _time_left(d, started, 0.0):
-            enqueue_process(work[i:])
+            enqueue_process([ref.to_json() for ref in work[i:]])
             log.info("batch handed on: time limit near", stage="process", items=len(work) - i)
             break
         try:
             got = _extract_one(d, ref, page, batch)
         except SoftTimeLimitExceeded:
             if i + 1 < len(work):
-                enqueue_process(work[i + 1:])
+                enqueue_process([ref.to_json() for ref in work[i + 1:]])
                 log.info("batch handed on: time limit struck", stage="process", items=len(work) - i - 1)
             break
         if got is not None:
@@ -335,25 +336,25 @@ def _process_batch(d: Deps, work: list[dict[str, Any]], pages: list[bytes | None
     finish_pages(ended, d, batch)
     for w in ended:
         assert w.outcome is not None
-        with structlog.contextvars.bound_contextvars(source=w.ref.get("source"), url=w.ref.get("url")):
+        with structlog.contextvars.bound_contextvars(source=w.ref.source, url=w.ref.url):
             _summary("process", w.started, w.outcome, story_id=w.outcome.story_id, story_event=w.outcome.event)
 
 
-def _extract_one(d: Deps, ref: dict[str, Any], page: bytes | None,
+def _extract_one(d: Deps, ref: PageRef, page: bytes | None,
                  batch: MetricsBatch) -> PageWork | None:
     """Extract one page of a batch; None when it was dead-lettered (its error is logged and kept)."""
-    with structlog.contextvars.bound_contextvars(source=ref.get("source"), url=ref.get("url")):
+    with structlog.contextvars.bound_contextvars(source=ref.source, url=ref.url):
         try:
             return extract_page(ref, page, d, batch)
         except SoftTimeLimitExceeded as exc:
             log.warning("process hit the soft time limit")
-            delivery.dead(d, "process", type(exc).__name__, repr(exc), ref, 0)
+            delivery.dead(d, "process", type(exc).__name__, repr(exc), ref.to_json(), 0)
             raise
         except Exception as exc:  # an extraction bug: keep the page, record why
             if delivery.redis_down(exc):
                 raise
             log.exception("process failed")
-            delivery.dead(d, "process", type(exc).__name__, repr(exc), ref, 0)
+            delivery.dead(d, "process", type(exc).__name__, repr(exc), ref.to_json(), 0)
             return None
 
 
@@ -377,16 +378,16 @@ def _decide(d: Deps, ready: list[PageWork], batch: MetricsBatch) -> list[PageWor
                 done += 1
             return decided
         except SoftTimeLimitExceeded:
-            enqueue_process([w.ref for w in ready[done:]])
+            enqueue_process([w.ref.to_json() for w in ready[done:]])
             log.warning("process hit the soft time limit in dedup: pages handed on", items=len(ready) - done)
             return decided
         except Exception as exc:  # a dedup bug or a failing publish: keep the page, record why
             if delivery.redis_down(exc):
                 raise
             failed = ready[done]
-            with structlog.contextvars.bound_contextvars(source=failed.ref.get("source"), url=failed.ref.get("url")):
+            with structlog.contextvars.bound_contextvars(source=failed.ref.source, url=failed.ref.url):
                 log.exception("process failed")
-            delivery.dead(d, "process", type(exc).__name__, repr(exc), failed.ref, 0)
+            delivery.dead(d, "process", type(exc).__name__, repr(exc), failed.ref.to_json(), 0)
             ready = ready[done + 1:]
     return decided
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from worker.dedup.store import DedupError
-from worker.errors import TransientFetchError
+from worker.errors import DedupError, TransientFetchError
 from worker.queue.delivery import redis_down
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, SourcesInvalid
 from .keys import DEDUP_WINDOW
 from .models import Listing, Route, Rules, Source
 from .ops.malloc import parse_mode as parse_malloc_mode
@@ -406,18 +406,6 @@ def parse_sources(text: str, path: str) -> SourcesConfig:
         raise SourcesInvalid(checker.errors)
     return SourcesConfig(path=path, sources=tuple(sources), routes=tuple(routes),
                          by_name={s.name: s for s in sources})
-
-
-class SourcesInvalid(ConfigError):
-    """Every error found in one sources file."""
-
-    def __init__(self, errors: list[ConfigError]) -> None:
-        self.errors = errors
-        first = errors[0]
-        super().__init__(first.path, first.where, first.message)
-
-    def __str__(self) -> str:
-        return "\n".join(str(e) for e in self.errors)
 
 
 def load_sources(path: str | Path) -> SourcesConfig:

@@ -21,7 +21,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import idna  # IDNA 2008 + UTS 46; installed with requests (a core dependency)
 
-from worker.errors import WorkerError
+from worker.errors import BadURL
 
 MAX_URL_LENGTH = 2048
 
@@ -136,10 +136,6 @@ _SECRET_PARAMS = frozenset(
         "key",
     }
 )
-
-
-class BadURL(WorkerError, ValueError):
-    """Not an http(s) URL we are willing to fetch (scheme, length, host)."""
 
 
 def canonicalize(url: str, base: str | None = None) -> str:

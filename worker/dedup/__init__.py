@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
+from ..errors import DedupError
 from .engine import Dedup
 from .models import Decision, Doc
-from .store import DedupError
 
 __all__ = ["Decision", "Dedup", "DedupError", "Doc"]

@@ -64,13 +64,14 @@ from typing import Any
 
 import redis
 
+from ..errors import DedupError
 from ..keys import DEDUP_WINDOW
 from ..urls import url_key
 from .decide import Thresholds, decide, new_story_id
 from .fingerprint import Fingerprint, fingerprint
 from .models import Decision, Doc
 from .record import Story, pack_log
-from .store import STORE_HASHES, Call, DedupError, LoadRow, Store, View, Write, packed
+from .store import STORE_HASHES, Call, LoadRow, Store, View, Write, packed
 
 MAX_ATTEMPTS = 20  # conflicts need a racing commit on the same keys; 20 in a row means something is wrong
 

@@ -53,7 +53,7 @@ import numpy as np
 import redis
 from redis.commands.core import Script
 
-from ..errors import WorkerError
+from ..errors import DedupError
 from ..keys import url_hash
 from .fingerprint import U32, Fingerprint
 from .models import Decision
@@ -68,10 +68,6 @@ INDEX_MAX_IDS = 8  # stories kept per shingle hash (first win): bounds hot shing
 # shared by n stories scores 1/n, so one rare shared hash outranks common phrases)
 MAX_CANDIDATES = 5
 LOAD_CHUNK = 200  # stories per load.lua call
-
-
-class DedupError(WorkerError):
-    """Dedup could not record a decision (Redis unreachable, or endless conflicts)."""
 
 
 def _script(name: str) -> str:

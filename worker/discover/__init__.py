@@ -15,7 +15,6 @@ from worker.discover.base import (
     MAX_FEED_BYTES,
     MAX_HTML_BYTES,
     MAX_SITEMAP_BYTES,
-    DiscoverError,
     Entry,
     filter_recent,
     read_capped,
@@ -25,6 +24,7 @@ from worker.discover.feeds import parse_feed
 from worker.discover.html import autodiscover_feeds, parse_listing
 from worker.discover.sitemaps import Sitemap, parse_sitemap, sitemaps_from_robots
 from worker.discover.sniff import detect_kind
+from worker.errors import DiscoverError
 
 __all__ = [
     "MAX_FEED_BYTES",

@@ -12,8 +12,8 @@ from email.utils import parsedate_to_datetime
 
 from lxml import etree
 
-from worker.errors import WorkerError
-from worker.urls import BadURL, canonicalize
+from worker.errors import BadURL, DiscoverError
+from worker.urls import canonicalize
 
 MB = 1024 * 1024
 # A real feed is well under 1 MB; 20 MB leaves room for full-text feeds while
@@ -25,10 +25,6 @@ MAX_SITEMAP_BYTES = 50 * MB
 MAX_HTML_BYTES = 20 * MB
 
 GZIP_MAGIC = b"\x1f\x8b"
-
-
-class DiscoverError(WorkerError):
-    """A feed, sitemap or page that cannot be read (malformed, hostile or too large)."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from lxml import etree
 
 from worker.discover.base import (
     MAX_FEED_BYTES,
-    DiscoverError,
     Entry,
     child_text,
     children,
@@ -22,6 +21,7 @@ from worker.discover.base import (
     resolve,
     to_utc_iso,
 )
+from worker.errors import DiscoverError
 
 ATOM_NS = ("http://www.w3.org/2005/Atom", "http://purl.org/atom/ns#")
 # RSS 2.0 and 0.9x have no namespace; RSS 1.0 and 0.90 live in RDF documents.

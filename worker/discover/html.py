@@ -14,7 +14,8 @@ from urllib.parse import urljoin
 from bs4 import BeautifulSoup, Tag
 from soupsieve import SelectorSyntaxError
 
-from worker.discover.base import MAX_HTML_BYTES, DiscoverError, Entry, check_size, clean_text, dedupe, resolve
+from worker.discover.base import MAX_HTML_BYTES, Entry, check_size, clean_text, dedupe, resolve
+from worker.errors import DiscoverError
 
 FEED_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/feed+json"})
 

@@ -8,7 +8,6 @@ from lxml import etree
 
 from worker.discover.base import (
     MAX_SITEMAP_BYTES,
-    DiscoverError,
     Entry,
     child_text,
     children,
@@ -21,6 +20,7 @@ from worker.discover.base import (
     to_utc_iso,
 )
 from worker.discover.feeds import FEED_ROOTS, entries_from_root
+from worker.errors import DiscoverError
 
 NEWS_NS = ("http://www.google.com/schemas/sitemap-news/0.9",)
 

@@ -12,7 +12,7 @@ from typing import Any
 import click
 import redis
 
-from ..errors import ConfigError, WorkerError
+from ..errors import ConfigError, ReingestError, WorkerError
 from ..settings import Settings, SourcesConfig, load_sources
 
 
@@ -309,7 +309,7 @@ def reingest_cmd(urls: tuple[str, ...], source: str | None, since: str | None, a
     req = reingest.Request(urls=urls, source=source, since=since, all=all_, force=force)
     try:
         result = reingest.run(req, deps, _enqueuer(app), _rediscoverer(app))
-    except reingest.ReingestError as exc:
+    except ReingestError as exc:
         raise click.ClickException(str(exc)) from None
     for url in result["enqueued"]:
         click.echo(f"enqueued {url}")

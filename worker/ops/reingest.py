@@ -8,19 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import WorkerError
+from ..errors import BadURL, ReingestError
 from ..fetch.http import is_public_address
 from ..keys import as_text
 from ..models import Candidate, Source
 from ..pipeline.deps import Deps
 from ..settings import parse_duration
-from ..urls import BadURL, canonicalize
+from ..urls import canonicalize
 
 MAX_URLS = 1000
-
-
-class ReingestError(WorkerError):
-    """A re-ingest request that cannot be carried out (unknown source, bad URL...)."""
 
 
 @dataclass(frozen=True)

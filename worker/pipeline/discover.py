@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .. import discover as disc
-from ..errors import FetchError, WorkerError
+from ..errors import BadURL, FetchError, WorkerError
 from ..fetch.fetcher import NotModified
 from ..keys import CONDITIONAL_TTL, SEEN_TTL, as_text
 from ..metrics import MetricsBatch
 from ..models import Candidate, Page, Source
-from ..urls import BadURL, canonicalize
+from ..urls import canonicalize
 from .deps import Deps
 
 MAX_SITEMAP_FETCHES = 25  # per source per run: an index can list thousands of children

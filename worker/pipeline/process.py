@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ..dedup import Decision, Doc
 from ..dedup.engine import Publish
+from ..errors import BadURL
 from ..extract import extract
 from ..fetch import page_store
 from ..fetch.politeness import host_of
@@ -19,7 +20,7 @@ from ..logs import get_logger
 from ..metrics import MetricsBatch
 from ..models import Article, Outcome, PageRef, Source
 from ..publish import build_item, stream_fields, streams_for
-from ..urls import BadURL, canonicalize, choose_canonical
+from ..urls import canonicalize, choose_canonical
 from .deps import Deps
 
 log = get_logger("wire.pipeline")

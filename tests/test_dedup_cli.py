@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,35 @@ def test_replay_prints_one_line_per_input_and_cleans_up(
     assert result.exit_code == 0, result.output
     _check_replay_output(result.output.splitlines())
     assert _replay_keys(r) == before
+
+
+def test_replay_works_under_the_key_prefix(tmp_path: Path, redis_url: str, r: redis.Redis, prefix: str) -> None:
+    """Without --namespace, replay's keys are under `<WIRE_KEY_PREFIX>:replay:`, never a hard-coded `wire:`
+    (every command Redis receives meanwhile is watched with MONITOR), and none is left afterwards."""
+    items = _items(tmp_path / "items.jsonl")
+    seen: list[str] = []
+    watching = threading.Event()
+
+    def watch() -> None:
+        with redis.Redis.from_url(redis_url).monitor() as monitor:
+            watching.set()
+            for command in monitor.listen():
+                if "replay-watch-done" in command["command"]:
+                    return
+                seen.append(command["command"])
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    assert watching.wait(10)
+    result = CliRunner().invoke(cli, ["dedup", "replay", str(items), "--redis-url", redis_url],
+                                env={"WIRE_KEY_PREFIX": prefix}, catch_exceptions=False)
+    r.echo("replay-watch-done")
+    watcher.join(10)
+    assert result.exit_code == 0, result.output
+    _check_replay_output(result.output.splitlines())
+    assert any(f"{prefix}:replay:" in c for c in seen)
+    assert not any("wire:replay:" in c for c in seen)
+    assert list(r.scan_iter(match=f"{prefix}:*")) == []
 
 
 def test_replay_as_a_subprocess(tmp_path: Path, redis_url: str, r: redis.Redis) -> None:

@@ -1,9 +1,23 @@
 """Every Redis key wire uses, and every TTL, in one place.
 
-All keys live under one prefix (default ``wire``) so a test run or a
-`wire dedup replay` can use its own namespace and never touch production
-data. Per-URL keys use a short hash of the canonical URL: bounded key size
-whatever the URL length, and no URL (which may carry credentials) in a key.
+All keys live under one prefix (``WIRE_KEY_PREFIX``, default ``wire``) so a
+test run or a `wire dedup replay` can use its own namespace and never touch
+production data. Per-URL keys use a short hash of the canonical URL: bounded
+key size whatever the URL length, and no URL (which may carry credentials)
+in a key.
+
+Two families are named elsewhere, for a reason:
+
+- the dedup namespace's inner keys are named here (``dedup_*_key``), but
+  its Lua scripts (dedup/gather.lua) build the same names themselves, as a
+  script must, with ``<ns>:epoch`` and the index buckets;
+- the broker's keys (the Celery queues, kombu's ``unacked`` hash and index,
+  the doorbells and ``unacked_malformed`` of queue/broker.py) are kombu's,
+  named by the transport and not under the prefix; `BROKER_UNACKED` is the
+  one wire reads itself.
+
+`tests/unit/test_keys.py` fails when a key or a TTL is spelled out in
+another module.
 """
 
 from __future__ import annotations
@@ -23,6 +37,14 @@ SKIP_TTL = DAY  # a page skipped for good (PDF, too large, redirect loop) is not
 WALLS_TTL = DAY  # bot-wall circuit breaker counters per host
 PAUSE_LOG_MAX = 1000  # host pauses remembered for operators and tests
 DEDUP_WINDOW = 14 * DAY  # default; Settings.dedup_window overrides
+BEAT_LOCK_TTL = 30.0  # seconds; renewed on every tick (beat ticks at most every max_interval = 5 s)
+SESSION_TTL = 8 * 3600  # a console session (and its cookie)
+FLASH_TTL = 300  # a console message waiting for the next page of its session
+LOGIN_FAILURES_TTL = 120  # a minute's failed console logins, counted for the limiter
+ACTIVITY_TTL = 2 * 3600  # activity snapshots are kept (trimmed by score) and the set expires this long after
+ACTIVITY_GUARD_TTL = 180  # the once-a-minute snapshot guard: three minutes covers a slow replica's clock
+
+BROKER_UNACKED = "unacked"  # kombu's hash of delivered, unacknowledged messages (not under the prefix)
 
 
 def as_text(value: object) -> str:
@@ -33,6 +55,22 @@ def as_text(value: object) -> str:
 def url_hash(url: str) -> str:
     """A short stable id for a URL (hex, 20 chars = 80 bits)."""
     return hashlib.blake2b(url.encode("utf-8"), digest_size=10).hexdigest()
+
+
+# the dedup namespace (`Keys.dedup_ns`, or a replay's): its layout is described in dedup/store.py
+def dedup_url_key(ns: str, url_id: str) -> str:
+    """The story id last decided for this URL identity."""
+    return f"{ns}:u:{url_hash(url_id)}"
+
+
+def dedup_story_key(ns: str, story_id: str) -> bytes:
+    """A story's record and decision log (the id as 8 raw bytes)."""
+    return ns.encode() + b":s:" + bytes.fromhex(story_id)
+
+
+def dedup_bucket_key(ns: str, bucket: bytes) -> bytes:
+    """One of the near-duplicate index's bucket hashes (named by 2 raw bytes)."""
+    return ns.encode() + b":i:" + bucket
 
 
 @dataclass(frozen=True)
@@ -110,6 +148,10 @@ class Keys:
     def dedup_ns(self) -> str:
         return f"{self.prefix}:dedup"
 
+    def replay_ns(self, token: str) -> str:
+        """A `wire dedup replay` run's own dedup namespace (deleted afterwards unless named)."""
+        return f"{self.prefix}:replay:{token}"
+
     # counters and operations
     def stats(self) -> str:
         """Hash of pipeline-wide counters shown by the progress line."""
@@ -130,6 +172,10 @@ class Keys:
     # web console (sessions, login limiter) and its hourly activity snapshots
     def console_session(self, session_id: str) -> str:
         return f"{self.prefix}:console:session:{session_id}"
+
+    def console_flash(self, session_id: str) -> str:
+        """A message for the session's next page (set by an action, read once)."""
+        return f"{self.prefix}:console:session:{session_id}:flash"
 
     def login_failures(self, minute: int) -> str:
         return f"{self.prefix}:console:login_failures:{minute}"

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, SourcesInvalid
-from .keys import DEDUP_WINDOW
+from .keys import DEDUP_WINDOW, Keys
 from .models import Listing, Route, Rules, Source
 from .ops.malloc import parse_mode as parse_malloc_mode
 
@@ -92,7 +92,7 @@ class Settings:
 
     @property
     def stream(self) -> str:
-        return self.items_stream or f"{self.key_prefix}:items"
+        return Keys.for_prefix(self.key_prefix, self.items_stream).items_stream
 
     @property
     def broker(self) -> str:

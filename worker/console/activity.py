@@ -25,12 +25,11 @@ from typing import Any
 
 import redis
 
-from ..keys import Keys
+from ..keys import ACTIVITY_GUARD_TTL, ACTIVITY_TTL, Keys
 from ..metrics import read_samples
 
 HOUR = 3600.0
 SNAPSHOT_EVERY = 60.0
-KEEP = 2 * HOUR  # snapshots older than this are trimmed
 COLUMNS = ("fetched", "published", "duplicates", "failures")
 
 
@@ -93,14 +92,14 @@ class Activity:
 def snapshot(client: redis.Redis, prefix: str, metrics_key: str, now: float) -> bool:
     """Store the current per-source totals once per minute (across processes); True if this call stored it."""
     minute = int(now // SNAPSHOT_EVERY)
-    if not client.set(guard_key(prefix, minute), 1, nx=True, ex=int(SNAPSHOT_EVERY * 3)):
+    if not client.set(guard_key(prefix, minute), 1, nx=True, ex=ACTIVITY_GUARD_TTL):
         return False
     doc = json.dumps({"t": now, "totals": totals(read_samples(client, metrics_key))}, sort_keys=True)
     key = snapshots_key(prefix)
     pipe = client.pipeline(transaction=False)
     pipe.zadd(key, {doc: now})
-    pipe.zremrangebyscore(key, "-inf", now - KEEP)
-    pipe.expire(key, int(KEEP))
+    pipe.zremrangebyscore(key, "-inf", now - ACTIVITY_TTL)
+    pipe.expire(key, ACTIVITY_TTL)
     pipe.execute()
     return True
 

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 
 import redis
 
-from ..keys import Keys
+from ..keys import FLASH_TTL, LOGIN_FAILURES_TTL, SESSION_TTL, Keys
 
 SESSION_COOKIE = "wire_session"
 LOGIN_COOKIE = "wire_login"
-SESSION_TTL = 8 * 3600
-LOGIN_TTL = 1800
+LOGIN_COOKIE_MAX_AGE = 1800  # seconds the login form's double-submit cookie lives in the browser
 LOGIN_FAILURES_PER_MINUTE = 10  # across all clients: the token is the only secret, slow guessing down
 
 
@@ -72,14 +71,14 @@ def destroy(client: redis.Redis, prefix: str, session_id: str) -> None:
 
 
 def set_flash(client: redis.Redis, prefix: str, session: Session, message: str) -> None:
-    client.set(_key(prefix, session.id) + ":flash", message[:2000], ex=300)
+    client.set(Keys(prefix=prefix).console_flash(session.id), message[:2000], ex=FLASH_TTL)
 
 
 def pop_flash(client: redis.Redis, prefix: str, session: Session | None) -> str | None:
     if session is None:
         return None
     pipe = client.pipeline(transaction=True)
-    key = _key(prefix, session.id) + ":flash"
+    key = Keys(prefix=prefix).console_flash(session.id)
     pipe.get(key)
     pipe.delete(key)
     raw = pipe.execute()[0]
@@ -95,7 +94,7 @@ def note_login_failure(client: redis.Redis, prefix: str, now: float) -> None:
     key = Keys(prefix=prefix).login_failures(int(now // 60))
     pipe = client.pipeline(transaction=False)
     pipe.incr(key)
-    pipe.expire(key, 120)
+    pipe.expire(key, LOGIN_FAILURES_TTL)
     pipe.execute()
 
 

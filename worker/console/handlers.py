@@ -137,7 +137,7 @@ class Console:
         # /login
         login_csrf = secrets.token_urlsafe(32)
         return _html(200, views.login_page(ctx, login_csrf),
-                     [("Set-Cookie", auth.cookie(auth.LOGIN_COOKIE, login_csrf, auth.LOGIN_TTL))])
+                     [("Set-Cookie", auth.cookie(auth.LOGIN_COOKIE, login_csrf, auth.LOGIN_COOKIE_MAX_AGE))])
 
     # -------------------------------------------------------------------------------- POST
 
@@ -209,7 +209,7 @@ class Console:
             log.warning("console_login_failed")
             fresh = secrets.token_urlsafe(32)
             return _html(401, views.login_page(ctx, fresh, "Wrong token."),
-                         [("Set-Cookie", auth.cookie(auth.LOGIN_COOKIE, fresh, auth.LOGIN_TTL))])
+                         [("Set-Cookie", auth.cookie(auth.LOGIN_COOKIE, fresh, auth.LOGIN_COOKIE_MAX_AGE))])
         session = auth.create(r, self.prefix, now=now)
         log.info("console_login")
         return _redirect("/", [("Set-Cookie", auth.cookie(auth.SESSION_COOKIE, session.id, auth.SESSION_TTL)),

@@ -54,7 +54,7 @@ import redis
 from redis.commands.core import Script
 
 from ..errors import DedupError
-from ..keys import url_hash
+from ..keys import dedup_bucket_key, dedup_story_key, dedup_url_key
 from .fingerprint import U32, Fingerprint
 from .models import Decision
 from .record import Story, pack_log, unpack_log
@@ -187,14 +187,14 @@ class Store:
 
     # key names
     def url_key(self, url_id: str) -> str:
-        return f"{self.ns}:u:{url_hash(url_id)}"
+        return dedup_url_key(self.ns, url_id)
 
     def story_key(self, story_id: str) -> bytes:
-        return self.ns.encode() + b":s:" + bytes.fromhex(story_id)
+        return dedup_story_key(self.ns, story_id)
 
     def bucket_of(self, h: bytes) -> tuple[bytes, bytes]:
         """Index key and field of a packed hash (gather.lua's `bucket_of`, for tests and tools)."""
-        return self.ns.encode() + b":i:" + bytes((h[2], h[3] & 0xFE)), bytes(((h[3] & 1) * 8 + (h[0] & 7),))
+        return dedup_bucket_key(self.ns, bytes((h[2], h[3] & 0xFE))), bytes(((h[3] & 1) * 8 + (h[0] & 7),))
 
     def lookup(self, url_id: str, fp: Fingerprint) -> View:
         """The candidates for `fp` at `url_id` (one round trip)."""

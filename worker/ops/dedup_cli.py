@@ -1,7 +1,7 @@
 """`wire dedup replay` and `wire explain` (registered in worker.ops.cli with add_command).
 
 Replay never touches production state: it runs under a fresh random
-namespace (``wire:replay:<hex>``) unless one is given, and deletes that
+namespace (``<WIRE_KEY_PREFIX>:replay:<hex>``) unless one is given, and deletes that
 namespace afterwards. Without --redis-url or WIRE_REDIS_URL it starts a
 private throwaway redis-server.
 """
@@ -22,7 +22,12 @@ import redis
 
 from ..dedup import Dedup
 from ..dedup.replay import replay as run_replay
+from ..keys import Keys
 from .redis_server import start_redis
+
+
+def _prefix() -> str:
+    return os.environ.get("WIRE_KEY_PREFIX") or "wire"
 
 
 @contextlib.contextmanager
@@ -60,7 +65,7 @@ def dedup() -> None:
 def replay_cmd(file: IO[str], namespace: str | None, redis_url: str | None) -> None:
     """Run FILE.jsonl ({"id","url","title","body","published"} per line) through dedup, in order."""
     url = redis_url or os.environ.get("WIRE_REDIS_URL") or None
-    ns = namespace or f"wire:replay:{secrets.token_hex(6)}"
+    ns = namespace or Keys.for_prefix(_prefix()).replay_ns(secrets.token_hex(6))
     with _redis(url) as client:
         dd = Dedup(client, ns)
         try:
@@ -86,7 +91,7 @@ def _format(e: dict[str, object]) -> str:
 @click.option("--redis-url", default=None, help="Redis URL (default: $WIRE_REDIS_URL).")
 def explain(url: str, as_json: bool, redis_url: str | None) -> None:
     """The dedup decisions for URL: which story, which copy, what similarity, which rule."""
-    ns = os.environ.get("WIRE_KEY_PREFIX", "wire") + ":dedup"
+    ns = Keys.for_prefix(_prefix()).dedup_ns()
     rurl = redis_url or os.environ.get("WIRE_REDIS_URL") or "redis://127.0.0.1:6379/0"
     client = redis.Redis.from_url(rurl)
     try:

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from ..keys import Keys, as_text
+from ..keys import BROKER_UNACKED, Keys, as_text
 from ..queue.app import QUEUES
 from ..settings import Settings, SourcesConfig
 
@@ -65,7 +65,7 @@ def collect(client: redis.Redis, keys: Keys, sources: SourcesConfig | None, sett
         "schema": SCHEMA,
         "time": now,
         "queues": queue_depths(client),
-        "in_flight": int(client.hlen("unacked")),
+        "in_flight": int(client.hlen(BROKER_UNACKED)),
         "streams": [stream_info(client, s) for s in dict.fromkeys(streams)],
         "dead_letters": int(client.xlen(keys.dead_stream)),
         "parked": int(client.zcard(keys.parked())),

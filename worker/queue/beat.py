@@ -7,7 +7,7 @@
 - Two beats (a rolling deploy, an operator's mistake) would schedule every
   discovery twice. Each tick holds a Redis lock with a TTL; a beat that does
   not hold it schedules nothing and tries again, so a standby takes over
-  within `LOCK_TTL` seconds of the active beat dying.
+  within `BEAT_LOCK_TTL` seconds of the active beat dying.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 import redis
 from celery.beat import PersistentScheduler, ScheduleEntry
 
+from ..keys import BEAT_LOCK_TTL
 from ..logs import get_logger
 
-LOCK_TTL = 30.0  # seconds; renewed on every tick (beat ticks at most every max_interval = 5 s)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 log = get_logger("wire.beat")
 
@@ -59,7 +59,7 @@ class WireScheduler(PersistentScheduler):
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         try:
-            held = bool(self._lock(keys=[self._lock_key], args=[self._me, int(LOCK_TTL * 1000)]))
+            held = bool(self._lock(keys=[self._lock_key], args=[self._me, int(BEAT_LOCK_TTL * 1000)]))
         except redis.RedisError as exc:
             log.warning("beat lock unavailable", error=str(exc))
             held = False

@@ -45,6 +45,12 @@ from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
+# The kombu minor versions this transport was written and tested against. It overrides
+# private methods of kombu's Redis transport (`_brpop_start`, `_brpop_read`, `_put`,
+# `_create_client` ...), which kombu may change in any release: pyproject.toml pins kombu
+# to these, and tests/unit/queue/test_kombu_version.py fails on any other.
+KOMBU_TESTED = ("5.7",)
+
 MALFORMED_KEY = "unacked_malformed"
 
 # KEYS: unacked hash, unacked index, malformed list, then per queue its bell and its P priority lists.

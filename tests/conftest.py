@@ -1,23 +1,29 @@
-"""Shared fixtures: a throwaway redis-server per test session, a fresh key
-prefix per test, and loopback HTTP servers.
+"""Fixtures for every test: a throwaway redis-server per session, a fresh key prefix per test.
 
 The suite never talks to a Redis it did not start, so a developer's or CI's
 Redis on 6379 is never touched.
+
+Tests by kind, each kind in its folder (`make test-fast` runs the first):
+
+- unit/: pure, no Redis, no HTTP, no processes (unit/conftest.py refuses a
+  unit test that asks for Redis);
+- integration/: real Redis, loopback HTTP servers, short-lived processes
+  (a CLI command, promtool);
+- e2e/: real wire processes (Celery workers, beat, `wire run`, `wire serve`);
+- support/: helpers shared by the tests (the loopback sites, the
+  environment of a wire process, polling); fixtures/: data.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
 from worker.keys import Keys
 from worker.ops.redis_server import RedisProcess, start_redis
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 @pytest.fixture(scope="session")

@@ -23,14 +23,15 @@ from typing import Any
 import pytest
 import redis
 
-from tests.helpers import test_settings, wait_for
-from tests.test_console import SOURCES, seed
+from tests.support.console import SOURCES, seed
+from tests.support.env import wire_env
+from tests.support.helpers import test_settings, wait_for
+from tests.support.paths import ROOT
 from worker.ops.redis_server import RedisProcess, free_port
 from worker.ops.status import queue_depths
 from worker.pipeline.deps import Deps
 from worker.settings import parse_sources
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 TOKEN = "browser-test-token"
@@ -64,10 +65,8 @@ class Serve:
         sources = tmp / f"sources-{prefix}.yaml"
         sources.write_text(SOURCES)
         self.port = free_port()
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "WIRE_REDIS_URL": url, "WIRE_BROKER_URL": url,
-               "WIRE_KEY_PREFIX": prefix, "WIRE_SOURCES": str(sources), "WIRE_ALLOW_PRIVATE_ADDRESSES": "true"}
-        if token:
-            env["WIRE_ADMIN_TOKEN"] = token
+        env = wire_env(redis_url=url, broker_url=url, key_prefix=prefix, sources=sources,
+                       allow_private_addresses="true", admin_token=token or None)
         self.log = tmp / f"serve-{prefix}.log"
         self.proc = subprocess.Popen([sys.executable, "-m", "worker.ops.cli", "serve", "--host", "127.0.0.1",
                                       "--port", str(self.port)], env=env, cwd=ROOT, start_new_session=True,

@@ -54,20 +54,12 @@ import pytest
 import redis
 from celery import Celery
 
-from tests.faultsite import (
-    CHALLENGE,
-    HTML,
-    RSS,
-    TEXT,
-    FaultServer,
-    Host,
-    Resp,
-    Route,
-    article_page,
-    article_text,
-)
-from tests.helpers import http_get, wait_for
-from tests.test_e2e import Cluster
+from tests.support.cluster import Cluster
+from tests.support.env import wire_env
+from tests.support.faultnet import CHALLENGE, article_page, article_text
+from tests.support.helpers import http_get, wait_for
+from tests.support.loopback import HTML, RSS, TEXT, Resp, Route, Site, SiteServer
+from tests.support.paths import ROOT
 from worker.keys import Keys, as_text
 from worker.metrics import counter_totals
 from worker.ops.redis_server import RedisProcess, free_port
@@ -76,7 +68,6 @@ from worker.settings import Settings
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
 CAP = 5 * MB  # the worker's body cap (WIRE_MAX_BODY_BYTES default)
 TOKEN = "s3cret-token"
@@ -405,8 +396,8 @@ CASES: list[Case] = [
 
 @dataclass
 class World:
-    fault: FaultServer
-    host: Host
+    fault: SiteServer
+    host: Site
     r: redis.Redis  # the worker's Redis db
     keys: Keys
     app: Celery
@@ -429,7 +420,7 @@ def _source_yaml(case: Case, base: str) -> str:
 @pytest.fixture(scope="module")
 def world(redis_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("hostile")
-    fault = FaultServer()
+    fault = SiteServer()
     host = fault.add("hostile", "127.0.0.51")
     host.routes["/robots.txt"] = lambda c, r: Resp(404, TEXT, "")
     for case in CASES:
@@ -448,10 +439,9 @@ def world(redis_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory) 
     serve_r = redis.Redis.from_url(serve_url)
     r.flushdb()
     serve_r.flushdb()
-    base_env = {"PATH": "/usr/bin:/bin", "WIRE_KEY_PREFIX": prefix, "WIRE_LOG_FORMAT": "json",
-                "WIRE_DATA_DIR": str(tmp / "data")}
-    worker_env = {**base_env, "WIRE_REDIS_URL": worker_url, "WIRE_SOURCES": str(sources),
-                  "WIRE_ALLOW_PRIVATE_ADDRESSES": "1", "WIRE_FETCH_TIMEOUT": "5", "WIRE_MAX_ATTEMPTS": "2"}
+    common = {"key_prefix": prefix, "log_format": "json", "data_dir": tmp / "data"}
+    worker_env = wire_env(**common, redis_url=worker_url, sources=sources, allow_private_addresses=1,
+                          fetch_timeout=5, max_attempts=2)
     cluster = Cluster(worker_env, tmp)
     serve_port = free_port()
     settings = Settings.from_env(worker_env)
@@ -460,8 +450,7 @@ def world(redis_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory) 
     try:
         worker = cluster.start("worker", "worker", "--queues", "discover,fetch,process", "--pool", "threads",
                                "--concurrency", "1")
-        serve_env = {**base_env, "WIRE_REDIS_URL": serve_url, "WIRE_SOURCES": str(serve_sources),
-                     "WIRE_ADMIN_TOKEN": TOKEN}
+        serve_env = wire_env(**common, redis_url=serve_url, sources=serve_sources, admin_token=TOKEN)
         serve_cluster = Cluster(serve_env, tmp)
         serve = serve_cluster.start("serve", "serve", "--host", "127.0.0.1", "--port", str(serve_port))
         cluster.procs.append(serve)
@@ -628,7 +617,7 @@ def _run_cli_case(world: World, case: Case) -> tuple[str, float, float, float]:
     text, env_extra = case.input
     path = world.tmp / f"{case.name}.yaml"
     path.write_text(text if text is not None else SOURCES_OK)
-    env = {"PATH": "/usr/bin:/bin", "WIRE_SOURCES": str(path), **env_extra}
+    env = wire_env(sources=path, **env_extra)
     out, err = world.tmp / f"{case.name}.out", world.tmp / f"{case.name}.err"
     started = time.monotonic()
     with out.open("wb") as fo, err.open("wb") as fe:

@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.helpers import wait_for
-from tests.sites import HTML, SiteServer, jsonld_page
-from tests.test_e2e import Cluster, cluster, cluster_env, site_server  # noqa: F401 - fixtures
+from tests.support.cluster import Cluster
+from tests.support.helpers import wait_for
+from tests.support.loopback import HTML, SiteServer
+from tests.support.paths import ROOT
+from tests.support.sites import jsonld_page
 from worker.keys import Keys
 from worker.metrics import counter_sum
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
 WORDS = ["council", "budget", "river", "school", "market", "election", "harbor", "storm", "court", "police", "minister", "festival", "hospital", "farmers", "strike", "bridge", "museum", "league", "airport", "rail", "energy", "tax", "housing", "water", "university", "virus", "drought", "coast", "bank", "mayor", "union", "senate", "trial", "factory", "forest", "fire"]
 
 
@@ -127,7 +128,7 @@ def test_sigterm_finishes_in_flight_work_and_loses_nothing(cluster: Cluster, clu
     worker = cluster.start("worker1", "worker", "--queues", "discover,fetch,process", "--pool", "threads",
                            "--concurrency", "3")
     cluster.start("beat", "beat")
-    wait_for(lambda: len([r for r in server.requests_to(site.name) if r.path.startswith("/news/")]) >= 4,
+    wait_for(lambda: len([r for r in server.requests(site.name) if r.path.startswith("/news/")]) >= 4,
              timeout=60, what="fetches in flight")
     os.killpg(worker.pid, signal.SIGTERM)
     assert worker.wait(60) == 0

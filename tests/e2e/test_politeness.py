@@ -1,5 +1,5 @@
 """Politeness end to end: two threaded fetch workers, a prefork process worker and beat
-(real subprocesses) crawl the fault-injecting network of tests/faultsite.py. Every
+(real subprocesses) crawl the fault-injecting network of tests/support/faultnet.py. Every
 assertion is made from the sites' request log, the Redis counters and the worker logs.
 
 Run with `-s` to see the measured figures.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -22,9 +21,12 @@ import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from protego import Protego
 
-from tests.faultsite import FaultServer, Logged, build_network
-from tests.helpers import test_settings, wait_for
-from tests.test_e2e import ROOT, Cluster
+from tests.support.cluster import Cluster
+from tests.support.env import wire_env
+from tests.support.faultnet import build_network
+from tests.support.helpers import test_settings, wait_for
+from tests.support.loopback import Request, SiteServer
+from tests.support.paths import ROOT
 from worker.keys import Keys, as_text
 from worker.ops import status
 from worker.ops.redis_server import RedisProcess
@@ -89,7 +91,7 @@ def _metrics_text(deps: Deps) -> str:
 
 def test_crawler_is_polite_under_faults(redis_server: RedisProcess, prefix: str, tmp_path: Path) -> None:
     """No disallowed or paused fetch, per-host rate within +10%, conditional re-fetches, every URL accounted for."""
-    server = FaultServer()
+    server = SiteServer()
     net = build_network(server, rate=RATE, interval=f"{INTERVAL}s")
     url = f"redis://127.0.0.1:{redis_server.port}/15"
     client = redis.Redis.from_url(url)
@@ -99,13 +101,9 @@ def test_crawler_is_polite_under_faults(redis_server: RedisProcess, prefix: str,
     sources_path.write_text(net.sources)
     config = parse_sources(net.sources, str(sources_path))
     deps = Deps.create(test_settings(url, prefix), config, client=client)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WIRE_")}
-    env.update({
-        "WIRE_REDIS_URL": url, "WIRE_KEY_PREFIX": prefix, "WIRE_SOURCES": str(sources_path),
-        "WIRE_ALLOW_PRIVATE_ADDRESSES": "true", "WIRE_LOG_FORMAT": "json", "WIRE_DATA_DIR": str(tmp_path / "data"),
-        "WIRE_FETCH_TIMEOUT": "3", "WIRE_MAX_ATTEMPTS": "3", "WIRE_DEFAULT_RATE": str(RATE),
-        "WIRE_BOT_WALL_LIMIT": "5", "WIRE_BOT_WALL_PAUSE": str(WALL_PAUSE),
-    })
+    env = wire_env(redis_url=url, key_prefix=prefix, sources=sources_path, allow_private_addresses="true",
+                   log_format="json", data_dir=tmp_path / "data", fetch_timeout=3, max_attempts=3,
+                   default_rate=RATE, bot_wall_limit=5, bot_wall_pause=WALL_PAUSE)
     logs = tmp_path / "logs"
     logs.mkdir()
     cluster = Cluster(env, logs)
@@ -221,7 +219,7 @@ def test_crawler_is_polite_under_faults(redis_server: RedisProcess, prefix: str,
     figures.append("max requests in any 1 s window / allowed floor(rate x 1.1): " + ", ".join(rate_rows))
 
     # 4. re-fetches: a request for a URL whose earlier 200 carried a validator should be conditional
-    def conditional(r: Logged) -> bool:
+    def conditional(r: Request) -> bool:
         return "If-None-Match" in r.headers or "If-Modified-Since" in r.headers
 
     validated: dict[tuple[str, str], bool] = {}

@@ -10,18 +10,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.helpers import HealthPoller, children, cpu_ticks, http_get, wait_for
-from tests.sites import HTML, STORIES, SiteServer, jsonld_page
-from tests.test_e2e import Cluster
+from tests.support.cluster import Cluster
+from tests.support.env import wire_env
+from tests.support.helpers import HealthPoller, children, cpu_ticks, http_get, wait_for
+from tests.support.loopback import HTML, SiteServer
+from tests.support.sites import STORIES, jsonld_page, news_site, news_sources, unique_story
 from worker.keys import Keys
 from worker.ops.redis_server import free_port, start_redis
-
-
-def worker_env(redis_url: str, prefix: str, sources: Path, tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The environment of a worker process under test (no inherited WIRE_ variables)."""
-    return {"PATH": "/usr/bin:/bin", "WIRE_REDIS_URL": redis_url, "WIRE_KEY_PREFIX": prefix,
-            "WIRE_SOURCES": str(sources), "WIRE_ALLOW_PRIVATE_ADDRESSES": "1", "WIRE_LOG_FORMAT": "json",
-            "WIRE_DATA_DIR": str(tmp_path / "data"), **extra}
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +32,8 @@ def test_worker_started_before_redis_waits_then_consumes(tmp_path: Path, prefix:
     sources = tmp_path / "sources.yaml"
     sources.write_text(f"sources:\n- name: late\n  feeds: ['{site.base}/feed']\n  interval: 1h\n  rate: 20\n")
     port = free_port()
-    env = worker_env(f"redis://127.0.0.1:{port}/0", prefix, sources, tmp_path)
+    env = wire_env(redis_url=f"redis://127.0.0.1:{port}/0", key_prefix=prefix, sources=sources,
+                   allow_private_addresses=1, log_format="json", data_dir=tmp_path / "data")
     cluster = Cluster(env, tmp_path)
     redis_proc = None
     try:
@@ -75,8 +71,6 @@ def test_redis_restart_mid_run_loses_nothing(tmp_path: Path, prefix: str) -> Non
     Redis accepted connections (e.g. 95 polls: 16 before, 11 while down, 67 after). Each run prints its own
     timings and puts them in every assertion message.
     """
-    from tests.test_ops_e2e import news_site, news_sources
-
     server = SiteServer()
     n = 16
     site = news_site(server, n, delay=0.4, address="127.0.0.11")
@@ -84,7 +78,8 @@ def test_redis_restart_mid_run_loses_nothing(tmp_path: Path, prefix: str) -> Non
     sources.write_text(news_sources(site))
     port = free_port()
     redis_proc = start_redis(tmp_path / "redis", port=port, appendonly=True)
-    env = worker_env(f"redis://127.0.0.1:{port}/0", prefix, sources, tmp_path)
+    env = wire_env(redis_url=f"redis://127.0.0.1:{port}/0", key_prefix=prefix, sources=sources,
+                   allow_private_addresses=1, log_format="json", data_dir=tmp_path / "data")
     cluster = Cluster(env, tmp_path)
     keys = Keys.for_prefix(prefix)
     serve_port = free_port()
@@ -181,7 +176,8 @@ def _poison_cluster(port: int, db: int, prefix: str, sources: Path,
     url = f"redis://127.0.0.1:{port}/{db}"
     client = redis.Redis.from_url(url)
     client.flushdb()
-    env = worker_env(url, prefix, sources, tmp_path, WIRE_MAX_ATTEMPTS=str(POISON_ATTEMPTS))
+    env = wire_env(redis_url=url, key_prefix=prefix, sources=sources, allow_private_addresses=1,
+                   log_format="json", data_dir=tmp_path / "data", max_attempts=str(POISON_ATTEMPTS))
     return client, Cluster(env, tmp_path), Keys.for_prefix(prefix)
 
 
@@ -206,8 +202,6 @@ def test_poison_page_that_kills_its_worker_is_dead_lettered(tmp_path: Path, pref
     import time
 
     server = SiteServer()
-    from tests.test_ops_e2e import unique_story
-
     site = server.add("poison", "127.0.0.12")
     site.routes["/robots.txt"] = (404, {}, "")
     heavy = unique_story(7)
@@ -273,9 +267,6 @@ def test_poison_page_in_a_batch_is_isolated_and_its_neighbours_published(tmp_pat
     dead-lettered, after its own capped deliveries."""
     import os
     import signal
-
-    from tests.test_ops_e2e import news_site, news_sources, unique_story
-
     server = SiteServer()
     n, poison = 6, 3
     site = news_site(server, n, address="127.0.0.16")
@@ -331,9 +322,6 @@ def test_sigkilled_worker_mid_batch_loses_nothing_after_restart(tmp_path: Path, 
     wire:items exactly once (unacked tasks come back after the visibility timeout, short here)."""
     import os
     import signal
-
-    from tests.test_ops_e2e import news_site, news_sources
-
     server = SiteServer()
     n = 12
     site = news_site(server, n, delay=1.0, address="127.0.0.13")
@@ -342,14 +330,16 @@ def test_sigkilled_worker_mid_batch_loses_nothing_after_restart(tmp_path: Path, 
     url = f"redis://127.0.0.1:{redis_server.port}/12"
     client = redis.Redis.from_url(url)
     client.flushdb()
-    env = worker_env(url, prefix, sources, tmp_path, WIRE_VISIBILITY_TIMEOUT="15", WIRE_TASK_TIME_LIMIT="5")
+    env = wire_env(redis_url=url, key_prefix=prefix, sources=sources, allow_private_addresses=1,
+                   log_format="json", data_dir=tmp_path / "data", visibility_timeout="15",
+                   task_time_limit="5")
     cluster = Cluster(env, tmp_path)
     keys = Keys.for_prefix(prefix)
     try:
         worker = cluster.start("worker1", "worker", "--queues", "discover,fetch,process", "--pool", "threads",
                                "--concurrency", "3")
         cluster.start("beat", "beat")
-        wait_for(lambda: len([r for r in server.requests_to(site.name) if r.path.startswith("/news/")]) >= 4,
+        wait_for(lambda: len([r for r in server.requests(site.name) if r.path.startswith("/news/")]) >= 4,
                  timeout=60, what="fetches in flight")
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(10)
@@ -384,9 +374,6 @@ def test_sigkilled_prefork_child_mid_task_loses_nothing(tmp_path: Path, prefix: 
     keeps running, and every story of the batch is in wire:items exactly once with nothing in wire:dead."""
     import os
     import signal
-
-    from tests.test_ops_e2e import news_site, news_sources, unique_story
-
     server = SiteServer()
     n = 10
     site = news_site(server, n, address="127.0.0.14")
@@ -400,7 +387,8 @@ def test_sigkilled_prefork_child_mid_task_loses_nothing(tmp_path: Path, prefix: 
     url = f"redis://127.0.0.1:{redis_server.port}/11"
     client = redis.Redis.from_url(url)
     client.flushdb()
-    cluster = Cluster(worker_env(url, prefix, sources, tmp_path), tmp_path)
+    cluster = Cluster(wire_env(redis_url=url, key_prefix=prefix, sources=sources, allow_private_addresses=1,
+                               log_format="json", data_dir=tmp_path / "data"), tmp_path)
     keys = Keys.for_prefix(prefix)
     try:
         cluster.start("fetch", "worker", "--queues", "discover,fetch", "--pool", "threads", "--concurrency", "2")
@@ -463,7 +451,6 @@ def test_worker_killed_while_its_brpop_is_answered_loses_nothing(tmp_path: Path,
     import os
     import signal
 
-    from tests.test_ops_e2e import news_site, news_sources
     from worker.models import Candidate
     from worker.queue.app import create_app
     from worker.settings import Settings, load_sources
@@ -476,7 +463,9 @@ def test_worker_killed_while_its_brpop_is_answered_loses_nothing(tmp_path: Path,
     url = f"redis://127.0.0.1:{redis_server.port}/{db}"
     client = redis.Redis.from_url(url)
     client.flushdb()
-    env = worker_env(url, prefix, sources, tmp_path, WIRE_VISIBILITY_TIMEOUT="15", WIRE_TASK_TIME_LIMIT="5")
+    env = wire_env(redis_url=url, key_prefix=prefix, sources=sources, allow_private_addresses=1,
+                   log_format="json", data_dir=tmp_path / "data", visibility_timeout="15",
+                   task_time_limit="5")
     settings = Settings.from_env(env)
     app = create_app(settings, load_sources(sources))
     cluster = Cluster(env, tmp_path)

@@ -4,7 +4,6 @@ publishes from a loopback site, prints progress, and Ctrl-C leaves no process be
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -15,12 +14,14 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.helpers import descendants, wait_for
-from tests.sites import SiteServer, sources_yaml, syndication_sites
+from tests.support.env import wire_env
+from tests.support.helpers import descendants, wait_for
+from tests.support.loopback import SiteServer
+from tests.support.paths import ROOT
+from tests.support.sites import sources_yaml, syndication_sites
 from worker.ops.malloc import find_jemalloc, in_use
 from worker.ops.redis_server import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
@@ -45,10 +46,8 @@ def test_run_publishes_and_stops_cleanly(tmp_path: Path, prefix: str) -> None:
     sites = syndication_sites(server)
     sources = tmp_path / "sources.yaml"
     sources.write_text(sources_yaml(sites).replace("ROUTE_STREAM", "wire:items:ap"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WIRE_")}
-    env.update({"WIRE_SOURCES": str(sources), "WIRE_ALLOW_PRIVATE_ADDRESSES": "1",
-                "WIRE_DATA_DIR": str(tmp_path / "data"), "WIRE_METRICS_PORT": str(free_port()),
-                "WIRE_LOG_FORMAT": "json", "WIRE_FETCH_CONCURRENCY": "4", "WIRE_PROCESS_CONCURRENCY": "2"})
+    env = wire_env(sources=sources, allow_private_addresses=1, data_dir=tmp_path / "data", metrics_port=free_port(),
+                   log_format="json", fetch_concurrency=4, process_concurrency=2)
     log = open(tmp_path / "run.log", "w+b")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "worker.ops.cli", "run"], env=env, cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT)

@@ -3,101 +3,19 @@ the loopback fixture sites. Waits with deadlines, never fixed sleeps."""
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from tests.helpers import wait_for
-from tests.sites import SiteServer, sources_yaml, syndication_sites
+from tests.support.cluster import Cluster
+from tests.support.helpers import wait_for
+from tests.support.loopback import SiteServer
+from tests.support.sites import news_site, use_site
 from worker.keys import Keys
-from worker.ops.redis_server import RedisProcess
-
-ROOT = Path(__file__).resolve().parents[1]
-_db = itertools.count(1)
 
 pytestmark = pytest.mark.slow
-
-
-class Cluster:
-    """Worker processes sharing one environment; stopped (process groups) at teardown."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.env = env
-        self.log_dir = log_dir
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen([sys.executable, "-m", "worker.ops.cli", *args], env=self.env, cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append(proc)
-        return proc
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-
-    def wait(self, predicate: Callable[[], object], timeout: float, what: str) -> object:
-        """`wait_for`, printing the processes' logs when it times out."""
-        try:
-            return wait_for(predicate, timeout=timeout, what=what)
-        except AssertionError:
-            print(self.logs())
-            raise
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.log_dir.glob("*.log"))
-
-
-@pytest.fixture
-def site_server() -> Iterator[tuple[SiteServer, dict]]:
-    server = SiteServer()
-    yield server, syndication_sites(server)
-    server.stop()
-
-
-@pytest.fixture
-def cluster_env(redis_server: RedisProcess, prefix: str, tmp_path: Path, site_server) -> dict[str, str]:
-    db = next(_db) % 16 or 1
-    url = f"redis://127.0.0.1:{redis_server.port}/{db}"
-    redis.Redis.from_url(url).flushdb()  # our own throwaway server: this DB belongs to this test
-    _, sites = site_server
-    sources = tmp_path / "sources.yaml"
-    sources.write_text(sources_yaml(sites).replace("ROUTE_STREAM", f"{prefix}:items:ap"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WIRE_")}
-    env.update({
-        "WIRE_REDIS_URL": url,
-        "WIRE_KEY_PREFIX": prefix,
-        "WIRE_SOURCES": str(sources),
-        "WIRE_ALLOW_PRIVATE_ADDRESSES": "true",
-        "WIRE_LOG_FORMAT": "json",
-        "WIRE_DATA_DIR": str(tmp_path / "data"),
-        "WIRE_FETCH_TIMEOUT": "5",
-        "WIRE_MAX_ATTEMPTS": "4",
-    })
-    return env
-
-
-@pytest.fixture
-def cluster(cluster_env: dict[str, str], tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(cluster_env, tmp_path)
-    yield c
-    c.stop()
 
 
 def test_worker_and_beat_publish_each_story_exactly_once(cluster: Cluster, cluster_env: dict[str, str],
@@ -153,7 +71,7 @@ def test_page_failing_every_time_is_dead_lettered_after_its_retries(cluster: Clu
     assert fields[b"stage"] == b"fetch" and fields[b"reason"] == b"http_500"
     assert fields[b"url"] == f"{broken.base}/down".encode()
     assert fields[b"attempts"] == b"4"
-    assert len(server.requests_to("broken", "/down")) == 4
+    assert len(server.requests("broken", "/down")) == 4
     assert client.xlen(keys.items_stream) == 0
 
 
@@ -162,8 +80,6 @@ def test_a_batch_near_its_time_limit_hands_the_rest_on(cluster: Cluster, cluster
     """With WIRE_TASK_TIME_LIMIT=5 a fetch batch may not start a fetch that could outlast half its soft
     limit (a fetch may take up to the politeness wait plus WIRE_FETCH_TIMEOUT): after the first page it
     hands the rest on as a new task, again and again. Every story is still published exactly once."""
-    from tests.test_ops_e2e import news_site, use_site
-
     server = SiteServer()
     n = 6
     site = news_site(server, n, delay=0.2, address="127.0.0.17")

@@ -6,13 +6,12 @@ import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
+from tests.support.paths import ROOT
 from worker.metrics import COUNTERS, HISTOGRAMS
 
-ROOT = Path(__file__).resolve().parents[1]
 GAUGES = {"wire_queue_length", "wire_stream_length", "wire_stream_pending", "wire_stream_lag",
           "wire_source_last_success_timestamp_seconds"}
 KNOWN = set(COUNTERS) | GAUGES | {f"{h}_{s}" for h in HISTOGRAMS for s in ("bucket", "sum", "count")}

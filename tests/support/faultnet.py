@@ -1,4 +1,4 @@
-"""A fault-injecting loopback news network for politeness tests.
+"""A fault-injecting loopback news network for politeness tests (served by `loopback.SiteServer`).
 
 Several hosts on 127.0.0.x, each a small news site with a feed, sitemaps or a
 listing page, and each with one way of being difficult: robots.txt with
@@ -6,31 +6,22 @@ Disallow, Crawl-delay and Sitemap lines; a robots.txt that answers 503 for a
 while; 500s that recover; 429 with Retry-After; a bot challenge served with
 200; a slow drip; a redirect loop; a 30 MB page; a gzip bomb; a PDF; a feed
 that fails a few times. Every article page supports ETag and Last-Modified
-(304 on a match). Every request is logged on arrival (host, path, headers,
-time, status) so a test can check what the crawler did, not what it says.
+(304 on a match).
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import html
 import random
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
-from tests.sites import Request
+from tests.support.loopback import HTML, RSS, TEXT, XML, Resp, Route, Site, SiteServer, fixed, static
 
-HTML = {"Content-Type": "text/html; charset=utf-8"}
-RSS = {"Content-Type": "application/rss+xml; charset=utf-8"}
-XMLT = {"Content-Type": "application/xml"}
-TEXT = {"Content-Type": "text/plain"}
 DAY = 86400.0
 
 CHALLENGE = """<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>
@@ -74,139 +65,6 @@ def article_page(seed: int, site: str) -> str:
 <article><h1>{html.escape(title)}</h1><div class="byline">By Dana Reporter</div>
 <div class="article-body">{body}</div></article>
 <footer>&copy; {site}</footer></body></html>"""
-
-
-@dataclass
-class Logged(Request):
-    """A logged request, plus whether the answer carried ETag or Last-Modified."""
-
-    validators: bool = False
-
-
-@dataclass
-class Resp:
-    status: int
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes | str | Iterable[bytes] = b""
-    length: int | None = None  # Content-Length to announce for a streamed body
-
-
-Route = Callable[[int, dict[str, str]], Resp]
-
-
-def static(body: str | bytes, headers: dict[str, str] | None = None, *, validators: bool = True,
-           modified: float = 1_700_000_000.0) -> Route:
-    """A page with ETag and Last-Modified that answers 304 to a matching conditional GET."""
-    data = body.encode() if isinstance(body, str) else body
-    etag = '"' + hashlib.sha1(data).hexdigest()[:16] + '"'
-    last_modified = formatdate(modified, usegmt=True)
-    base = dict(headers or HTML)
-    if validators:
-        base.update({"ETag": etag, "Last-Modified": last_modified})
-
-    def route(count: int, req: dict[str, str]) -> Resp:
-        if validators and (req.get("If-None-Match") == etag or
-                           ("If-None-Match" not in req and req.get("If-Modified-Since") == last_modified)):
-            return Resp(304, {"ETag": etag})
-        return Resp(200, base, data)
-
-    return route
-
-
-def fixed(status: int, headers: dict[str, str] | None = None, body: str | bytes = b"") -> Route:
-    return lambda count, req: Resp(status, dict(headers or {}), body)
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # the crawler hanging up on a drip or a 30 MB body is the point, not an error
-
-
-@dataclass
-class Host:
-    name: str
-    address: str
-    routes: dict[str, Route] = field(default_factory=dict)
-    hits: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    server: _QuietServer | None = None
-
-    @property
-    def base(self) -> str:
-        assert self.server is not None
-        return f"http://{self.address}:{self.server.server_address[1]}"
-
-
-class FaultServer:
-    """Hosts on loopback addresses; one request log for all of them."""
-
-    def __init__(self) -> None:
-        self.hosts: dict[str, Host] = {}
-        self.log: list[Logged] = []
-        self._lock = threading.Lock()
-
-    def add(self, name: str, address: str) -> Host:
-        host = Host(name=name, address=address)
-        fault = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # headers and body are two writes: with Nagle on, a body's tail waits for
-            # the client's delayed ACK (40 ms for about 4 responses in 10)
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                arrived = time.time()
-                with fault._lock:
-                    host.hits[self.path] += 1
-                    count = host.hits[self.path]
-                route = host.routes.get(self.path)
-                resp = route(count, dict(self.headers)) if route else Resp(404, HTML, "<html>Not found</html>")
-                with fault._lock:
-                    fault.log.append(Logged(host.name, self.path, dict(self.headers), arrived, resp.status,
-                                            "ETag" in resp.headers or "Last-Modified" in resp.headers))
-                self.send_response(resp.status)
-                for k, v in resp.headers.items():
-                    self.send_header(k, v)
-                body = resp.body
-                try:
-                    if isinstance(body, str | bytes):
-                        data = body.encode() if isinstance(body, str) else body
-                        self.send_header("Content-Length", str(len(data)))
-                        self.end_headers()
-                        self.wfile.write(data)
-                    else:
-                        if resp.length is not None:
-                            self.send_header("Content-Length", str(resp.length))
-                        self.send_header("Connection", "close")
-                        self.end_headers()
-                        for chunk in body:
-                            self.wfile.write(chunk)
-                            self.wfile.flush()
-                        self.close_connection = True
-                except (BrokenPipeError, ConnectionResetError):
-                    self.close_connection = True  # the crawler hung up on us: expected for the hostile routes
-
-        httpd = _QuietServer((address, 0), Handler)
-        httpd.daemon_threads = True
-        host.server = httpd
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        self.hosts[name] = host
-        return host
-
-    def stop(self) -> None:
-        for host in self.hosts.values():
-            if host.server:
-                host.server.shutdown()
-                host.server.server_close()
-
-    def requests(self, host: str | None = None, path: str | None = None) -> list[Logged]:
-        with self._lock:
-            return [r for r in self.log if (host is None or r.host == host) and (path is None or r.path == path)]
 
 
 # ------------------------------------------------------------------ documents
@@ -277,8 +135,8 @@ def gzip_bomb() -> bytes:
 class Network:
     """The fault hosts plus what the crawler is expected to make of each URL."""
 
-    server: FaultServer
-    hosts: dict[str, Host]
+    server: SiteServer
+    hosts: dict[str, Site]
     # canonical URL -> expected terminal outcome: "published", "skipped:<reason>", "dead:<reason>"
     expected: dict[str, str]
     never: list[tuple[str, str]]  # (host, path) that must never be requested
@@ -290,7 +148,7 @@ class Network:
     challenges_served: Callable[[], int]
 
 
-def build_network(server: FaultServer, *, rate: float = 10.0, interval: str = "3s",
+def build_network(server: SiteServer, *, rate: float = 10.0, interval: str = "3s",
                   challenges: int = 8, now: float | None = None) -> Network:
     """Seven hosts (127.0.0.21-27), one source each. See the module docstring for the faults."""
     now = time.time() if now is None else now
@@ -298,7 +156,7 @@ def build_network(server: FaultServer, *, rate: float = 10.0, interval: str = "3
     never: list[tuple[str, str]] = []
     seed = iter(range(1000, 10_000))
 
-    def articles(host: Host, prefix: str, n: int, outcome: str = "published") -> list[str]:
+    def articles(host: Site, prefix: str, n: int, outcome: str = "published") -> list[str]:
         paths = []
         for i in range(n):
             path = f"{prefix}{i:02d}.html"
@@ -323,16 +181,16 @@ def build_network(server: FaultServer, *, rate: float = 10.0, interval: str = "3
                                     "/sitemap-2019-01.xml"]]
     news.routes["/sitemap_index.xml"] = static(sitemap_index(news.base, [
         ("/news-sitemap.xml", now - 60), ("/pages-sitemap.xml", now - 60), ("/sitemap-2019-01.xml", now - 1900 * DAY)]),
-        XMLT)
+        XML)
     news.routes["/news-sitemap.xml"] = static(news_sitemap(news.base, [
         *((p, now - 300) for p in fresh), *((p, now - 10 * DAY) for p in old_news),
-        ("/private/embargoed.html", now - 60)]), XMLT)
+        ("/private/embargoed.html", now - 60)]), XML)
     news.routes["/sitemap-2019-01.xml"] = static(url_sitemap(news.base, [("/2019/01/archived.html", now - 1900 * DAY)]),
-                                                 XMLT)
+                                                 XML)
 
     def pages_sitemap(bump: float) -> None:
         news.routes["/pages-sitemap.xml"] = static(url_sitemap(news.base, [
-            *((p, now - 600 + bump) for p in pages), (old_page, now - 30 * DAY)]), XMLT, modified=now + bump)
+            *((p, now - 600 + bump) for p in pages), (old_page, now - 30 * DAY)]), XML, modified=now + bump)
 
     pages_sitemap(0)
 

@@ -1,6 +1,6 @@
 """Regenerate the expected JSON beside each golden HTML page in tests/fixtures/extract/.
 
-    python tests/regen_extract_golden.py [NAME ...]
+    python tests/support/regen_extract_golden.py [NAME ...]
 
 Run it after an intended change to extraction, then read the diff of the
 JSON files before committing: every changed line is a behaviour change.
@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "extract"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))

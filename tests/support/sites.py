@@ -1,26 +1,23 @@
-"""Loopback fixture sites: three news sites that syndicate the same stories with
-different furniture, each with robots.txt and a feed, sitemap or listing page.
+"""Loopback news sites for the pipeline and end-to-end tests (served by `loopback.SiteServer`).
 
-Every request is logged (host, path, headers, time) so tests can assert what
-the crawler did. Sites bind distinct loopback addresses (127.0.0.x) so
-per-host politeness applies per site as it would on the web.
+- `syndication_sites`: three news sites that syndicate the same stories
+  with different furniture, each with robots.txt and a feed, sitemap or
+  listing page;
+- `news_site`: one site with N distinct stories behind a sitemap.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import sys
-import threading
+import random
 import time
-from collections import defaultdict
-from dataclasses import dataclass, field
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from tests.support.loopback import HTML, RSS, XML, Site, SiteServer
+from tests.support.paths import FIXTURES
 
 
 def load_stories() -> dict[str, dict[str, Any]]:
@@ -127,105 +124,6 @@ def plain_page(story: dict[str, Any], base: str, title: str | None = None) -> st
 <div id="footer">The Gamma Gazette, 12 High Street.</div></body></html>"""
 
 
-@dataclass
-class Request:
-    host: str
-    path: str
-    headers: dict[str, str]
-    time: float
-    status: int
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # the fetcher hanging up at its body cap is the behaviour under test, not a site error
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
-
-
-@dataclass
-class Site:
-    """One fixture site: routes map a path to (status, headers, body) or a callable."""
-
-    name: str
-    address: str
-    routes: dict[str, Any] = field(default_factory=dict)
-    server: _Server | None = None
-    hits: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-    @property
-    def base(self) -> str:
-        assert self.server is not None
-        return f"http://{self.address}:{self.server.server_address[1]}"
-
-
-class SiteServer:
-    """Runs several Sites on loopback addresses and records every request."""
-
-    def __init__(self) -> None:
-        self.sites: dict[str, Site] = {}
-        self.log: list[Request] = []
-        self._lock = threading.Lock()
-
-    def add(self, name: str, address: str) -> Site:
-        site = Site(name=name, address=address)
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # headers and body are two writes: with Nagle on, a body's tail waits for
-            # the client's delayed ACK (40 ms for about 4 responses in 10)
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                path = self.path
-                with server._lock:
-                    site.hits[path] += 1
-                    count = site.hits[path]
-                route = site.routes.get(path)
-                if callable(route):
-                    route = route(count, dict(self.headers))
-                if route is None:
-                    route = (404, {"Content-Type": "text/html"}, b"<html><body>Not found</body></html>")
-                status, headers, body = route
-                if isinstance(body, str):
-                    body = body.encode("utf-8")
-                with server._lock:
-                    server.log.append(Request(site.name, path, dict(self.headers), time.time(), status))
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        httpd = _Server((address, 0), Handler)
-        site.server = httpd
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        self.sites[name] = site
-        return site
-
-    def stop(self) -> None:
-        for site in self.sites.values():
-            if site.server:
-                site.server.shutdown()
-                site.server.server_close()
-
-    def requests_to(self, site: str, path: str | None = None) -> list[Request]:
-        with self._lock:
-            return [r for r in self.log if r.host == site and (path is None or r.path == path)]
-
-
-HTML = {"Content-Type": "text/html; charset=utf-8"}
-XML = {"Content-Type": "application/rss+xml; charset=utf-8"}
-
-
 def rss(base: str, items: list[tuple[str, str]]) -> str:
     entries = "".join(
         f"<item><title>{html.escape(t)}</title><link>{base}{p}?utm_source=rss&amp;utm_medium=feed</link>"
@@ -257,7 +155,7 @@ def syndication_sites(server: SiteServer) -> dict[str, Site]:
 
     alpha.routes.update({
         "/robots.txt": (200, {"Content-Type": "text/plain"}, "User-agent: *\nDisallow: /private/\n"),
-        "/feed/": (200, XML, rss(a, [(ap["title"], f"/2021/07/06/{ap['slug']}/"),
+        "/feed/": (200, RSS, rss(a, [(ap["title"], f"/2021/07/06/{ap['slug']}/"),
                                      (harbor["title"], f"/2021/07/06/{harbor['slug']}/"),
                                      ("Gone", "/2021/07/06/removed-story/"),
                                      ("Members only", "/private/secret-story/")])),
@@ -267,7 +165,7 @@ def syndication_sites(server: SiteServer) -> dict[str, Site]:
     })
     beta.routes.update({
         "/robots.txt": (404, {"Content-Type": "text/plain"}, "no robots here"),
-        "/sitemap.xml": (200, {"Content-Type": "application/xml"},
+        "/sitemap.xml": (200, XML,
                          sitemap(b, [f"/world/{ap['slug']}", f"/world/{harbor['slug']}"])),
         f"/world/{ap['slug']}": (200, HTML, jsonld_page(ap, b)),
         f"/world/{harbor['slug']}": (200, HTML, jsonld_page(harbor, b)),
@@ -310,3 +208,42 @@ routes:
   - stream: ROUTE_STREAM
     agency: AP
 """
+
+
+WORDS = ["council", "budget", "river", "school", "market", "election", "harbor", "storm", "court", "police", "minister", "festival", "hospital", "farmers", "strike", "bridge", "museum", "league", "airport", "rail", "energy", "tax", "housing", "water", "university", "virus", "drought", "coast", "bank", "mayor", "union", "senate", "trial", "factory", "forest", "fire"]
+
+
+def unique_story(i: int) -> dict:
+    rnd = random.Random(i)
+    paras = [" ".join(rnd.choice(WORDS) for _ in range(45)).capitalize() + "." for _ in range(5)]
+    return {"slug": f"story-{i}", "title": f"Story number {i} about {rnd.choice(WORDS)}", "agency": None,
+            "dateline": None, "paragraphs": paras}
+
+
+def news_site(server: SiteServer, n: int, delay: float = 0.0, address: str = "127.0.0.8") -> Site:
+    site = server.add(f"news{n}", address)
+    paths = [f"/news/story-{i}.html" for i in range(n)]
+    site.routes["/robots.txt"] = (404, {}, "")
+    urls = "".join(f"<url><loc>{site.base}{p}</loc></url>" for p in paths)
+    site.routes["/sitemap.xml"] = (200, XML,
+                                   f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>')
+    for i, p in enumerate(paths):
+        body = jsonld_page(unique_story(i), site.base)
+        if delay:
+            def slow(count: int, headers: dict, body: str = body):
+                time.sleep(delay)
+                return 200, HTML, body
+            site.routes[p] = slow
+        else:
+            site.routes[p] = (200, HTML, body)
+    return site
+
+
+def news_sources(site: Site, interval: str = "1h", rate: int = 50) -> str:
+    """sources.yaml with one source, `news`, discovering `site` through its sitemap."""
+    return (f"sources:\n- name: news\n  sitemaps: ['{site.base}/sitemap.xml']\n  interval: {interval}\n"
+            f"  rate: {rate}\n")
+
+
+def use_site(env: dict[str, str], site: Site, interval: str = "1h", rate: int = 50) -> None:
+    Path(env["WIRE_SOURCES"]).write_text(news_sources(site, interval, rate))

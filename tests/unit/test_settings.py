@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from click.testing import CliRunner
 
+from tests.support.paths import ROOT
 from worker.errors import ConfigError
 from worker.ops.cli import cli
 from worker.settings import Settings, load_sources, parse_duration, parse_sources
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_default_sources_file_is_valid() -> None:
@@ -90,19 +87,6 @@ def test_task_events_default_on_and_can_be_turned_off() -> None:
         Settings.from_env({"WIRE_TASK_EVENTS": "sometimes"})
 
 
-def test_sources_check_exits_2_naming_file_source_and_field(tmp_path: Path) -> None:
-    """`wire sources check` on a broken file prints file, source and field, and exits with status 2."""
-    bad = tmp_path / "sources.yaml"
-    bad.write_text("sources:\n- name: news\n  feeds: [http://x/f]\n  interval: often\n")
-    import subprocess
-    import sys
-
-    proc = subprocess.run([sys.executable, "-m", "worker.ops.cli", "sources", "check", str(bad)],
-                          capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 2
-    assert f"{bad}: source 'news'.interval:" in proc.stderr
-
-
 def test_sources_check_accepts_a_valid_file() -> None:
     """`wire sources check` on the shipped file succeeds."""
     result = CliRunner().invoke(cli, ["sources", "check", str(ROOT / "config" / "sources.yaml")])
@@ -110,16 +94,3 @@ def test_sources_check_accepts_a_valid_file() -> None:
     assert "OK" in result.output
 
 
-def test_run_refuses_an_invalid_sources_file(tmp_path: Path) -> None:
-    """`wire run` stops before starting anything when sources.yaml is invalid (exit status 2)."""
-    import subprocess
-    import sys
-
-    bad = tmp_path / "sources.yaml"
-    bad.write_text("sources:\n- name: news\n  sitemaps: [not-a-url]\n")
-    env = {"PATH": "/usr/bin:/bin", "WIRE_SOURCES": str(bad), "WIRE_DATA_DIR": str(tmp_path / "data")}
-    proc = subprocess.run([sys.executable, "-m", "worker.ops.cli", "run"], capture_output=True, text=True,
-                          cwd=ROOT, env=env, timeout=60)
-    assert proc.returncode == 2
-    assert "source 'news'.sitemaps[0]" in proc.stderr
-    assert not (tmp_path / "data").exists()

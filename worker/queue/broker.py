@@ -6,7 +6,7 @@ reply has reached the worker does it record the message in its `unacked` hash
 timeout). Redis removes the message from the queue when it answers the BRPOP,
 so a worker SIGKILLed between the two (the reply in its socket, or parsed but
 not yet recorded) loses the message for good: it is in neither the queue nor
-`unacked`. `tests/test_redis_faults.py` freezes a worker inside BRPOP and shows
+`unacked`. `tests/e2e/test_redis_faults.py` freezes a worker inside BRPOP and shows
 kombu's transport losing the message every time.
 
 **How.** Every queue gets a doorbell list beside it (`<queue>\\x06\\x16bell`):

@@ -13,71 +13,14 @@ from urllib.parse import urlencode
 import pytest
 import redis
 
-from tests.helpers import test_settings
+from tests.support.console import SOURCES, seed
+from tests.support.helpers import test_settings
 from worker.console import activity
-from worker.dedup import Doc
 from worker.metrics import MetricsBatch
 from worker.ops.serve import serve
 from worker.pipeline.deps import Deps
-from worker.publish import dead_letter, stream_fields
+from worker.publish import dead_letter
 from worker.settings import parse_sources
-
-SOURCES = """sources:
-- name: fresh
-  feeds: [https://fresh.example.com/feed]
-  interval: 5m
-- name: stale
-  feeds: [https://stale.example.org/rss]
-  interval: 1m
-"""
-HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
-
-
-def publish_story(deps: Deps, url: str, title: str, body: str, source: str = "fresh",
-                  now: float | None = None) -> Any:
-    """Run a document through dedup exactly as the pipeline does, publishing new/update events."""
-    now = time.time() if now is None else now
-
-    def publish(decision: Any) -> list[tuple[str, dict[str, str]]]:
-        item = {"schema_version": 1, "id": f"{decision.story_id}-{decision.version}", "event": decision.event,
-                "story_id": decision.story_id, "version": decision.version, "url": url, "canonical_url": url,
-                "source": source, "title": title, "authors": ["A. Writer"], "agency": "AP", "dateline": "LONDON",
-                "published_at": "2024-05-01T10:00:00Z", "modified_at": None, "language": "en", "body": body,
-                "word_count": len(body.split()), "content_hash": "h", "fetched_at": "2024-05-01T10:01:00Z"}
-        return [(deps.keys.items_stream, stream_fields(item))]
-
-    return deps.dedup.submit(Doc(url, title, body), now=now, publish=publish)
-
-
-def seed(deps: Deps, now: float) -> dict[str, Any]:
-    """Two sources (one stale), a story with a copy, hostile titles, two dead letters, a host pause."""
-    r = deps.redis
-    r.hset(deps.keys.source_state("fresh"), mapping={"last_discovery": now - 30, "last_success": now - 30})
-    r.hset(deps.keys.source_state("stale"), mapping={"last_discovery": now - 600, "last_success": now - 3600,
-                                                     "errors": 4, "last_error": "HTTP 503 from feed"})
-    r.set(deps.keys.host_pause("stale.example.org"), "robots_unavailable", px=250_000)
-    body = "\n".join(f"Paragraph {i} of a long wire story about the harbour strike and its effects on trade."
-                     for i in range(12))
-    publish_story(deps, "https://fresh.example.com/news/strike", "Harbour strike spreads", body, now=now - 100)
-    publish_story(deps, "https://stale.example.org/copy/strike", "Harbour strike spreads (copy)", body,
-                  source="stale", now=now - 90)
-    publish_story(deps, "https://fresh.example.com/news/evil", HOSTILE, "A body with <b>tags</b> & ampersands. "
-                  * 20, now=now - 80)
-    r.xgroup_create(deps.keys.items_stream, "archive", id="0")
-    r.xreadgroup("archive", "archiver-1", {deps.keys.items_stream: ">"}, count=1)  # 1 pending, 1 not delivered
-    ids = [dead_letter(r, deps.keys, stage="fetch", reason="timeout", error=f"ReadTimeout {HOSTILE}",
-                       url=f"https://fresh.example.com/dead/{i}", source="fresh",
-                       payload={"url": f"https://fresh.example.com/dead/{i}", "source": "fresh"}, attempts=3,
-                       now=now - 50)
-           for i in range(2)]
-    activity.snapshot(r, deps.keys.prefix, deps.keys.metrics(), now - 1800)  # as a running `wire serve` does
-    batch = MetricsBatch()
-    batch.inc("wire_pages_fetched_total", 7, source="fresh", status="200")
-    batch.inc("wire_pages_fetched_total", 2, source="fresh", status="503")
-    batch.inc("wire_items_published_total", 5, source="fresh", event="new")
-    batch.inc("wire_duplicates_total", 1, source="stale", kind="exact")
-    batch.flush(r, deps.keys.metrics())
-    return {"dead": ids}
 
 
 class Console:
@@ -198,13 +141,6 @@ def test_queues_page_shows_groups_pending_and_lag(console: Console) -> None:
     assert "<tr><th scope=row>fetch</th><td class=num>1</td></tr>" in page
     row = re.search(r"<tr><th scope=row>[^<]*:items</th>.*?</tr>", page).group(0)  # type: ignore[union-attr]
     assert re.findall(r"<td[^>]*>([^<]*)</td>", row) == ["2", "archive", "1", "1", "1"]
-
-
-def test_activity_delta_treats_a_drop_as_a_reset() -> None:
-    """A counter lower than its snapshot (metrics hash reset) counts from zero."""
-    now = {"s": {"fetched": 4.0, "published": 9.0, "duplicates": 0.0, "failures": 0.0}}
-    then = {"s": {"fetched": 10.0, "published": 2.0, "duplicates": 0.0, "failures": 0.0}}
-    assert activity.delta(now, then)["s"] == {"fetched": 4, "published": 7, "duplicates": 0, "failures": 0}
 
 
 def test_story_page_shows_versions_copies_and_decisions(console: Console) -> None:

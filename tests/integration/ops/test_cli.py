@@ -9,11 +9,11 @@ import pytest
 import redis
 from click.testing import CliRunner
 
+from tests.support.env import wire_env
+from tests.support.paths import ROOT
 from worker.keys import Keys
 from worker.ops.cli import cli
 from worker.publish import dead_letter
-
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture
@@ -47,8 +47,8 @@ def test_status_fails_when_redis_is_unreachable(env: dict[str, str]) -> None:
     from worker.ops.redis_server import free_port
 
     bad = {**env, "WIRE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
-    proc = subprocess.run([sys.executable, "-m", "worker.ops.cli", "status"], env={"PATH": "/usr/bin:/bin", **bad},
-                          capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+    proc = subprocess.run([sys.executable, "-m", "worker.ops.cli", "status"], env=wire_env(**bad),
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert proc.returncode != 0 and "redis" in proc.stderr.lower()
 
 
@@ -105,7 +105,7 @@ def test_dlq_list_show_replay_purge(env: dict[str, str], r: redis.Redis, prefix:
 
 def test_extract_command_prints_json(env: dict[str, str], tmp_path: Path) -> None:
     """`wire extract FILE --json` prints one JSON line with the Article fields."""
-    from tests.sites import STORIES, wordpress_page
+    from tests.support.sites import STORIES, wordpress_page
 
     page = tmp_path / "page.html"
     page.write_text(wordpress_page(STORIES["taliban-consulates"], "https://alpha.example"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -13,10 +12,10 @@ import pytest
 import redis
 from click.testing import CliRunner
 
+from tests.support.env import wire_env
+from tests.support.paths import ROOT
 from worker.dedup import Dedup, Doc
 from worker.ops.cli import cli
-
-ROOT = Path(__file__).resolve().parents[1]
 
 BODY = "\n\n".join(
     f"Paragraph {p}: the harbour authority said {p * 3} ships waited outside the port on day {p} "
@@ -125,7 +124,7 @@ def test_replay_as_a_subprocess(tmp_path: Path, redis_url: str, r: redis.Redis) 
     """`python -m worker.ops.cli dedup replay FILE` works as a real process, with the URL from WIRE_REDIS_URL."""
     before = _replay_keys(r)
     items = _items(tmp_path / "items.jsonl")
-    env = {**os.environ, "WIRE_REDIS_URL": redis_url}
+    env = wire_env(redis_url=redis_url)
     proc = subprocess.run(
         [sys.executable, "-m", "worker.ops.cli", "dedup", "replay", str(items)],
         cwd=ROOT,

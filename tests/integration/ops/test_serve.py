@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.helpers import test_settings
+from tests.support.helpers import test_settings
 from worker.metrics import COUNTERS, MetricsBatch, _field
 from worker.ops.serve import serve
 from worker.pipeline.deps import Deps

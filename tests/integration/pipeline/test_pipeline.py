@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.helpers import test_settings
-from tests.sites import STORIES, SiteServer, sources_yaml, syndication_sites
+from tests.support.helpers import test_settings
+from tests.support.loopback import SiteServer
+from tests.support.sites import STORIES, sources_yaml, syndication_sites
 from worker.errors import TransientFetchError
 from worker.metrics import counter_sum
 from worker.models import Candidate, Outcome, PageRef
@@ -134,7 +135,7 @@ def test_refetch_is_conditional_and_unchanged_page_publishes_nothing(deps: Deps,
     cand = Candidate(url=f"{beta.base}{path}", source="beta")
     outcome = fetch(cand, deps)
     assert isinstance(outcome, Outcome) and outcome.status == "not_modified"
-    assert server.requests_to("beta", path)[-1].headers.get("If-None-Match") == '"v1"'
+    assert server.requests("beta", path)[-1].headers.get("If-None-Match") == '"v1"'
 
 
 def test_metrics_count_every_page(deps: Deps, r: redis.Redis) -> None:

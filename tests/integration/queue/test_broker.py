@@ -12,14 +12,8 @@ import redis
 from kombu import Queue
 
 from worker.queue.app import create_app
-from worker.queue.broker import MALFORMED_KEY, Channel, Transport, transport_for
+from worker.queue.broker import MALFORMED_KEY, Channel, Transport
 from worker.settings import Settings, SourcesConfig
-
-
-def test_transport_for_redis_urls_only() -> None:
-    assert transport_for("redis://127.0.0.1:6379/0") == "worker.queue.broker:Transport"
-    assert transport_for("rediss://cache.example:6380/0") == "worker.queue.broker:Transport"
-    assert transport_for("amqp://guest@localhost//") is None
 
 
 def test_channel_shares_one_client_per_pool(redis_url: str) -> None:

@@ -8,10 +8,10 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
+from tests.support import paths
 from worker.discover import (
     MAX_FEED_BYTES,
     MAX_SITEMAP_BYTES,
@@ -29,7 +29,7 @@ from worker.discover import (
 )
 from worker.errors import WorkerError
 
-FIXTURES = Path(__file__).parent / "fixtures" / "discover"
+FIXTURES = paths.FIXTURES / "discover"
 METRO = "https://www.metrodaily.example"
 
 
@@ -556,84 +556,3 @@ def test_now_is_never_read_from_the_clock() -> None:
     entries = [Entry("https://x.example/a", published="2000-01-01T00:00:00Z")]
     assert filter_recent(entries, datetime(2000, 1, 2, tzinfo=UTC).timestamp(), 2 * 86400) == entries
 
-
-# ------------------------------------------------------------------ discovery end to end (Redis + loopback)
-
-import redis as _redis  # noqa: E402
-
-from tests.faultsite import RSS, FaultServer, article_page, fixed, news_sitemap, sitemap_index, static  # noqa: E402
-from tests.helpers import test_settings  # noqa: E402
-from worker.models import Candidate  # noqa: E402
-from worker.pipeline.deps import Deps  # noqa: E402
-from worker.pipeline.discover import discover  # noqa: E402
-from worker.settings import parse_sources  # noqa: E402
-
-
-@pytest.fixture
-def fault() -> Iterator[FaultServer]:
-    server = FaultServer()
-    yield server
-    server.stop()
-
-
-def _deps(text: str, redis_url: str, prefix: str, r: _redis.Redis) -> Deps:
-    return Deps.create(test_settings(redis_url, prefix), parse_sources(text, "t.yaml"), client=r)
-
-
-def test_home_page_feed_is_autodiscovered_and_read_again_after_a_304(fault: FaultServer, r: _redis.Redis,
-                                                                     redis_url: str, prefix: str) -> None:
-    """A `feeds` URL that is a home page: its advertised feed is read; when the page answers 304 the feed still is."""
-    import time as _time
-
-    site = fault.add("home", "127.0.0.31")
-    site.routes["/robots.txt"] = fixed(404)
-    site.routes["/"] = static('<html><head><link rel="alternate" type="application/rss+xml" href="/rss">'
-                              "</head><body>Home</body></html>")
-    items = "".join(f"<item><link>{site.base}/s{i}.html</link></item>" for i in range(3))
-    site.routes["/rss"] = static(f'<rss version="2.0"><channel>{items}</channel></rss>', RSS)
-    deps = _deps(f"sources:\n- name: home\n  feeds: ['{site.base}/']\n  rate: 50\n", redis_url, prefix, r)
-    found: list[Candidate] = []
-    report = discover("home", deps, enqueue=found.extend)
-    assert sorted(c.url for c in found) == [f"{site.base}/s{i}.html" for i in range(3)] and not report.errors
-    site.routes["/rss"] = static(f'<rss version="2.0"><channel>{items}<item><link>{site.base}/new.html</link>'
-                                 "</item></channel></rss>", RSS, modified=_time.time())
-    again: list[Candidate] = []
-    discover("home", deps, enqueue=again.extend)
-    assert [c.url for c in again] == [f"{site.base}/new.html"]
-    assert fault.requests("home", "/")[-1].status == 304
-    assert "If-None-Match" in fault.requests("home", "/")[-1].headers
-
-
-def test_site_root_under_sitemaps_reads_robots_sitemap_lines(fault: FaultServer, r: _redis.Redis, redis_url: str,
-                                                            prefix: str) -> None:
-    """A site root listed under `sitemaps` stands for robots.txt's Sitemap: lines; old entries are not enqueued."""
-    import time as _time
-
-    now = _time.time()
-    site = fault.add("news", "127.0.0.32")
-    site.routes["/robots.txt"] = static(f"User-agent: *\nAllow: /\nSitemap: {site.base}/index.xml\n",
-                                        {"Content-Type": "text/plain"})
-    site.routes["/index.xml"] = static(sitemap_index(site.base, [("/news.xml", now), ("/2019.xml", now - 900 * 86400)]))
-    site.routes["/news.xml"] = static(news_sitemap(site.base, [("/fresh.html", now - 60), ("/old.html", now - 9e5)]))
-    site.routes["/fresh.html"] = static(article_page(1, "news"))
-    deps = _deps(f"sources:\n- name: news\n  sitemaps: ['{site.base}/']\n  rate: 50\n", redis_url, prefix, r)
-    found: list[Candidate] = []
-    discover("news", deps, enqueue=found.extend)
-    assert [c.url for c in found] == [f"{site.base}/fresh.html"]
-    assert found[0].published  # news:publication_date travels with the candidate
-    assert fault.requests("news", "/2019.xml") == []
-
-
-def test_failed_discovery_leaves_the_source_stale(fault: FaultServer, r: _redis.Redis, redis_url: str,
-                                                 prefix: str) -> None:
-    """A source whose only feed fails records the error but no last_success; the next success sets it."""
-    site = fault.add("down", "127.0.0.33")
-    site.routes["/robots.txt"] = fixed(404)
-    site.routes["/feed"] = lambda count, req: (fixed(500)(count, req) if count == 1 else
-                                               static('<rss version="2.0"><channel></channel></rss>', RSS)(count, req))
-    deps = _deps(f"sources:\n- name: down\n  feeds: ['{site.base}/feed']\n  rate: 50\n", redis_url, prefix, r)
-    discover("down", deps, enqueue=lambda c: None, now=1000.0)
-    state = r.hgetall(deps.keys.source_state("down"))
-    assert b"last_success" not in state and state[b"errors"] == b"1"
-    discover("down", deps, enqueue=lambda c: None, now=2000.0)
-    assert r.hget(deps.keys.source_state("down"), "last_success") == b"2000.0"

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 
 import kombu
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+from tests.support.paths import ROOT
 from worker.queue.broker import KOMBU_TESTED
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _minor(version: str) -> str:

@@ -1,0 +1,86 @@
+"""Discovery through the pipeline's discover stage, against real Redis and loopback sites."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis as _redis
+
+from tests.support.faultnet import article_page, news_sitemap, sitemap_index
+from tests.support.helpers import test_settings
+from tests.support.loopback import RSS, SiteServer, fixed, static
+from worker.models import Candidate
+from worker.pipeline.deps import Deps
+from worker.pipeline.discover import discover
+from worker.settings import parse_sources
+
+
+@pytest.fixture
+def fault() -> Iterator[SiteServer]:
+    server = SiteServer()
+    yield server
+    server.stop()
+
+
+def _deps(text: str, redis_url: str, prefix: str, r: _redis.Redis) -> Deps:
+    return Deps.create(test_settings(redis_url, prefix), parse_sources(text, "t.yaml"), client=r)
+
+
+def test_home_page_feed_is_autodiscovered_and_read_again_after_a_304(fault: SiteServer, r: _redis.Redis,
+                                                                     redis_url: str, prefix: str) -> None:
+    """A `feeds` URL that is a home page: its advertised feed is read; when the page answers 304 the feed still is."""
+    import time as _time
+
+    site = fault.add("home", "127.0.0.31")
+    site.routes["/robots.txt"] = fixed(404)
+    site.routes["/"] = static('<html><head><link rel="alternate" type="application/rss+xml" href="/rss">'
+                              "</head><body>Home</body></html>")
+    items = "".join(f"<item><link>{site.base}/s{i}.html</link></item>" for i in range(3))
+    site.routes["/rss"] = static(f'<rss version="2.0"><channel>{items}</channel></rss>', RSS)
+    deps = _deps(f"sources:\n- name: home\n  feeds: ['{site.base}/']\n  rate: 50\n", redis_url, prefix, r)
+    found: list[Candidate] = []
+    report = discover("home", deps, enqueue=found.extend)
+    assert sorted(c.url for c in found) == [f"{site.base}/s{i}.html" for i in range(3)] and not report.errors
+    site.routes["/rss"] = static(f'<rss version="2.0"><channel>{items}<item><link>{site.base}/new.html</link>'
+                                 "</item></channel></rss>", RSS, modified=_time.time())
+    again: list[Candidate] = []
+    discover("home", deps, enqueue=again.extend)
+    assert [c.url for c in again] == [f"{site.base}/new.html"]
+    assert fault.requests("home", "/")[-1].status == 304
+    assert "If-None-Match" in fault.requests("home", "/")[-1].headers
+
+
+def test_site_root_under_sitemaps_reads_robots_sitemap_lines(fault: SiteServer, r: _redis.Redis, redis_url: str,
+                                                            prefix: str) -> None:
+    """A site root listed under `sitemaps` stands for robots.txt's Sitemap: lines; old entries are not enqueued."""
+    import time as _time
+
+    now = _time.time()
+    site = fault.add("news", "127.0.0.32")
+    site.routes["/robots.txt"] = static(f"User-agent: *\nAllow: /\nSitemap: {site.base}/index.xml\n",
+                                        {"Content-Type": "text/plain"})
+    site.routes["/index.xml"] = static(sitemap_index(site.base, [("/news.xml", now), ("/2019.xml", now - 900 * 86400)]))
+    site.routes["/news.xml"] = static(news_sitemap(site.base, [("/fresh.html", now - 60), ("/old.html", now - 9e5)]))
+    site.routes["/fresh.html"] = static(article_page(1, "news"))
+    deps = _deps(f"sources:\n- name: news\n  sitemaps: ['{site.base}/']\n  rate: 50\n", redis_url, prefix, r)
+    found: list[Candidate] = []
+    discover("news", deps, enqueue=found.extend)
+    assert [c.url for c in found] == [f"{site.base}/fresh.html"]
+    assert found[0].published  # news:publication_date travels with the candidate
+    assert fault.requests("news", "/2019.xml") == []
+
+
+def test_failed_discovery_leaves_the_source_stale(fault: SiteServer, r: _redis.Redis, redis_url: str,
+                                                 prefix: str) -> None:
+    """A source whose only feed fails records the error but no last_success; the next success sets it."""
+    site = fault.add("down", "127.0.0.33")
+    site.routes["/robots.txt"] = fixed(404)
+    site.routes["/feed"] = lambda count, req: (fixed(500)(count, req) if count == 1 else
+                                               static('<rss version="2.0"><channel></channel></rss>', RSS)(count, req))
+    deps = _deps(f"sources:\n- name: down\n  feeds: ['{site.base}/feed']\n  rate: 50\n", redis_url, prefix, r)
+    discover("down", deps, enqueue=lambda c: None, now=1000.0)
+    state = r.hgetall(deps.keys.source_state("down"))
+    assert b"last_success" not in state and state[b"errors"] == b"1"
+    discover("down", deps, enqueue=lambda c: None, now=2000.0)
+    assert r.hget(deps.keys.source_state("down"), "last_success") == b"2000.0"

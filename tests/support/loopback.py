@@ -1,0 +1,177 @@
+"""The one loopback multi-host HTTP server of the tests.
+
+Each site binds its own loopback address (127.0.0.x), so per-host politeness
+applies per site as it would on the web. A route maps a path to what the
+site answers: a `Resp`, a ``(status, headers, body)`` tuple, or a callable
+``(count, request_headers)`` returning either (``count`` is how often that
+path was requested, this request included). A body may be bytes, text, or
+an iterable of chunks streamed with ``Connection: close`` (a slow drip, a
+30 MB page). Every request is logged on arrival (site, path, headers, time,
+status, whether the answer carried validators) so a test checks what the
+crawler did, not what it says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+HTML = {"Content-Type": "text/html; charset=utf-8"}
+RSS = {"Content-Type": "application/rss+xml; charset=utf-8"}
+XML = {"Content-Type": "application/xml"}
+TEXT = {"Content-Type": "text/plain"}
+
+
+@dataclass
+class Request:
+    """A logged request, and whether the answer carried ETag or Last-Modified."""
+
+    host: str  # the site's name
+    path: str
+    headers: dict[str, str]
+    time: float  # when it arrived
+    status: int
+    validators: bool = False
+
+
+@dataclass
+class Resp:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | str | Iterable[bytes] = b""
+    length: int | None = None  # Content-Length to announce for a streamed body
+
+
+Answer = Resp | tuple[int, dict[str, str], bytes | str]
+Route = Answer | Callable[[int, dict[str, str]], Answer]
+
+
+def static(body: str | bytes, headers: dict[str, str] | None = None, *, validators: bool = True,
+           modified: float = 1_700_000_000.0) -> Callable[[int, dict[str, str]], Resp]:
+    """A page with ETag and Last-Modified that answers 304 to a matching conditional GET."""
+    data = body.encode() if isinstance(body, str) else body
+    etag = '"' + hashlib.sha1(data).hexdigest()[:16] + '"'
+    last_modified = formatdate(modified, usegmt=True)
+    base = dict(headers or HTML)
+    if validators:
+        base.update({"ETag": etag, "Last-Modified": last_modified})
+
+    def route(count: int, req: dict[str, str]) -> Resp:
+        if validators and (req.get("If-None-Match") == etag or
+                           ("If-None-Match" not in req and req.get("If-Modified-Since") == last_modified)):
+            return Resp(304, {"ETag": etag})
+        return Resp(200, base, data)
+
+    return route
+
+
+def fixed(status: int, headers: dict[str, str] | None = None,
+          body: str | bytes = b"") -> Callable[[int, dict[str, str]], Resp]:
+    return lambda count, req: Resp(status, dict(headers or {}), body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # the crawler hanging up on a drip, a 30 MB body or at its body cap is the point, not an error
+
+
+@dataclass
+class Site:
+    """One site on its own loopback address."""
+
+    name: str
+    address: str
+    routes: dict[str, Route] = field(default_factory=dict)
+    hits: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    server: _Server | None = None
+
+    @property
+    def base(self) -> str:
+        assert self.server is not None
+        return f"http://{self.address}:{self.server.server_address[1]}"
+
+
+class SiteServer:
+    """Sites on loopback addresses; one request log for all of them."""
+
+    def __init__(self) -> None:
+        self.sites: dict[str, Site] = {}
+        self.log: list[Request] = []
+        self._lock = threading.Lock()
+
+    def add(self, name: str, address: str) -> Site:
+        site = Site(name=name, address=address)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # headers and body are two writes: with Nagle on, a body's tail waits for
+            # the client's delayed ACK (40 ms for about 4 responses in 10)
+            disable_nagle_algorithm = True
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                arrived = time.time()
+                with server._lock:
+                    site.hits[self.path] += 1
+                    count = site.hits[self.path]
+                route = site.routes.get(self.path)
+                answer = route(count, dict(self.headers)) if callable(route) else route
+                if answer is None:
+                    answer = Resp(404, HTML, "<html><body>Not found</body></html>")
+                resp = answer if isinstance(answer, Resp) else Resp(*answer)
+                with server._lock:
+                    server.log.append(Request(site.name, self.path, dict(self.headers), arrived, resp.status,
+                                              "ETag" in resp.headers or "Last-Modified" in resp.headers))
+                self._answer(resp)
+
+            def _answer(self, resp: Resp) -> None:
+                self.send_response(resp.status)
+                for k, v in resp.headers.items():
+                    self.send_header(k, v)
+                body = resp.body
+                try:
+                    if isinstance(body, str | bytes):
+                        data = body.encode() if isinstance(body, str) else body
+                        self.send_header("Content-Length", str(len(data)))
+                        self.end_headers()
+                        self.wfile.write(data)
+                    else:
+                        if resp.length is not None:
+                            self.send_header("Content-Length", str(resp.length))
+                        self.send_header("Connection", "close")
+                        self.end_headers()
+                        for chunk in body:
+                            self.wfile.write(chunk)
+                            self.wfile.flush()
+                        self.close_connection = True
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the crawler hung up on us: expected for the hostile routes
+
+        httpd = _Server((address, 0), Handler)
+        site.server = httpd
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        self.sites[name] = site
+        return site
+
+    def stop(self) -> None:
+        for site in self.sites.values():
+            if site.server:
+                site.server.shutdown()
+                site.server.server_close()
+
+    def requests(self, site: str | None = None, path: str | None = None) -> list[Request]:
+        """The logged requests, to one site and one path when given."""
+        with self._lock:
+            return [r for r in self.log if (site is None or r.host == site) and (path is None or r.path == path)]

@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint bench-extract bench-dedup
+.PHONY: install run test test-fast lint bench-extract bench-dedup
 
 $(VENV)/bin/wire: pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,6 +16,10 @@ run: install
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# the pure unit tests (tests/unit): no Redis, no HTTP, no processes
+test-fast: install
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit
 
 lint: install
 	$(VENV)/bin/ruff check worker tests bench

@@ -6,7 +6,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
 
 # jemalloc instead of glibc's malloc: lxml's trees are built and freed for every
 # page, and with jemalloc extraction runs 4-9% faster and the whole pipeline
-# 7.5-9.6% (bench/pipeline.py, interleaved runs; README, Performance), for
+# 7.5-9.6% (bench/pipeline.py, interleaved runs; docs/design/allocator.md), for
 # 2-22 MB more RSS per worker process. The link gives one path on every arch.
 RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 && rm -rf /var/lib/apt/lists/* \
  && ln -s "$(ls /usr/lib/*-linux-gnu/libjemalloc.so.2)" /usr/local/lib/libjemalloc.so.2

@@ -1,14 +1,12 @@
 """Speed and quality benchmark: our extractor vs trafilatura on the same pages.
 
-    python bench/extract.py [--data ../shared/corpus/extraction/scrapinghub] [--repeat 1]
+    python bench/extract.py [--data DIR] [--repeat 1]
 
 Prints pages per CPU-second (``time.process_time``) for
 ``worker.extract.extract`` and ``trafilatura.extract(html, include_comments=False)``
-over the same pages in one run, and their ratio. Also exposes
-the scorer command for our extractor (``extract_dict`` is ``extract`` returning a dict):
-
-    python ../shared/tools/extract_eval.py --bench scrapinghub \
-        --data ../shared/corpus/extraction --extractor worker.extract:extract_dict --pythonpath .
+over the same pages in one run, and their ratio. Quality is scored with the
+benchmark's own scorer on ``worker.extract:extract_dict`` (``extract``
+returning a dict): docs/benchmarks.md.
 """
 
 from __future__ import annotations

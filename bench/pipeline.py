@@ -1,6 +1,6 @@
 """End-to-end throughput: the real wire workers against a loopback news server.
 
-    python bench/pipeline.py [--pages 2000] [--hosts 4] [--data ../shared/corpus/extraction/scrapinghub]
+    python bench/pipeline.py [--pages 2000] [--hosts 4] [--data DIR]
                              [--skip-baseline] [--stages-apart] [--profile DIR] [--set WIRE_X=VALUE]
 
 Serves N article pages (real news pages from the extraction corpus, each served
@@ -157,7 +157,7 @@ class Snapshot:
         return cls(cpu={name: sum(cpu_seconds(p) for p in proc_tree(proc.pid)) for name, proc in procs.items()},
                    own={name: cpu_seconds(pid) for name, pid in roles.items()},
                    kids=sum(cpu_seconds(p) for p in children),
-                   # how often the children slept and how often they were preempted (docs/performance-log.md)
+                   # how often the children slept and how often they were preempted (docs/benchmarks.md)
                    switches={p: context_switches(p) for p in children},
                    machine=machine_cpu(), extract_cpu=extract_cpu, extracted=extracted, done=done,
                    at=time.monotonic())

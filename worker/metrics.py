@@ -110,7 +110,7 @@ def counter_sum(client: redis.Redis, key: str, name: str, **match: str) -> float
 
 
 def build_families(samples: Iterable[tuple[str, dict[str, str], float]]) -> list[Any]:
-    """Turn stored samples into prometheus_client metric families (every SPEC metric present)."""
+    """Turn stored samples into prometheus_client metric families (every metric of docs/contract.md present)."""
     from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
     counters: dict[str, Any] = {}

@@ -1,6 +1,6 @@
 """The published item (pure) and the dead-letter stream (I/O).
 
-`build_item` fixes the downstream contract of SPEC (schema_version 1); the
+`build_item` fixes the downstream contract (docs/contract.md, schema 1); the
 stream entry carries `id`, `event`, `story_id`, `version` and `data` (the
 item as JSON with sorted keys) so consumers can route without parsing.
 """

@@ -1,5 +1,5 @@
 """Operations end to end with real Celery processes: prefork counters, one active beat,
-graceful SIGTERM, and the README's consumer example on a live stream."""
+graceful SIGTERM, and the contract's consumer example on a live stream."""
 
 from __future__ import annotations
 
@@ -145,10 +145,10 @@ def test_sigterm_finishes_in_flight_work_and_loses_nothing(cluster: Cluster, clu
 CONSUMER_BLOCK = re.compile(r"```python\n(# consumer example.*?)```", re.S)
 
 
-def test_readme_consumer_example_reads_a_live_stream(r: redis.Redis, redis_url: str, prefix: str) -> None:
-    """The README's consumer (XREADGROUP, XACK, XAUTOCLAIM) runs against a live stream as written."""
-    code = CONSUMER_BLOCK.search((ROOT / "README.md").read_text())
-    assert code, "README has no consumer example block"
+def test_contract_consumer_example_reads_a_live_stream(r: redis.Redis, redis_url: str, prefix: str) -> None:
+    """docs/contract.md's consumer (XREADGROUP, XACK, XAUTOCLAIM) runs against a live stream as written."""
+    code = CONSUMER_BLOCK.search((ROOT / "docs" / "contract.md").read_text())
+    assert code, "docs/contract.md has no consumer example block"
     stream = f"{prefix}:items"
     for i in range(3):
         r.xadd(stream, {"id": str(i), "event": "new", "story_id": f"s{i}", "version": "1",
@@ -158,7 +158,7 @@ def test_readme_consumer_example_reads_a_live_stream(r: redis.Redis, redis_url: 
     r.xreadgroup("search-indexer", "dead-consumer", {stream: ">"}, count=1)
     seen: list[dict] = []
     namespace: dict = {}
-    exec(compile(code.group(1), "README consumer example", "exec"), namespace)
+    exec(compile(code.group(1), "docs/contract.md consumer example", "exec"), namespace)
     namespace["consume"](r, stream, "search-indexer", "live-consumer", seen.append, min_idle_ms=0, rounds=2)
     assert sorted(item["title"] for item in seen) == ["t0", "t1", "t2"]
     summary = r.xpending(stream, "search-indexer")

@@ -2,9 +2,9 @@
 
 lxml builds and frees a tree for every page, and jemalloc serves that
 pattern better than glibc's malloc: extraction alone ran 4-27% faster under
-it in four alternating pairs of passes on this project's machine (4-9% in
-earlier sessions), and the whole pipeline was faster in five of seven
-interleaved benchmark pairs (docs/performance-log.md). The Docker image preloads
+it in four alternating pairs of passes, and the whole pipeline was faster
+in five of seven interleaved benchmark pairs (docs/design/allocator.md).
+The Docker image preloads
 jemalloc with `LD_PRELOAD`; `wire run` does the same for the processes it
 starts (an allocator can only be chosen before a process starts), and every
 worker logs the allocator it runs on.

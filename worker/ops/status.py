@@ -58,7 +58,7 @@ def _text(value: Any) -> str | None:
 
 def collect(client: redis.Redis, keys: Keys, sources: SourcesConfig | None, settings: Settings,
             *, now: float | None = None) -> dict[str, Any]:
-    """The status document (schema documented in the README, `schema: 1`)."""
+    """The status document (schema documented in docs/contract.md, `schema: 1`)."""
     now = time.time() if now is None else now
     streams = [keys.items_stream] + ([r.stream for r in sources.routes] if sources else [])
     out: dict[str, Any] = {

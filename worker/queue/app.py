@@ -1,6 +1,6 @@
 """The Celery app, configured from `Settings` (never at import time).
 
-Settings follow ../notes on Celery + Redis: JSON only; late acks made safe by
+Settings as in docs/design/celery-settings.md: JSON only; late acks made safe by
 idempotent tasks; visibility timeout far above every hard time limit and every
 countdown we use (long waits are parked in a Redis sorted set instead);
 prefetch of one so a slow page does not hold others; socket keepalive and

@@ -18,11 +18,22 @@ import yaml
 from .errors import ConfigError, SourcesInvalid
 from .keys import DEDUP_WINDOW, Keys
 from .models import Listing, Route, Rules, Source
-from .ops.malloc import parse_mode as parse_malloc_mode
 
 DEFAULT_USER_AGENT = "wire/0.1 (+https://github.com/wire-news/wire; news ingestion bot)"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+
+MALLOC_MODES = ("auto", "jemalloc", "system")  # WIRE_MALLOC: the allocator `wire run` starts processes on
+
+
+def parse_malloc_mode(raw: str | None) -> str:
+    """`WIRE_MALLOC` as one of MALLOC_MODES (case-insensitive, `auto` when unset); ConfigError naming it otherwise."""
+    mode = (raw or "auto").strip().lower()
+    if mode not in MALLOC_MODES:
+        raise ConfigError("environment", "WIRE_MALLOC",
+                          f"expected one of {', '.join(MALLOC_MODES)}, got {mode!r}")
+    return mode
 
 
 def parse_duration(text: str | int | float) -> float:

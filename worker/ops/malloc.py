@@ -21,20 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..settings import parse_malloc_mode
 
-MODES = ("auto", "jemalloc", "system")
 # Debian/Ubuntu's libjemalloc2 (per architecture), the image's link, other distributions
 CANDIDATES = ("/usr/lib/*-linux-gnu/libjemalloc.so.2", "/usr/local/lib/libjemalloc.so.2", "/usr/lib/libjemalloc.so.2",
               "/usr/lib64/libjemalloc.so.2")
 INSTALL_HINT = "apt-get install libjemalloc2"
-
-
-def parse_mode(raw: str | None) -> str:
-    """`WIRE_MALLOC` as one of MODES (case-insensitive, `auto` when unset); ConfigError naming it otherwise."""
-    mode = (raw or "auto").strip().lower()
-    if mode not in MODES:
-        raise ConfigError("environment", "WIRE_MALLOC", f"expected one of {', '.join(MODES)}, got {mode!r}")
-    return mode
 
 
 def find_jemalloc(candidates: Iterable[str] = CANDIDATES) -> str | None:
@@ -60,7 +52,7 @@ def choose(mode: str, environ: Mapping[str, str], *, library: str | None) -> Cho
     one that names jemalloc (the Docker image's) is kept as it is, another
     one is kept with jemalloc put in front of it.
     """
-    mode = parse_mode(mode)
+    mode = parse_malloc_mode(mode)
     preload = environ.get("LD_PRELOAD", "").strip()
     if "libjemalloc" in preload:
         return Choice({}, "jemalloc", f"jemalloc, preloaded already (LD_PRELOAD={preload})")

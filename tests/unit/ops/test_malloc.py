@@ -8,7 +8,7 @@ import pytest
 
 from worker.errors import ConfigError
 from worker.ops import malloc
-from worker.settings import Settings
+from worker.settings import MALLOC_MODES, Settings
 
 LIB = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 
@@ -36,7 +36,7 @@ def test_system_leaves_glibc_even_when_jemalloc_is_installed() -> None:
 
 def test_a_preload_that_names_jemalloc_already_is_kept_as_it_is() -> None:
     """The Docker image sets LD_PRELOAD itself: nothing is added, whatever the mode."""
-    for mode in malloc.MODES:
+    for mode in MALLOC_MODES:
         choice = malloc.choose(mode, {"LD_PRELOAD": "/usr/local/lib/libjemalloc.so.2"}, library=LIB)
         assert choice.env == {} and choice.allocator == "jemalloc"
 

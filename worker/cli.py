@@ -277,6 +277,14 @@ def _render_status(doc: dict[str, Any]) -> str:
                                        ("discovered", "fetched", "published", "duplicates", "skipped", "failed")))
     workers = ", ".join(f"{q} {w['age_seconds']:.0f}s ago" for q, w in doc["workers"].items()) or "none seen"
     lines.append(f"last task finished: {workers}")
+    lines.append("")
+    lines.append("CONSUMER                  QUEUES                PID  HEARTBEAT  IN FLIGHT")
+    for c in doc["consumers"]:
+        lines.append(f"{str(c['name'])[:25]:<25} {','.join(c['queues'])[:20]:<20} {c['pid']!s:>5}  "
+                     f"{c['heartbeat_age_seconds']:>4.0f}s ago {c['in_flight']:>10}")
+    if not doc["consumers"]:
+        lines.append("none alive")
+    lines.append(f"awaiting recovery (held by consumers whose heartbeat expired): {doc['awaiting_recovery']}")
     return "\n".join(lines)
 
 

@@ -23,6 +23,10 @@ SKIP_TTL = DAY  # a page skipped for good (PDF, too large, redirect loop) is not
 WALLS_TTL = DAY  # bot-wall circuit breaker counters per host
 PAUSE_LOG_MAX = 1000  # host pauses remembered for operators and tests
 DEDUP_WINDOW = 14 * DAY  # default; Settings.dedup_window overrides
+# A consumer's heartbeat key lives this long and is refreshed every BEAT_EVERY seconds: a consumer
+# whose key is gone is dead (or cut off), and the messages it holds are restored to the living.
+CONSUMER_TTL = 15
+BEAT_EVERY = 3.0
 
 
 def as_text(value: object) -> str:
@@ -126,6 +130,18 @@ class Keys:
     def started(self) -> str:
         """When a worker last started (health grace period)."""
         return f"{self.prefix}:started"
+
+    def consumer(self, identity: str) -> str:
+        """A consumer's heartbeat (JSON: name, host, pid, queues, started), expiring after CONSUMER_TTL.
+
+        The broker's `unacked_owner` hash names this key as the owner of each message the
+        consumer holds, so any reaper can tell whether the owner is alive from the record alone.
+        """
+        return f"{self.prefix}:consumer:{identity}"
+
+    def consumers(self) -> str:
+        """Sorted set of consumer heartbeat keys (score: last beat), for listing them; not for liveness."""
+        return f"{self.prefix}:consumers"
 
     # web console (sessions, login limiter) and its hourly activity snapshots
     def console_session(self, session_id: str) -> str:

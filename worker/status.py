@@ -12,6 +12,8 @@ from typing import Any
 
 import redis
 
+from . import liveness
+from .broker import OWNER_KEY
 from .celery_app import QUEUES
 from .keys import Keys, as_text
 from .settings import Settings, SourcesConfig
@@ -73,6 +75,8 @@ def collect(client: redis.Redis, keys: Keys, sources: SourcesConfig | None, sett
         "workers": {},
         "sources": [],
     }
+    # the processes consuming now, by their heartbeat, and what dead ones left for the reaper
+    out.update(liveness.consumers(client, keys, OWNER_KEY))
     for queue, ts in client.hgetall(keys.heartbeat()).items():
         out["workers"][as_text(queue)] = {"last_task_at": float(ts), "age_seconds": round(now - float(ts), 1)}
     for source in (sources.sources if sources else ()):

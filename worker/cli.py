@@ -44,6 +44,13 @@ def _configure_logs(settings: Settings) -> None:
     configure(settings.log_format, settings.log_level)
 
 
+def _die_with_run() -> None:
+    """Started by `wire run`: die with it, even where the kernel's parent-death signal is unavailable."""
+    from .orphans import guard
+
+    guard()
+
+
 @click.group()
 @click.version_option(package_name="wire")
 def cli() -> None:
@@ -67,6 +74,7 @@ def run() -> None:
 @click.option("--name", default="worker", help="node name prefix (host name is appended)")
 def worker(queues: str, pool: str, concurrency: int | None, name: str) -> None:
     """Run a Celery worker on the given queues (container entrypoint)."""
+    _die_with_run()
     settings = _settings()
     sources = _sources(settings)
     _configure_logs(settings)
@@ -108,6 +116,7 @@ def _wait_for_redis(client: redis.Redis, log_every: float = 5.0) -> None:
 @cli.command()
 def beat() -> None:
     """Run the scheduler that starts discovery of each source on its interval."""
+    _die_with_run()
     settings = _settings()
     sources = _sources(settings)
     _configure_logs(settings)
@@ -127,6 +136,7 @@ def serve(host: str | None, port: int | None) -> None:
     from .logs import get_logger
     from .serve import serve as make_server
 
+    _die_with_run()
     settings = _settings()
     sources = _sources(settings)
     _configure_logs(settings)

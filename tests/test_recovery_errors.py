@@ -1,5 +1,6 @@
-"""The children of `wire run` die with it, by the kernel's parent-death signal or else by watching their
-parent."""
+"""What a restart after a crash may meet: the HTTP port still taken is one plain line naming
+WIRE_METRICS_PORT and the process holding it; and the children of `wire run` die with it, by the
+kernel's parent-death signal or else by watching their parent."""
 
 from __future__ import annotations
 
@@ -9,14 +10,56 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import wait_for
 from worker import orphans
+from worker.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _wire(args: list[str], env_extra: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("sources:\n- name: a\n  feeds: ['https://a.example/feed']\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WIRE_")}
+    env.update({"WIRE_SOURCES": str(sources), "WIRE_DATA_DIR": str(tmp_path / "data"), **env_extra})
+    return subprocess.run([sys.executable, "-m", "worker.cli", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.fixture
+def taken_port() -> Iterator[tuple[int, int]]:
+    """Another process listening on a port: (its pid, the port). Its command line spans lines."""
+    script = "import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', 0))\ns.listen()\n" \
+             "print(s.getsockname()[1], flush=True)\ntime.sleep(120)\n"
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None
+    port = int(holder.stdout.readline())
+    yield holder.pid, port
+    holder.kill()
+    holder.wait()
+
+
+@pytest.mark.parametrize("command", [["run"], ["serve"]])
+def test_a_port_in_use_is_one_line_naming_the_variable_and_the_holder(command: list[str], taken_port, tmp_path: Path,
+                                                                     redis_url: str) -> None:
+    """`wire run` (before it starts anything) and `wire serve`: exit 1, one line on stderr naming
+    WIRE_METRICS_PORT and the pid holding the port, no traceback."""
+    holder, port = taken_port
+    env = {"WIRE_METRICS_HOST": "127.0.0.1", "WIRE_METRICS_PORT": str(port)}
+    if command == ["serve"]:
+        env["WIRE_REDIS_URL"] = redis_url
+    done = _wire(command, env, tmp_path)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode == 1, (done.returncode, lines)
+    assert len(lines) == 1, lines
+    assert "WIRE_METRICS_PORT" in lines[0] and f"port {port}" in lines[0], lines
+    assert f"pid {holder} (" in lines[0] and "socket" in lines[0], lines
+    assert not (tmp_path / "data" / "redis").exists()  # `wire run` started nothing
 
 
 def _parent_of_a_sleeper(tie: str, tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
@@ -80,3 +123,10 @@ def test_where_the_signal_is_unavailable_the_child_watches_its_parent(tmp_path: 
         parent.kill()
         if not _gone(child):
             os.kill(child, signal.SIGKILL)
+
+
+def test_free_port_check_passes_a_free_port() -> None:
+    """The check binds and lets go: a free port raises nothing."""
+    from worker.ports import ensure_free
+
+    ensure_free("127.0.0.1", free_port(), "WIRE_METRICS_PORT")

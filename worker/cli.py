@@ -3,6 +3,7 @@ configuration errors exit with status 2 and name the file (or variable) and fiel
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import time
@@ -142,8 +143,17 @@ def serve(host: str | None, port: int | None) -> None:
     _configure_logs(settings)
     app = _app(settings, sources)
     deps = _deps(settings, sources)
-    server = make_server(deps, host or settings.metrics_host, port if port is not None else settings.metrics_port,
-                         _enqueuer(app), _rediscoverer(app), _replayer(app))
+    host = host or settings.metrics_host
+    setting = "WIRE_METRICS_PORT" if port is None else "--port"
+    port = port if port is not None else settings.metrics_port
+    try:
+        server = make_server(deps, host, port, _enqueuer(app), _rediscoverer(app), _replayer(app))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        from .ports import in_use
+
+        raise in_use(host, port, setting) from None
     bound_host, bound_port = server.server_address[:2]
     get_logger("wire.serve").info("serving", address=f"http://{bound_host!s}:{bound_port}")
     try:

@@ -65,3 +65,7 @@ class HostPaused(TransientFetchError):
 
 class ExtractError(WorkerError):
     """Extraction could not run (as opposed to a page that is not an article)."""
+
+
+class PortInUse(WorkerError):
+    """A port wire must listen on is taken; the message names the setting and, when known, the holder."""

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import redis
 
-from . import malloc, orphans
+from . import malloc, orphans, ports
 from .keys import Keys, as_text
 from .redis_server import RedisProcess, start_redis
 from .settings import Settings
@@ -50,8 +50,10 @@ def summary_line(client: redis.Redis, keys: Keys) -> str:
 
 def run(settings: Settings, *, progress_every: float = 10.0) -> int:
     env = dict(os.environ)
-    # before anything starts: WIRE_MALLOC=jemalloc without the library is a config error
+    # before anything starts: WIRE_MALLOC=jemalloc without the library is a config error,
+    # and a port taken (by an earlier run's server, say) is one line, not a child's traceback
     allocator = malloc.choose(settings.malloc, env, library=malloc.find_jemalloc())
+    ports.ensure_free(settings.metrics_host, settings.metrics_port, "WIRE_METRICS_PORT")
     env.update(allocator.env)
     me = os.getpid()
     env[orphans.PARENT_ENV] = str(me)

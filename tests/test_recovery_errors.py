@@ -1,6 +1,6 @@
-"""What a restart after a crash may meet: the HTTP port still taken is one plain line naming
-WIRE_METRICS_PORT and the process holding it; and the children of `wire run` die with it, by the
-kernel's parent-death signal or else by watching their parent."""
+"""What a restart after a crash may meet, as one plain line each: the HTTP port still taken (naming
+WIRE_METRICS_PORT and the process holding it) or a Redis URL without a scheme; and the children of
+`wire run` die with it, by the kernel's parent-death signal or else by watching their parent."""
 
 from __future__ import annotations
 
@@ -60,6 +60,19 @@ def test_a_port_in_use_is_one_line_naming_the_variable_and_the_holder(command: l
     assert "WIRE_METRICS_PORT" in lines[0] and f"port {port}" in lines[0], lines
     assert f"pid {holder} (" in lines[0] and "socket" in lines[0], lines
     assert not (tmp_path / "data" / "redis").exists()  # `wire run` started nothing
+
+
+@pytest.mark.parametrize("variable", ["WIRE_REDIS_URL", "WIRE_BROKER_URL"])
+def test_a_redis_url_without_a_scheme_is_one_line_naming_the_variable(variable: str, tmp_path: Path) -> None:
+    """`localhost:6379` (no `redis://`): exit 2, one line naming the variable, the value (which may carry a
+    password) not echoed."""
+    env = {"WIRE_REDIS_URL": "redis://127.0.0.1:1/0", variable: "user:s3cret@localhost:6379"}
+    for command in (["worker"], ["run"], ["status"]):
+        done = _wire(command, env, tmp_path)
+        lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+        assert done.returncode == 2, (command, done.returncode, lines)
+        assert lines == [f"error: environment: {variable}: expected a URL with a scheme, e.g. "
+                         "redis://localhost:6379/0"], (command, lines)
 
 
 def _parent_of_a_sleeper(tie: str, tmp_path: Path) -> tuple[subprocess.Popen[str], int]:

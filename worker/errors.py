@@ -10,7 +10,8 @@
     ├── DiscoverError             a feed, sitemap or listing page that cannot be read
     ├── DedupError                dedup could not record a decision (Redis failed, endless conflicts)
     ├── ReingestError             a re-ingest request that cannot be carried out
-    └── BadURL                    not an http(s) URL wire fetches (also a ValueError)
+    ├── BadURL                    not an http(s) URL wire fetches (also a ValueError)
+    └── PortInUse                 a port wire must listen on is taken (names the setting and the holder)
 
 Third-party errors (requests, redis, yaml, lxml) are translated where they
 are seen, with ``raise ... from exc``; a Redis connection error that reaches
@@ -106,3 +107,7 @@ class ReingestError(WorkerError):
 
 class BadURL(WorkerError, ValueError):
     """Not an http(s) URL we are willing to fetch (scheme, length, host)."""
+
+
+class PortInUse(WorkerError):
+    """A port wire must listen on is taken; the message names the setting and, when known, the holder."""

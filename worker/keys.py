@@ -45,6 +45,10 @@ ACTIVITY_TTL = 2 * 3600  # activity snapshots are kept (trimmed by score) and th
 ACTIVITY_GUARD_TTL = 180  # the once-a-minute snapshot guard: three minutes covers a slow replica's clock
 
 BROKER_UNACKED = "unacked"  # kombu's hash of delivered, unacknowledged messages (not under the prefix)
+# A consumer's heartbeat key lives this long and is refreshed every BEAT_EVERY seconds: a consumer
+# whose key is gone is dead (or cut off), and the messages it holds are restored to the living.
+CONSUMER_TTL = 15
+BEAT_EVERY = 3.0
 
 
 def as_text(value: object) -> str:
@@ -168,6 +172,18 @@ class Keys:
     def started(self) -> str:
         """When a worker last started (health grace period)."""
         return f"{self.prefix}:started"
+
+    def consumer(self, identity: str) -> str:
+        """A consumer's heartbeat (JSON: name, host, pid, queues, started), expiring after CONSUMER_TTL.
+
+        The broker's `unacked_owner` hash names this key as the owner of each message the
+        consumer holds, so any reaper can tell whether the owner is alive from the record alone.
+        """
+        return f"{self.prefix}:consumer:{identity}"
+
+    def consumers(self) -> str:
+        """Sorted set of consumer heartbeat keys (score: last beat), for listing them; not for liveness."""
+        return f"{self.prefix}:consumers"
 
     # web console (sessions, login limiter) and its hourly activity snapshots
     def console_session(self, session_id: str) -> str:

@@ -30,6 +30,9 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     # CPU time of the extracting thread: wire_extract_seconds is wall time, which on a busy
     # machine also counts waiting for a core; this is what extraction costs the machine
     "wire_extract_cpu_seconds_total": ("CPU seconds spent extracting pages.", ()),
+    # reason: heartbeat_expired (its consumer died), visibility_timeout (the last resort),
+    # requeued (its own consumer handed it back: a pool child died, Redis went away), shutdown
+    "wire_tasks_recovered_total": ("Unacked tasks put back on their queue, by reason.", ("queue", "reason")),
 }
 HISTOGRAMS: dict[str, tuple[str, tuple[str, ...], tuple[float, ...]]] = {
     "wire_fetch_seconds": ("Time to fetch one page.", ("source",),

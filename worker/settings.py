@@ -151,6 +151,8 @@ class Settings:
             dedup_window = parse_duration(window) if window else DEDUP_WINDOW
         except ValueError as exc:
             raise ConfigError("environment", "WIRE_DEDUP_WINDOW", str(exc)) from None
+        _check_url("WIRE_REDIS_URL", get("WIRE_REDIS_URL"), ("redis", "rediss", "unix"))
+        _check_url("WIRE_BROKER_URL", get("WIRE_BROKER_URL"), None)
         malloc_mode = parse_malloc_mode(get("WIRE_MALLOC"))
         prefix = get("WIRE_KEY_PREFIX") or "wire"
         if not re.fullmatch(r"[A-Za-z0-9_.:-]+", prefix):
@@ -191,6 +193,21 @@ class Settings:
                               f"must exceed WIRE_TASK_TIME_LIMIT ({settings.task_time_limit}s) by at least 10s, "
                               "or running tasks are re-delivered and run twice")
         return settings
+
+
+def _check_url(name: str, url: str | None, schemes: tuple[str, ...] | None) -> None:
+    """A URL without a scheme (`localhost:6379`) is one clear error naming the variable.
+
+    The value is not echoed: it may carry a password.
+    """
+    if url is None:
+        return
+    scheme, sep, _ = url.partition("://")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        raise ConfigError("environment", name, "expected a URL with a scheme, e.g. redis://localhost:6379/0")
+    if schemes is not None and scheme.lower() not in schemes:
+        raise ConfigError("environment", name, f"expected a {', '.join(s + '://' for s in schemes)} URL, "
+                                               f"got a {scheme}:// URL")
 
 
 # --------------------------------------------------------------------------- sources.yaml

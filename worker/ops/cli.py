@@ -3,6 +3,7 @@ configuration errors exit with status 2 and name the file (or variable) and fiel
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import time
@@ -12,7 +13,7 @@ from typing import Any
 import click
 import redis
 
-from ..errors import ConfigError, ReingestError, WorkerError
+from ..errors import ConfigError, PortInUse, ReingestError, WorkerError
 from ..settings import Settings, SourcesConfig, load_sources
 
 
@@ -44,6 +45,13 @@ def _configure_logs(settings: Settings) -> None:
     configure(settings.log_format, settings.log_level)
 
 
+def _die_with_run() -> None:
+    """Started by `wire run`: die with it, even where the kernel's parent-death signal is unavailable."""
+    from .orphans import guard
+
+    guard()
+
+
 @click.group()
 @click.version_option(package_name="wire")
 def cli() -> None:
@@ -67,6 +75,7 @@ def run() -> None:
 @click.option("--name", default="worker", help="node name prefix (host name is appended)")
 def worker(queues: str, pool: str, concurrency: int | None, name: str) -> None:
     """Run a Celery worker on the given queues (container entrypoint)."""
+    _die_with_run()
     settings = _settings()
     sources = _sources(settings)
     _configure_logs(settings)
@@ -108,6 +117,7 @@ def _wait_for_redis(client: redis.Redis, log_every: float = 5.0) -> None:
 @cli.command()
 def beat() -> None:
     """Run the scheduler that starts discovery of each source on its interval."""
+    _die_with_run()
     settings = _settings()
     sources = _sources(settings)
     _configure_logs(settings)
@@ -127,13 +137,23 @@ def serve(host: str | None, port: int | None) -> None:
     from ..logs import get_logger
     from .serve import serve as make_server
 
+    _die_with_run()
     settings = _settings()
     sources = _sources(settings)
     _configure_logs(settings)
     app = _app(settings, sources)
     deps = _deps(settings, sources)
-    server = make_server(deps, host or settings.metrics_host, port if port is not None else settings.metrics_port,
-                         _enqueuer(app), _rediscoverer(app), _replayer(app))
+    host = host or settings.metrics_host
+    setting = "WIRE_METRICS_PORT" if port is None else "--port"
+    port = port if port is not None else settings.metrics_port
+    try:
+        server = make_server(deps, host, port, _enqueuer(app), _rediscoverer(app), _replayer(app))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        from .ports import in_use
+
+        raise PortInUse(in_use(host, port, setting)) from None
     bound_host, bound_port = server.server_address[:2]
     get_logger("wire.serve").info("serving", address=f"http://{bound_host!s}:{bound_port}")
     try:
@@ -277,6 +297,14 @@ def _render_status(doc: dict[str, Any]) -> str:
                                        ("discovered", "fetched", "published", "duplicates", "skipped", "failed")))
     workers = ", ".join(f"{q} {w['age_seconds']:.0f}s ago" for q, w in doc["workers"].items()) or "none seen"
     lines.append(f"last task finished: {workers}")
+    lines.append("")
+    lines.append("CONSUMER                  QUEUES                PID  HEARTBEAT  IN FLIGHT")
+    for c in doc["consumers"]:
+        lines.append(f"{str(c['name'])[:25]:<25} {','.join(c['queues'])[:20]:<20} {c['pid']!s:>5}  "
+                     f"{c['heartbeat_age_seconds']:>4.0f}s ago {c['in_flight']:>10}")
+    if not doc["consumers"]:
+        lines.append("none alive")
+    lines.append(f"awaiting recovery (held by consumers whose heartbeat expired): {doc['awaiting_recovery']}")
     return "\n".join(lines)
 
 

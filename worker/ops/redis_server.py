@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,11 +74,13 @@ def start_redis(
     port: int | None = None,
     appendonly: bool = True,
     wait: float = 10.0,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> RedisProcess:
     """Start redis-server bound to loopback with its files in `data_dir`.
 
     AOF is on by default so queued tasks and dedup state survive a restart;
     `noeviction` because evicting broker or dedup keys loses stories.
+    `preexec_fn` runs in the child before exec (`wire run` ties Redis's life to its own).
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -92,7 +95,7 @@ def start_redis(
         "--daemonize", "no",
         "--logfile", str(data_dir / "redis.log"),
     ]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=preexec_fn)
     server = RedisProcess(proc, port, data_dir)
     client = redis.Redis(port=port, socket_connect_timeout=0.5)
     deadline = time.monotonic() + wait

@@ -3,8 +3,11 @@
 Starts (when no WIRE_REDIS_URL is set) a private Redis in the data folder,
 then a fetch worker (threads: fetching waits on the network), a process
 worker (prefork: extraction is CPU-bound), beat and the HTTP server, each as
-a child in its own process group so stopping leaves nothing behind. Prints a
-one-line summary of progress every few seconds.
+a child in its own process group so stopping leaves nothing behind. Each
+child also dies with `wire run` if it is killed (worker.ops.orphans), so a
+restart finds the port free and the dead run's messages are recovered by
+liveness (worker.queue.liveness). Prints a one-line summary of progress every few
+seconds.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import redis
 
 from ..keys import Keys, as_text
 from ..settings import Settings
-from . import malloc
+from . import malloc, orphans, ports
 from .redis_server import RedisProcess, start_redis
 
 STOP_GRACE = 30.0
@@ -47,13 +50,18 @@ def summary_line(client: redis.Redis, keys: Keys) -> str:
 
 def run(settings: Settings, *, progress_every: float = 10.0) -> int:
     env = dict(os.environ)
-    # before anything starts: WIRE_MALLOC=jemalloc without the library is a config error
+    # before anything starts: WIRE_MALLOC=jemalloc without the library is a config error,
+    # and a port taken (by an earlier run's server, say) is one line, not a child's traceback
     allocator = malloc.choose(settings.malloc, env, library=malloc.find_jemalloc())
+    ports.ensure_free(settings.metrics_host, settings.metrics_port, "WIRE_METRICS_PORT")
     env.update(allocator.env)
+    me = os.getpid()
+    env[orphans.PARENT_ENV] = str(me)
     embedded: RedisProcess | None = None
     if not settings.redis_url:
         data = Path(settings.data_dir).resolve() / "redis"
-        embedded = start_redis(data)
+        # SIGTERM, not SIGKILL: Redis writes its AOF out and exits at once
+        embedded = start_redis(data, preexec_fn=orphans.preexec(me, signal.SIGTERM))
         env["WIRE_REDIS_URL"] = embedded.url
         print(f"wire: embedded Redis on {embedded.url} (data in {data})", file=sys.stderr, flush=True)
     redis_url = env["WIRE_REDIS_URL"]
@@ -70,7 +78,9 @@ def run(settings: Settings, *, progress_every: float = 10.0) -> int:
     status = 0
     try:
         for name, argv in _children(settings):
-            procs.append((name, subprocess.Popen(argv, env=env, start_new_session=True)))
+            # started from this (main) thread: the death signal follows the thread that forks
+            procs.append((name, subprocess.Popen(argv, env=env, start_new_session=True,
+                                                 preexec_fn=orphans.preexec(me))))
         print(f"wire: started {', '.join(n for n, _ in procs)} on {allocator.detail}; Ctrl-C stops",
               file=sys.stderr, flush=True)
         client = redis.Redis.from_url(redis_url)

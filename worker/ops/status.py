@@ -13,7 +13,9 @@ from typing import Any
 import redis
 
 from ..keys import BROKER_UNACKED, Keys, as_text
+from ..queue import liveness
 from ..queue.app import QUEUES
+from ..queue.broker import OWNER_KEY
 from ..settings import Settings, SourcesConfig
 
 PRIORITY_SEP = "\x06\x16"
@@ -73,6 +75,8 @@ def collect(client: redis.Redis, keys: Keys, sources: SourcesConfig | None, sett
         "workers": {},
         "sources": [],
     }
+    # the processes consuming now, by their heartbeat, and what dead ones left for the reaper
+    out.update(liveness.consumers(client, keys, OWNER_KEY))
     for queue, ts in client.hgetall(keys.heartbeat()).items():
         out["workers"][as_text(queue)] = {"last_task_at": float(ts), "age_seconds": round(now - float(ts), 1)}
     for source in (sources.sources if sources else ()):

@@ -12,10 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.signals import celeryd_after_setup
 from kombu import Queue
 
 from ..settings import Settings, SourcesConfig
 from .broker import transport_for
+from .liveness import REAP_EVERY, count_in, name_process
 
 QUEUES = ("discover", "fetch", "process")
 UNPARK_EVERY = 5.0  # seconds between moves of due parked fetches back to the queue
@@ -29,15 +31,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "socket_keepalive": True,
         "retry_on_timeout": True,
         "health_check_interval": 25,
-        # How often a worker looks for tasks whose worker died (unacked past the
-        # visibility timeout): kombu's default ~100 s sweep is fine for 30 min
-        # timeouts; short test timeouts need a quicker one.
-        "unacked_restore_interval": 10 if settings.visibility_timeout >= 300 else 1,
-        "unacked_restore_throttle": 10 if settings.visibility_timeout >= 600 else 1,
+        # How often a consumer looks for messages whose consumer died: every REAP_EVERY
+        # seconds for owners whose heartbeat expired, and a tenth of the visibility timeout
+        # (at most a minute) for records older than it; our QoS keeps both clocks, so
+        # kombu's call-count throttle is off (worker/liveness.py).
+        "unacked_restore_interval": REAP_EVERY,
+        "unacked_restore_throttle": 1,
+        # heartbeats and the recovery counter live under the deployment's key prefix
+        "wire_key_prefix": settings.key_prefix,
         # The lock one worker holds while it restores; a worker killed holding it
         # blocked every restore for kombu's default 300 s. A restore takes
-        # milliseconds, and two at once are safe (each message moves in its own
-        # WATCH transaction), so a short expiry costs nothing.
+        # milliseconds, and two at once are safe (each message moves in one
+        # script that checks it is still there), so a short expiry costs nothing.
         "unacked_mutex_expire": 30,
     }
     # Settings.from_env guarantees task_time_limit + max_countdown < visibility_timeout
@@ -99,10 +104,18 @@ def beat_schedule(sources: SourcesConfig) -> dict[str, Any]:
     return schedule
 
 
+def _name_consumer(sender: Any = None, **_: Any) -> None:
+    """A worker's heartbeat shows its node name (`fetch@host`) in `wire status`."""
+    if sender:
+        name_process(str(sender))
+
+
 def create_app(settings: Settings, sources: SourcesConfig) -> Celery:
     from ..keys import Keys
 
     app = Celery("wire", set_as_current=True)
+    celeryd_after_setup.connect(_name_consumer, weak=False)
+    count_in(settings.redis_url)  # the broker's Redis may be another one (WIRE_BROKER_URL)
     app.conf.update(celery_config(settings))
     app.conf.wire_beat_lock_key = Keys.for_prefix(settings.key_prefix).beat_lock()
     app.conf.beat_schedule = beat_schedule(sources)

@@ -20,6 +20,15 @@ its queues anyway, so a message whose bell was lost waits at most that long.
 Round trips per message are unchanged: BRPOP plus the script, where kombu
 did BRPOP plus its HSET/ZADD pipeline.
 
+**Owners.** The take also names its taker in the `unacked_owner` hash (delivery tag ->
+the taker's heartbeat key), and refuses to record a message for a taker whose heartbeat is
+gone. Acks, rejects and a consumer's own restores are owner-checked scripts: a consumer whose
+messages were restored while it was frozen cannot remove or requeue the record another
+consumer now holds under the same delivery tag. Every consumer reaps the messages of owners
+whose heartbeat expired (`worker/liveness.py`); the visibility-timeout sweep stays as the last
+resort. Records without an owner (written by kombu's own transport) are restored by that sweep
+only, as before.
+
 Differences from kombu: the queues of one BRPOP are tried in queue order and
 each queue in priority order (kombu interleaves priority first); a foreign
 producer that pushes without a bell is still served, one message per second
@@ -36,6 +45,7 @@ pool), so one per channel and pool serves every caller, across threads too.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -45,6 +55,10 @@ from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
+from ..keys import Keys
+from . import liveness
+from .unacked import Records
+
 # The kombu minor versions this transport was written and tested against. It overrides
 # private methods of kombu's Redis transport (`_brpop_start`, `_brpop_read`, `_put`,
 # `_create_client` ...), which kombu may change in any release: pyproject.toml pins kombu
@@ -52,14 +66,28 @@ from kombu.utils.json import dumps, loads
 KOMBU_TESTED = ("5.7",)
 
 MALFORMED_KEY = "unacked_malformed"
+# Delivery tag -> the heartbeat key of the consumer holding the message. Beside kombu's own
+# `unacked` hash (unprefixed, like it): it is written in the same script as kombu's record, and
+# the owner's key names its own prefix, so any reaper can judge any record.
+OWNER_KEY = "unacked_owner"
+STALE = -1  # TAKE's answer to a taker whose heartbeat key is gone
 
-# KEYS: unacked hash, unacked index, malformed list, then per queue its bell and its P priority lists.
+# KEYS: unacked hash, unacked index, malformed list, unacked owner hash, the taker's heartbeat key,
+#       then per queue its bell and its P priority lists.
 # ARGV: P, now, then per queue 1 (record as unacked) or 0 (a no-ack consumer).
 TAKE = """
 local p = tonumber(ARGV[1])
 local width = p + 1
-for g = 0, (#KEYS - 3) / width - 1 do
-  local first = 4 + g * width
+for i = 3, #ARGV do
+  if ARGV[i] == '1' then
+    -- a taker whose heartbeat is gone may have lost its messages to a reaper already, and one
+    -- would restore this record at once: it beats again before it takes any more
+    if redis.call('EXISTS', KEYS[5]) == 0 then return -1 end
+    break
+  end
+end
+for g = 0, (#KEYS - 5) / width - 1 do
+  local first = 6 + g * width
   local item = false
   for i = 1, p do
     item = redis.call('RPOP', KEYS[first + i])
@@ -91,6 +119,7 @@ for g = 0, (#KEYS - 3) / width - 1 do
       -- the same record kombu writes (dumps([message, exchange, routing_key])), the message kept verbatim
       redis.call('HSET', KEYS[1], tag, '[' .. item .. ',' .. ex .. ',' .. rk .. ']')
       redis.call('ZADD', KEYS[2], ARGV[2], tag)
+      redis.call('HSET', KEYS[4], tag, KEYS[5])
     end
     return {g, item}
   end
@@ -100,18 +129,68 @@ return false
 
 
 class QoS(kombu_redis.QoS):
+    """kombu's ack emulation, owner-checked, plus the reaper of dead owners' messages."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._next_reap = 0.0
+        self._next_sweep = float("-inf")
+
     def append(self, message: Any, delivery_tag: str) -> None:
         # TAKE already recorded the message in unacked, atomically with taking it off its queue
         virtual.QoS.append(self, message, delivery_tag)
 
+    def ack(self, delivery_tag: str) -> None:
+        self.channel.records.drop(delivery_tag)
+        virtual.QoS.ack(self, delivery_tag)
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        if requeue:
+            self.restore_by_tag(delivery_tag, leftmost=True)
+        else:
+            self.channel.records.drop(delivery_tag)
+        virtual.QoS.ack(self, delivery_tag)
+
+    def restore_by_tag(self, tag: str, client: Any = None, leftmost: bool = False) -> None:
+        self.channel.records.hand_back([tag], client=client, leftmost=leftmost, reason="requeued")
+
+    def restore_unacked(self, client: Any = None) -> None:
+        """At shutdown: the messages delivered and not acked go back (those still ours)."""
+        self.channel.records.hand_back(list(self._delivered), client=client, reason="shutdown")
+        self._delivered.clear()
+
+    def restore_visible(self, start: int = 0, num: int | None = 10, interval: int = 10) -> None:
+        """Called by kombu every few seconds while consuming: reap dead owners (every REAP_EVERY
+        seconds), and now and then restore what is older than the visibility timeout.
+
+        kombu's call-count throttle (`interval`) is replaced by these clocks.
+        """
+        now = time.monotonic()
+        if now >= self._next_reap:
+            self._next_reap = now + liveness.REAP_EVERY
+            try:
+                self.channel.records.reap()
+            except self.channel.connection_errors:
+                raise  # kombu skips this round and tries again
+            except Exception:  # a bug in one reap must not stop the sweep or the consumer
+                kombu_redis.crit("Could not reap dead consumers' messages", exc_info=True)
+        if now >= self._next_sweep:
+            self._next_sweep = now + max(1.0, min(60.0, self.visibility_timeout / 10))
+            self.channel.records.sweep(start, num)
+
 
 class Channel(kombu_redis.Channel):
     QoS = QoS
+    from_transport_options = (*kombu_redis.Channel.from_transport_options, "wire_key_prefix")  # type: ignore[assignment]
+    wire_key_prefix = "wire"  # where heartbeats and the recovery counters live (celery_app sets it)
+    unacked_owner_key = OWNER_KEY
     _shared_client: Any = None
     _take_script: Any = None
+    _heartbeat: liveness.Heartbeat | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._no_ack_queues: set[str] = set()
+        self.records = Records(self)
         super().__init__(*args, **kwargs)
         if self.global_keyprefix:
             raise ValueError("worker.queue.broker does not support kombu's global_keyprefix transport option")
@@ -137,21 +216,50 @@ class Channel(kombu_redis.Channel):
         """The doorbell list of `queue`: one entry per message published to it."""
         return f"{queue}{self.sep}bell"
 
+    # ------------------------------------------------------------------ owners
+
+    @property
+    def heartbeat(self) -> liveness.Heartbeat:
+        """This process's heartbeat in this channel's Redis, beating before the channel takes anything."""
+        beat = self._heartbeat
+        if beat is None or beat.pid != os.getpid():
+            beat = self._heartbeat = liveness.heartbeat_for(self._connparams(), self.wire_key_prefix)
+        return beat
+
+    @property
+    def live_heartbeat(self) -> liveness.Heartbeat | None:
+        """The heartbeat this channel has started in this process, if any (asking starts none)."""
+        beat = self._heartbeat
+        return beat if beat is not None and beat.pid == os.getpid() else None
+
+    @property
+    def owner(self) -> str:
+        """The heartbeat key this channel's records name."""
+        beat = self.live_heartbeat
+        return beat.key if beat is not None else Keys.for_prefix(self.wire_key_prefix).consumer(
+            liveness.process_identity())
+
     # ------------------------------------------------------------------ taking
 
     def _take(self, queues: list[str], record: bool | None = None) -> tuple[str, bytes] | None:
-        """Pop one message from the first of `queues` that has one, recorded as unacked in the same step."""
-        keys: list[str] = [self.unacked_key, self.unacked_index_key, MALFORMED_KEY]
-        flags: list[int] = []
+        """Pop one message from the first of `queues` that has one, recorded as unacked (and as this
+        consumer's) in the same step."""
+        flags = [int(record if record is not None else queue not in self._no_ack_queues) for queue in queues]
+        beat = self.heartbeat if any(flags) else None  # the owner's key exists before its first record
+        keys: list[str] = [self.unacked_key, self.unacked_index_key, MALFORMED_KEY, self.unacked_owner_key,
+                           beat.key if beat is not None else self.owner]
         for queue in queues:
             keys.append(self.bell(queue))
             keys.extend(self._q_for_pri(queue, pri) for pri in self.priority_steps)
-            flags.append(int(record if record is not None else queue not in self._no_ack_queues))
         with self.conn_or_acquire() as client:
             if self._take_script is None:
                 self._take_script = client.register_script(TAKE)
-            reply = self._take_script(keys=keys, args=[len(self.priority_steps), time.time(), *flags], client=client)
-        if not reply:
+            script = self._take_script
+            reply = script(keys=keys, args=[len(self.priority_steps), time.time(), *flags], client=client)
+            if reply == STALE and beat is not None and beat.beat():
+                # this process was frozen or cut off past its heartbeat's TTL: alive again, it may take
+                reply = script(keys=keys, args=[len(self.priority_steps), time.time(), *flags], client=client)
+        if not reply or reply == STALE:
             return None
         return queues[int(reply[0])], reply[1]
 
@@ -216,6 +324,7 @@ class Channel(kombu_redis.Channel):
             self._no_ack_queues.add(queue)
         else:
             self._no_ack_queues.discard(queue)
+            self.heartbeat.queues.add(queue)  # and it beats from now on, before the first take
         return super().basic_consume(queue, no_ack, *args, **kwargs)
 
     # ------------------------------------------------------------------ publishing
@@ -238,23 +347,8 @@ class Channel(kombu_redis.Channel):
                 getattr(pipe, name)(*args)
             pipe.execute()
 
-    def _do_restore_message(self, payload: dict[str, Any], exchange: str, routing_key: str, pipe: Any,
-                            leftmost: bool = False) -> None:
-        """kombu's restore (back on the queue, marked redelivered) plus the message's bell."""
-        try:
-            try:
-                payload["headers"]["redelivered"] = True
-                payload["properties"]["delivery_info"]["redelivered"] = True
-            except KeyError:
-                pass
-            pri = self._get_message_priority(payload, reverse=False)
-            for queue in self._lookup(exchange, routing_key):
-                (pipe.lpush if leftmost else pipe.rpush)(self._q_for_pri(queue, pri), dumps(payload))
-                pipe.lpush(self.bell(queue), 1)
-        except self.connection_errors:
-            raise  # abort the transaction: it would drop the message from unacked without requeueing it
-        except Exception:
-            kombu_redis.crit("Could not restore message: %r", payload, exc_info=True)
+    def _restore(self, message: Any, leftmost: bool = False) -> None:
+        self.qos.restore_by_tag(message.delivery_tag, leftmost=leftmost)
 
     # ------------------------------------------------------------------ queue admin
 

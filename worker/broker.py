@@ -45,7 +45,11 @@ from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
+from .logs import get_logger
+from .outage import is_oom
+
 MALFORMED_KEY = "unacked_malformed"
+log = get_logger("wire.broker")
 
 # KEYS: unacked hash, unacked index, malformed list, then per queue its bell and its P priority lists.
 # ARGV: P, now, then per queue 1 (record as unacked) or 0 (a no-ack consumer).
@@ -94,9 +98,82 @@ return false
 
 
 class QoS(kombu_redis.QoS):
+    """kombu's ack emulation, kept working when Redis is out of memory.
+
+    A Redis out of memory (`noeviction`) refuses every command queued in a
+    MULTI, deletes included, and kombu acks, rejects and restores in MULTIs:
+    the refused ack escaped Celery's consumer loop and the worker exited.
+    Here an ack is two plain deletes (allowed when Redis is full), and a
+    requeue Redis refuses leaves the message in `unacked` and is tried again
+    on every restore cycle until Redis takes it (or, should the worker stop
+    first, the visibility timeout restores it): a task handed back is never
+    dropped and never acked.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unrestored: set[str] = set()  # requeues refused for lack of memory, still in `unacked`
+
     def append(self, message: Any, delivery_tag: str) -> None:
         # TAKE already recorded the message in unacked, atomically with taking it off its queue
         virtual.QoS.append(self, message, delivery_tag)
+
+    def ack(self, delivery_tag: str) -> None:
+        # the hash entry first: a restore that finds an index entry without it restores nothing
+        with self.channel.conn_or_acquire() as client:
+            pipe = client.pipeline(transaction=False)
+            pipe.hdel(self.unacked_key, delivery_tag)
+            pipe.zrem(self.unacked_index_key, delivery_tag)
+            pipe.execute()
+        virtual.QoS.ack(self, delivery_tag)
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        if not requeue:
+            self.ack(delivery_tag)
+            return
+        try:
+            self.restore_by_tag(delivery_tag, leftmost=True)
+        except redis.ResponseError as exc:
+            if not is_oom(exc):
+                raise
+            self._unrestored.add(delivery_tag)
+            log.warning("redis out of memory: task kept unacked, requeued once Redis takes writes",
+                        delivery_tag=delivery_tag, waiting=len(self._unrestored))
+        virtual.QoS.ack(self, delivery_tag)
+
+    def _retry_unrestored(self) -> None:
+        for tag in sorted(self._unrestored):
+            try:
+                self.restore_by_tag(tag, leftmost=True)
+            except redis.ResponseError as exc:
+                if is_oom(exc):
+                    return  # still full: the next restore cycle tries again
+                raise
+            self._unrestored.discard(tag)
+            log.info("task requeued after redis ran out of memory", delivery_tag=tag, waiting=len(self._unrestored))
+
+    def restore_visible(self, start: int = 0, num: int = 10, interval: int = 10) -> None:
+        try:
+            self._retry_unrestored()
+            super().restore_visible(start, num, interval)
+        except redis.ResponseError as exc:  # kombu's restore lock and its MULTIs are writes
+            if not is_oom(exc):
+                raise
+            log.warning("redis out of memory: restoring unacked tasks waits", waiting=len(self._unrestored))
+
+    def restore_unacked(self, client: Any = None) -> None:
+        """At shutdown: requeue what this worker holds; what Redis refuses stays unacked (visibility timeout)."""
+        with self.channel.conn_or_acquire(client) as client:
+            for tag in list(self._delivered) + sorted(self._unrestored):
+                try:
+                    self.restore_by_tag(tag, client=client)
+                except redis.ResponseError as exc:
+                    if not is_oom(exc):
+                        raise
+                    log.warning("redis out of memory: task left unacked, restored after the visibility timeout",
+                                delivery_tag=tag)
+        self._delivered.clear()
+        self._unrestored.clear()
 
 
 class Channel(kombu_redis.Channel):

@@ -23,6 +23,7 @@ SKIP_TTL = DAY  # a page skipped for good (PDF, too large, redirect loop) is not
 WALLS_TTL = DAY  # bot-wall circuit breaker counters per host
 PAUSE_LOG_MAX = 1000  # host pauses remembered for operators and tests
 DEDUP_WINDOW = 14 * DAY  # default; Settings.dedup_window overrides
+WRITE_PROBE_TTL = 60  # the key written to learn whether Redis takes writes again (out of memory, restarted)
 
 
 def as_text(value: object) -> str:
@@ -126,6 +127,10 @@ class Keys:
     def started(self) -> str:
         """When a worker last started (health grace period)."""
         return f"{self.prefix}:started"
+
+    def write_probe(self) -> str:
+        """A tiny key written (with `WRITE_PROBE_TTL`) to learn whether Redis takes writes (see worker.outage)."""
+        return f"{self.prefix}:probe"
 
     # web console (sessions, login limiter) and its hourly activity snapshots
     def console_session(self, session_id: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from . import activity, dlq, metrics, reingest, status
 from .console import handlers as console
@@ -64,6 +64,21 @@ class _Collector:
             if src["last_success"] is not None:
                 last.add_metric([src["name"]], src["last_success"])
         yield last
+        yield from redis_memory_families(doc["redis"])
+
+
+def redis_memory_families(mem: dict[str, Any]) -> Any:
+    """Redis' memory against its limit, and the writes it refused for lack of memory (the alerts' inputs)."""
+    used = GaugeMetricFamily("wire_redis_memory_used_bytes", "Memory Redis uses (INFO used_memory).")
+    used.add_metric([], mem["used_memory"])
+    limit = GaugeMetricFamily("wire_redis_memory_max_bytes", "Redis maxmemory; 0 means no limit.")
+    limit.add_metric([], mem["maxmemory"])
+    oom = GaugeMetricFamily("wire_redis_out_of_memory", "1 while Redis is over maxmemory and refuses writes.")
+    oom.add_metric([], 1 if mem["oom"] else 0)
+    refused = CounterMetricFamily("wire_redis_oom_errors", "Commands Redis refused for lack of memory "
+                                  "since it started (INFO errorstats OOM).")
+    refused.add_metric([], mem["oom_errors"])
+    return [used, limit, oom, refused]
 
 
 def default_replay(enqueue: Callable[[dict[str, Any], bool], None]) -> Callable[[str, dict[str, Any]], None]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 
+from . import outage
 from .celery_app import QUEUES
 from .keys import Keys, as_text
 from .settings import Settings, SourcesConfig
@@ -72,6 +73,8 @@ def collect(client: redis.Redis, keys: Keys, sources: SourcesConfig | None, sett
         "counters": {as_text(k): int(float(v)) for k, v in client.hgetall(keys.stats()).items()},
         "workers": {},
         "sources": [],
+        # how full Redis is: out of memory (noeviction) it refuses every write and wire waits
+        "redis": outage.memory(client).to_json(),
     }
     for queue, ts in client.hgetall(keys.heartbeat()).items():
         out["workers"][as_text(queue)] = {"last_task_at": float(ts), "age_seconds": round(now - float(ts), 1)}
@@ -100,11 +103,14 @@ def health(client: redis.Redis, keys: Keys, settings: Settings, *, now: float | 
     now = time.time() if now is None else now
     try:
         client.ping()
+        memory = outage.memory(client)
         depths = queue_depths(client)
         beats = {as_text(k): float(v) for k, v in client.hgetall(keys.heartbeat()).items()}
         started = client.get(keys.started())
     except redis.RedisError as exc:
         return False, f"redis unreachable: {type(exc).__name__}"
+    if memory.oom:
+        return False, f"redis out of memory: {memory.describe()}: writes refused, work waits"
     since = float(started) if started else now
     for queue, depth in depths.items():
         if depth == 0:

@@ -8,6 +8,7 @@ worker every time) from being redelivered forever.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -21,9 +22,9 @@ import structlog
 from celery import Task, shared_task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
 
-from . import pipeline
+from . import outage, pipeline
 from .errors import FetchError, HostPaused, TransientFetchError
-from .keys import ATTEMPTS_TTL, as_text
+from .keys import ATTEMPTS_TTL, WRITE_PROBE_TTL, as_text
 from .logs import get_logger
 from .metrics import MetricsBatch
 from .models import Candidate, Outcome
@@ -62,45 +63,40 @@ REDIS_WAIT = 15.0  # seconds a task whose Redis call failed waits for Redis befo
 
 
 def redis_down(exc: BaseException | None) -> bool:
-    """`exc`, or an exception it was raised from, says Redis did not answer (down, restarting, loading)."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, redis.ConnectionError | redis.TimeoutError):  # BusyLoadingError is a ConnectionError
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ if exc.__cause__ is not None else None if exc.__suppress_context__ else exc.__context__
-    return False
+    """`exc`, or an exception it was raised from, says Redis could not take the work: it did not
+    answer (down, restarting, loading), or it refused a write for lack of memory (see worker.outage)."""
+    return outage.unavailable(exc)
 
 
-def _requeue(stage: str, exc: BaseException) -> Reject:
+def _requeue(stage: str, exc: BaseException, task: Task | None = None) -> Reject:
     """The Reject that hands the task back when Redis went away under it.
 
     Failing the task would ack its message and lose the page (acks_on_failure);
     a requeued message is delivered again, and every stage is idempotent. We
-    wait (bounded) for Redis first, so the requeue itself can reach it; if it
-    cannot, the message stays in kombu's unacked set and is restored after the
-    visibility timeout. Nothing is lost either way.
+    wait (bounded) for Redis to take a write first, so the requeue itself can
+    reach it; if it cannot, the message stays in the broker's unacked set and
+    is requeued once Redis takes writes again (worker.broker). Nothing is lost
+    either way.
     """
     d = deps()
-    deadline = time.monotonic() + REDIS_WAIT
-    while time.monotonic() < deadline:
-        try:
-            d.redis.ping()
-            break
-        except redis.RedisError:
-            time.sleep(0.5)
-    log.warning("redis unavailable: task requeued", stage=stage, error=repr(exc))
+    # a write, not a PING: a Redis out of memory answers PING and refuses writes
+    if outage.wait_writable(lambda: d.redis.set(d.keys.write_probe(), 1, ex=WRITE_PROBE_TTL), REDIS_WAIT) and (
+            task is not None and getattr(task.request, "wire_counted", False)):
+        # an outage is not an attempt: only deliveries that crashed may make a task poison
+        with contextlib.suppress(redis.RedisError):
+            d.redis.decr(d.keys.attempts(str(task.request.id)))
+    log.warning("redis unavailable: task requeued", stage=stage, reason=outage.reason(exc), error=repr(exc))
     return Reject(exc, requeue=True)
 
 
 @contextmanager
-def _requeue_if_redis_down(stage: str) -> Iterator[None]:
+def _requeue_if_redis_down(stage: str, task: Task | None = None) -> Iterator[None]:
     """Around a task body: a failure because Redis went away requeues the task (`_requeue`)."""
     try:
         yield
     except Exception as exc:
         if redis_down(exc):  # includes a retry or an enqueue that could not reach the broker
-            raise _requeue(stage, exc) from exc
+            raise _requeue(stage, exc, task) from exc
         raise
 
 
@@ -115,7 +111,9 @@ def _deliveries(task: Task) -> int:
     """Count this delivery of the task; the count so far."""
     pipe = deps().redis.pipeline(transaction=False)
     _count_delivery(task, pipe)
-    return int(pipe.execute()[0])
+    count = int(pipe.execute()[0])
+    task.request.wire_counted = True  # for _requeue
+    return count
 
 
 def _done(task: Task, queue: str) -> None:
@@ -297,7 +295,7 @@ def fetch_task(self: Task, candidates: Batch, force: bool = False, parks: int = 
     started = time.monotonic()
     structlog.contextvars.bind_contextvars(task_id=self.request.id)
     try:
-        with _requeue_if_redis_down("fetch"):
+        with _requeue_if_redis_down("fetch", self):
             deliveries = _deliveries(self)
             if deliveries > 1 and len(work) > 1:
                 _split(self, "fetch", work, lambda c: enqueue_fetch(c, force=force, parks=parks, attempt=attempt))
@@ -390,12 +388,13 @@ def process_task(self: Task, refs: Batch) -> None:
     started = time.monotonic()
     structlog.contextvars.bind_contextvars(task_id=self.request.id)
     try:
-        with _requeue_if_redis_down("process"):
+        with _requeue_if_redis_down("process", self):
             # one round trip: count this delivery and read the pages
             pipe = d.redis.pipeline(transaction=False)
             _count_delivery(self, pipe)
             pipe.mget([ref["page_key"] for ref in work])
             deliveries, _, pages = pipe.execute()
+            self.request.wire_counted = True
             if int(deliveries) > 1 and len(work) > 1:
                 _split(self, "process", work, enqueue_process)
                 return

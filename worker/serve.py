@@ -1,9 +1,11 @@
 """`wire serve`: the console at `/`, /metrics, /healthz, /status and POST /reingest over plain HTTP.
 
-The standard library's threading server is enough for a scrape every few
-seconds and an occasional admin call; it keeps the image small and has no
-framework to patch. Bodies are capped and every error is a JSON answer, so a
-flood of bad requests costs a thread each and nothing else.
+The standard library's HTTP handler is enough for a scrape every few seconds
+and an occasional admin call; it keeps the image small and has no framework
+to patch. The server around it (worker.httpserver) reads each request whole
+within a deadline before a thread of a fixed pool answers it, and caps open
+connections; bodies are capped and every error is a JSON answer, so a flood
+of bad, slow or idle connections costs no more than a bounded set of threads.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import redis
@@ -22,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from . import activity, dlq, metrics, reingest, status
 from .console import handlers as console
 from .errors import WorkerError
+from .httpserver import BoundedHTTPServer
 from .logs import get_logger
 from .pipeline import Deps
 
@@ -221,9 +224,10 @@ def make_handler(deps: Deps, enqueue: Callable[[dict[str, Any], bool], None],
     return Handler
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(BoundedHTTPServer):
     """Also takes the console's per-minute activity snapshot while serving (see worker.activity)."""
 
+    max_body = MAX_BODY
     deps: Deps
     next_snapshot = 0.0
 
@@ -240,9 +244,8 @@ class _Server(ThreadingHTTPServer):
 
 def serve(deps: Deps, host: str, port: int, enqueue: Callable[[dict[str, Any], bool], None],
           rediscover: Callable[[str], None],
-          replay: Callable[[str, dict[str, Any]], None] | None = None) -> ThreadingHTTPServer:
+          replay: Callable[[str, dict[str, Any]], None] | None = None) -> BoundedHTTPServer:
     """The HTTP server; `replay(stage, payload)` re-enqueues a dead letter (default: `default_replay`)."""
     server = _Server((host, port), make_handler(deps, enqueue, rediscover, replay))
     server.deps = deps
-    server.daemon_threads = True
     return server

@@ -33,7 +33,7 @@ from worker.status import queue_depths
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-TOKEN = "browser-test-token"
+TOKEN = "browser-test-token-0123456789abcdef"
 DB = 3
 
 try:

@@ -14,7 +14,7 @@ import redis
 
 from .errors import ConfigError, WorkerError
 from .keys import Keys
-from .settings import Settings, SourcesConfig, load_sources
+from .settings import Settings, SourcesConfig, load_sources, require_strong_admin_token
 
 
 def _settings() -> Settings:
@@ -58,6 +58,7 @@ def run() -> None:
 
     settings = _settings()
     _sources(settings)  # fail fast, before starting anything
+    require_strong_admin_token(settings.admin_token)
     sys.exit(run_all(settings))
 
 
@@ -139,6 +140,7 @@ def serve(host: str | None, port: int | None) -> None:
 
     settings = _settings()
     sources = _sources(settings)
+    require_strong_admin_token(settings.admin_token)
     _configure_logs(settings)
     app = _app(settings, sources)
     deps = _deps(settings, sources)

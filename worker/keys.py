@@ -132,12 +132,14 @@ class Keys:
         """A tiny key written (with `WRITE_PROBE_TTL`) to learn whether Redis takes writes (see worker.outage)."""
         return f"{self.prefix}:probe"
 
-    # web console (sessions, login limiter) and its hourly activity snapshots
+    # web console (sessions), the limiters of `wire serve`, and the console's hourly activity snapshots
     def console_session(self, session_id: str) -> str:
         return f"{self.prefix}:console:session:{session_id}"
 
-    def login_failures(self, minute: int) -> str:
-        return f"{self.prefix}:console:login_failures:{minute}"
+    def rate_limit(self, kind: str, who: str, window: int) -> str:
+        """Counter of `kind` events (login, bearer, reingest) from client `who` (or `all`) in fixed window
+        number `window` (see worker.ratelimit); it expires two windows later."""
+        return f"{self.prefix}:limit:{kind}:{who}:{window}"
 
     def activity_snapshots(self) -> str:
         """Sorted set of per-source counter snapshots (score: time), kept two hours."""

@@ -21,15 +21,18 @@ import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from . import activity, dlq, metrics, reingest, status
+from . import activity, dlq, metrics, peers, ratelimit, reingest, status
 from .console import handlers as console
 from .errors import WorkerError
 from .httpserver import BoundedHTTPServer
 from .logs import get_logger
 from .pipeline import Deps
+from .settings import require_strong_admin_token
 
 log = get_logger("wire.serve")
 MAX_BODY = 1024 * 1024
+BEARER_FAILURES_PER_MINUTE = 10  # wrong tokens on POST /reingest, per client (worker.peers)
+REINGEST_PER_MINUTE = 60  # accepted POST /reingest requests, all clients together
 
 
 class _Collector:
@@ -102,9 +105,11 @@ def default_replay(enqueue: Callable[[dict[str, Any], bool], None]) -> Callable[
 def make_handler(deps: Deps, enqueue: Callable[[dict[str, Any], bool], None],
                  rediscover: Callable[[str], None],
                  replay: Callable[[str, dict[str, Any]], None] | None = None) -> type[BaseHTTPRequestHandler]:
+    require_strong_admin_token(deps.settings.admin_token)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector(deps))
     token = deps.settings.admin_token
+    proxies = peers.parse_networks(deps.settings.trusted_proxies)
     ui = console.Console(deps, enqueue, rediscover, replay or default_replay(enqueue))
 
     class Handler(BaseHTTPRequestHandler):
@@ -123,12 +128,31 @@ def make_handler(deps: Deps, enqueue: Callable[[dict[str, Any], bool], None],
             self.end_headers()
             self.wfile.write(body)
 
-        def _json(self, code: int, doc: Any) -> None:
-            self._send(code, json.dumps(doc, sort_keys=True).encode() + b"\n")
+        def _json(self, code: int, doc: Any, retry_after: int | None = None) -> None:
+            body = json.dumps(doc, sort_keys=True).encode() + b"\n"
+            if retry_after is None:
+                self._send(code, body)
+                return
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Retry-After", str(retry_after))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _client(self) -> str:
+            """Who the limiters count: the peer, or whom a trusted proxy forwarded for (worker.peers)."""
+            forwarded = ", ".join(self.headers.get_all("X-Forwarded-For") or []) or None
+            return peers.client_of(str(self.client_address[0]), forwarded, proxies)
+
+        def _limited(self, kind: str, who: str, limit: int, now: float) -> ratelimit.Verdict:
+            key = deps.keys.rate_limit(kind, who, ratelimit.window_of(now, 60))
+            return ratelimit.hit(deps.redis, key, limit, 60, now)
 
         def _console(self, method: str, body: bytes = b"") -> None:
             path, _, query = self.path.partition("?")
-            resp = ui.handle(method, path, query, self.headers.get("Cookie"), body)
+            resp = ui.handle(method, path, query, self.headers.get("Cookie"), body, client=self._client())
             self.send_response(resp.status)
             self.send_header("Content-Type", resp.content_type)
             self.send_header("Content-Length", str(len(resp.body)))
@@ -179,10 +203,30 @@ def make_handler(deps: Deps, enqueue: Callable[[dict[str, Any], bool], None],
             if not token:
                 self._json(403, {"error": "re-ingest is disabled: WIRE_ADMIN_TOKEN is not set"})
                 return
-            given = self.headers.get("Authorization", "")
-            expected = f"Bearer {token}"
-            if not hmac.compare_digest(given.encode(), expected.encode()):
-                self._json(401, {"error": "missing or wrong bearer token"})
+            who, now = self._client(), time.time()
+            try:
+                # counted before the comparison, forgiven when right: a burst of guesses cannot slip through
+                guesses = self._limited("bearer", who, BEARER_FAILURES_PER_MINUTE, now)
+                if not guesses.allowed:
+                    log.warning("reingest_limited", client=who, reason="bad tokens")
+                    self._json(429, {"error": "too many wrong tokens from this client; retry later"},
+                               guesses.retry_after)
+                    return
+                given = self.headers.get("Authorization", "")
+                expected = f"Bearer {token}"
+                if not hmac.compare_digest(given.encode(), expected.encode()):
+                    log.warning("reingest_refused", client=who, reason="wrong token")
+                    self._json(401, {"error": "missing or wrong bearer token"})
+                    return
+                ratelimit.forgive(deps.redis, deps.keys.rate_limit("bearer", who, ratelimit.window_of(now, 60)))
+                accepted = self._limited("reingest", "all", REINGEST_PER_MINUTE, now)
+            except redis.RedisError as exc:
+                self._json(503, {"error": f"redis unavailable: {type(exc).__name__}"})
+                return
+            if not accepted.allowed:
+                log.warning("reingest_limited", client=who, reason="rate cap")
+                self._json(429, {"error": f"re-ingest is capped at {REINGEST_PER_MINUTE} requests a minute; "
+                                          "retry later"}, accepted.retry_after)
                 return
             raw = self._body()
             if raw is None:

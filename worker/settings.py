@@ -50,6 +50,7 @@ class Settings:
     log_format: str | None = None  # json | console | None (console on a TTY, else json)
     log_level: str = "INFO"
     admin_token: str | None = None
+    trusted_proxies: str | None = None  # CIDRs whose X-Forwarded-For the limiters believe (worker.peers)
     metrics_port: int = 9108
     metrics_host: str = "0.0.0.0"
     user_agent: str = DEFAULT_USER_AGENT
@@ -151,6 +152,7 @@ class Settings:
             log_format=log_format,
             log_level=(get("WIRE_LOG_LEVEL") or "INFO").upper(),
             admin_token=get("WIRE_ADMIN_TOKEN"),
+            trusted_proxies=_networks(get("WIRE_TRUSTED_PROXIES")),
             metrics_port=number("WIRE_METRICS_PORT", 9108, int, 0),
             metrics_host=get("WIRE_METRICS_HOST") or "0.0.0.0",
             user_agent=get("WIRE_USER_AGENT") or DEFAULT_USER_AGENT,
@@ -180,6 +182,30 @@ class Settings:
                               f"must exceed WIRE_TASK_TIME_LIMIT ({settings.task_time_limit}s) by at least 10s, "
                               "or running tasks are re-delivered and run twice")
         return settings
+
+
+MIN_ADMIN_TOKEN_LENGTH = 32
+
+
+def _networks(text: str | None) -> str | None:
+    from .peers import parse_networks
+
+    try:
+        parse_networks(text)
+    except ValueError as exc:
+        raise ConfigError("environment", "WIRE_TRUSTED_PROXIES", str(exc)) from None
+    return text
+
+
+def require_strong_admin_token(token: str | None) -> None:
+    """What serves the console and the API (`wire serve`, `wire run`) refuses a guessable admin token.
+
+    Unset is allowed: the API and the console's actions are then off.
+    """
+    if token is not None and len(token) < MIN_ADMIN_TOKEN_LENGTH:
+        raise ConfigError("environment", "WIRE_ADMIN_TOKEN",
+                          f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters, got {len(token)}; "
+                          "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
 
 
 # --------------------------------------------------------------------------- sources.yaml

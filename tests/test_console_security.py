@@ -267,3 +267,113 @@ def test_session_ends_when_the_admin_token_changes(r: redis.Redis, redis_url: st
                            ).status == 200
     finally:
         new.close()
+
+
+# ----------------------------------------------------------------------------- finding 13: credentials
+
+
+SECRETS = ("hunter2", "SECRETKEY", "SIGVALUE", "TOKVALUE")
+CREDENTIALED = "http://editor:hunter2@{host}/rss?api_key=SECRETKEY&edition=uk"
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("http://user:hunter2@h/rss?api_key=SECRETKEY&id=1: HTTP 500", "http://***:***@h/rss?api_key=***&id=1: HTTP 500"),
+    ("HTTPConnectionPool(host='h', port=80): Max retries exceeded with url: /rss?token=TOKVALUE&x=1 (Caused by X)",
+     "HTTPConnectionPool(host='h', port=80): Max retries exceeded with url: /rss?token=***&x=1 (Caused by X)"),
+    ("fetch failed (https://h/x?X-Amz-Signature=SIGVALUE&X-Amz-Credential=c).",
+     "fetch failed (https://h/x?X-Amz-Signature=***&X-Amz-Credential=***)."),
+    ("https://h/cb#access_token=TOKVALUE&state=1", "https://h/cb#access_token=***&state=1"),
+    ("https://h/a?accessToken=TOKVALUE&client_secret=s&keyword=k&author=me",
+     "https://h/a?accessToken=***&client_secret=***&keyword=k&author=me"),
+    ("https://h/a?PASSWORD=hunter2&sig=SIGVALUE", "https://h/a?PASSWORD=***&sig=***"),
+    ("HTTP 503 from feed", "HTTP 503 from feed"),
+])
+def test_redact_text(text: str, shown: str) -> None:
+    """Credentials in URLs inside free text (userinfo, secret-looking query and fragment values) are masked."""
+    from worker.urls import redact_text
+
+    assert redact_text(text) == shown
+
+
+def _assert_no_secret(where: str, text: str) -> None:
+    leaked = [s for s in SECRETS if s in text]
+    assert not leaked, f"{where} shows {leaked}: ...{text[max(0, text.find(leaked[0]) - 200):][:400]}"
+
+
+def test_credentials_are_never_shown_without_login(r: redis.Redis, redis_url: str, prefix: str,
+                                                   tmp_path: Path) -> None:
+    """A feed URL with a password and an API key that fails (a real loopback server answering 500):
+    the source's last error is stored redacted, and neither it, an older raw value, a dead letter nor a
+    published URL with a signature shows a secret on /status, `wire status --json` or any console page."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from worker import pipeline
+    from worker.publish import dead_letter, stream_fields
+
+    class Failing(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    feed_server = HTTPServer(("127.0.0.21", 0), Failing)
+    threading.Thread(target=feed_server.serve_forever, daemon=True).start()
+    host = f"127.0.0.21:{feed_server.server_address[1]}"
+    sources = (f"sources:\n- name: locked\n  feeds: ['{CREDENTIALED.format(host=host)}']\n  interval: 1m\n"
+               f"- name: older\n  feeds: [https://older.example.com/feed]\n  interval: 1m\n")
+    deps = Deps.create(test_settings(redis_url, prefix, WIRE_ADMIN_TOKEN=TOKEN), parse_sources(sources, "s.yaml"),
+                       client=r)
+    w = None
+    try:
+        report = pipeline.discover("locked", deps, lambda found: None)
+        assert report.errors, "the failing feed gave no error"
+        stored = r.hget(deps.keys.source_state("locked"), "last_error")
+        assert stored, "no last_error stored"
+        _assert_no_secret("the stored last_error", stored.decode())
+        # a value stored raw by an older version, a dead letter and a published URL carrying secrets
+        r.hset(deps.keys.source_state("older"), "last_error",
+               f"{CREDENTIALED.format(host='older.example.com')}: HTTP 401 (sig=SIGVALUE)")
+        dead_letter(r, deps.keys, stage="fetch", reason="http_500",
+                    error=f"HTTP 500 for {CREDENTIALED.format(host='dead.example.com')}&token=TOKVALUE",
+                    url=CREDENTIALED.format(host="dead.example.com"), source="locked",
+                    payload={"url": CREDENTIALED.format(host="dead.example.com"), "source": "locked"}, attempts=3)
+        item_url = "https://cdn.example.com/story?sig=SIGVALUE&id=7"
+        item = {"schema_version": 1, "id": "5a5a-1", "event": "new", "story_id": "5a5a5a5a5a5a5a5a", "version": 1, "url": item_url,
+                "canonical_url": item_url, "source": "locked", "title": "A story", "body": "Text."}
+        entry = r.xadd(deps.keys.items_stream, stream_fields(item)).decode()
+        w = Wire(deps)
+        pages = {path: w.request("GET", path) for path in ("/", "/status", "/dead", "/stories", f"/story/{entry}")}
+        for path, answer in pages.items():
+            assert answer.status == 200, (path, answer.status)
+            _assert_no_secret(path, answer.text)
+        status = json.loads(pages["/status"].text)
+        errors = {s["name"]: s["last_error"] for s in status["sources"]}
+        assert "***" in errors["locked"] and "***" in errors["older"], errors
+        assert "dead.example.com/rss?api_key=***" in pages["/dead"].text
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WIRE_")}
+        sources_file = tmp_path / "sources.yaml"
+        sources_file.write_text(sources)
+        env.update({"WIRE_REDIS_URL": redis_url, "WIRE_KEY_PREFIX": prefix, "WIRE_SOURCES": str(sources_file)})
+        cli = subprocess.run([sys.executable, "-m", "worker.cli", "status", "--json"], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)
+        assert cli.returncode == 0, cli.stderr
+        _assert_no_secret("wire status --json", cli.stdout)
+    finally:
+        if w is not None:
+            w.close()
+        feed_server.shutdown()
+        feed_server.server_close()
+
+
+def test_log_lines_mask_secret_query_values_too() -> None:
+    """The log processor masks secret query values as well as userinfo (one redaction, worker.urls)."""
+    from worker.logs import _redact
+
+    line = json.dumps(dict(_redact(None, "warning", {
+        "event": "discovery error", "error": f"{CREDENTIALED.format(host='h')}: HTTP 500",
+        "url": "https://h/a?X-Amz-Signature=SIGVALUE"})))
+    assert "discovery error" in line and "api_key=***" in line
+    _assert_no_secret("a log line", line)

@@ -39,7 +39,7 @@ from .models import Article, Candidate, Outcome, Page, Source
 from .politeness import host_of
 from .publish import build_item, stream_fields, streams_for
 from .settings import Settings, SourcesConfig
-from .urls import BadURL, canonicalize, choose_canonical
+from .urls import BadURL, canonicalize, choose_canonical, redact_text
 
 log = get_logger("wire.pipeline")
 
@@ -178,7 +178,8 @@ def discover(source_name: str, deps: Deps, enqueue: Callable[[list[Candidate]], 
     pipe.hincrby(state, "discovered", len(new))
     if errors:
         pipe.hincrby(state, "errors", len(errors))
-        pipe.hset(state, "last_error", errors[-1][:500])
+        # shown without login (/status, the console): a feed URL's credentials never stored
+        pipe.hset(state, "last_error", redact_text(errors[-1])[:500])
     if ok:
         pipe.hset(state, "last_success", now)
     pipe.hincrby(deps.keys.stats(), "discovered", len(new))

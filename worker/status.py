@@ -16,6 +16,7 @@ from . import outage
 from .celery_app import QUEUES
 from .keys import Keys, as_text
 from .settings import Settings, SourcesConfig
+from .urls import redact_text
 
 PRIORITY_SEP = "\x06\x16"
 PRIORITY_STEPS = (0, 3, 6, 9)
@@ -89,7 +90,8 @@ def collect(client: redis.Redis, keys: Keys, sources: SourcesConfig | None, sett
             "stale": last_success is None or now - last_success > 3 * source.interval,
             "discovered": int(state.get("discovered", 0)),
             "errors": int(state.get("errors", 0)),
-            "last_error": state.get("last_error"),
+            # redacted again: a value stored before redaction-at-write still shows no credentials
+            "last_error": redact_text(state["last_error"]) if "last_error" in state else None,
         })
     return out
 

@@ -138,7 +138,7 @@ def main() -> None:
             yaml = "sources:\n" + "".join(f"- name: src{i}\n  feeds: [https://src{i}.example.com/feed]\n"
                                           f"  interval: 5m\n" for i in range(args.sources))
             settings = Settings.from_env({"WIRE_REDIS_URL": server.url, "WIRE_KEY_PREFIX": "bench",
-                                          "WIRE_ADMIN_TOKEN": "bench-token"})
+                                          "WIRE_ADMIN_TOKEN": "bench-token-0123456789abcdef012345"})
             deps = Deps.create(settings, parse_sources(yaml, "bench.yaml"), client=client)
             t0 = time.perf_counter()
             seed(deps, args.stories, args.dead, args.sources, time.time())
@@ -149,7 +149,7 @@ def main() -> None:
             httpd = serve(deps, "127.0.0.1", 0, lambda c, f: None, lambda s: None, lambda s, p: None)
             threading.Thread(target=httpd.serve_forever, daemon=True).start()
             port = int(httpd.server_address[1])
-            cookie = login(port, "bench-token")
+            cookie = login(port, "bench-token-0123456789abcdef012345")
             entries = client.xrange(deps.keys.items_stream, count=args.stories)
             copied = entries[0][0].decode()  # story 0 has a recorded copy
             last_dead = client.xrange(deps.keys.dead_stream, count=100)[-1][0].decode()

@@ -40,7 +40,6 @@ DEDUP_WINDOW = 14 * DAY  # default; Settings.dedup_window overrides
 BEAT_LOCK_TTL = 30.0  # seconds; renewed on every tick (beat ticks at most every max_interval = 5 s)
 SESSION_TTL = 8 * 3600  # a console session (and its cookie)
 FLASH_TTL = 300  # a console message waiting for the next page of its session
-LOGIN_FAILURES_TTL = 120  # a minute's failed console logins, counted for the limiter
 ACTIVITY_TTL = 2 * 3600  # activity snapshots are kept (trimmed by score) and the set expires this long after
 ACTIVITY_GUARD_TTL = 180  # the once-a-minute snapshot guard: three minutes covers a slow replica's clock
 
@@ -49,6 +48,7 @@ BROKER_UNACKED = "unacked"  # kombu's hash of delivered, unacknowledged messages
 # whose key is gone is dead (or cut off), and the messages it holds are restored to the living.
 CONSUMER_TTL = 15
 BEAT_EVERY = 3.0
+WRITE_PROBE_TTL = 60  # the key written to learn whether Redis takes writes again (out of memory, restarted)
 
 
 def as_text(value: object) -> str:
@@ -185,7 +185,11 @@ class Keys:
         """Sorted set of consumer heartbeat keys (score: last beat), for listing them; not for liveness."""
         return f"{self.prefix}:consumers"
 
-    # web console (sessions, login limiter) and its hourly activity snapshots
+    def write_probe(self) -> str:
+        """A tiny key written (with `WRITE_PROBE_TTL`) to learn whether Redis takes writes (see worker.outage)."""
+        return f"{self.prefix}:probe"
+
+    # web console (sessions), the limiters of `wire serve`, and the console's hourly activity snapshots
     def console_session(self, session_id: str) -> str:
         return f"{self.prefix}:console:session:{session_id}"
 
@@ -193,8 +197,10 @@ class Keys:
         """A message for the session's next page (set by an action, read once)."""
         return f"{self.prefix}:console:session:{session_id}:flash"
 
-    def login_failures(self, minute: int) -> str:
-        return f"{self.prefix}:console:login_failures:{minute}"
+    def rate_limit(self, kind: str, who: str, window: int) -> str:
+        """Counter of `kind` events (login, bearer, reingest) from client `who` (or `all`) in fixed window
+        number `window` (see worker.ratelimit); it expires two windows later."""
+        return f"{self.prefix}:limit:{kind}:{who}:{window}"
 
     def activity_snapshots(self) -> str:
         """Sorted set of per-source counter snapshots (score: time), kept two hours."""

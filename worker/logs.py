@@ -1,31 +1,30 @@
 """structlog setup: JSON lines in containers, readable console lines on a TTY.
 
-Configured once, at an entrypoint. Credentials in URLs are masked by a
-processor so they never reach a log line.
+Configured once, at an entrypoint. Credentials in URLs (userinfo, secret
+query values) are masked by a processor so they never reach a log line.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s:]+(?::[^/@\s]*)?@")
+from .urls import redact_text
 
 
 def mask_credentials(text: str) -> str:
-    """`https://user:secret@host/` -> `https://***@host/` anywhere in a string."""
-    return _USERINFO.sub(r"\g<scheme>***@", text)
+    """Userinfo and secret-looking query values masked anywhere in a string (worker.urls.redact_text)."""
+    return redact_text(text)
 
 
 def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in event_dict.items():
-        if isinstance(value, str) and "@" in value:
-            event_dict[key] = mask_credentials(value)
+        if isinstance(value, str) and ("@" in value or "=" in value):
+            event_dict[key] = redact_text(value)
     return event_dict
 
 

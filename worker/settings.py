@@ -6,6 +6,7 @@ import time. Every error names the file (or variable), the source and the field.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -61,6 +62,7 @@ class Settings:
     log_format: str | None = None  # json | console | None (console on a TTY, else json)
     log_level: str = "INFO"
     admin_token: str | None = None
+    trusted_proxies: str | None = None  # CIDRs whose X-Forwarded-For the limiters believe (worker.peers)
     metrics_port: int = 9108
     metrics_host: str = "0.0.0.0"
     user_agent: str = DEFAULT_USER_AGENT
@@ -164,6 +166,7 @@ class Settings:
             log_format=log_format,
             log_level=(get("WIRE_LOG_LEVEL") or "INFO").upper(),
             admin_token=get("WIRE_ADMIN_TOKEN"),
+            trusted_proxies=_networks(get("WIRE_TRUSTED_PROXIES")),
             metrics_port=number("WIRE_METRICS_PORT", 9108, int, 0),
             metrics_host=get("WIRE_METRICS_HOST") or "0.0.0.0",
             user_agent=get("WIRE_USER_AGENT") or DEFAULT_USER_AGENT,
@@ -208,6 +211,43 @@ def _check_url(name: str, url: str | None, schemes: tuple[str, ...] | None) -> N
     if schemes is not None and scheme.lower() not in schemes:
         raise ConfigError("environment", name, f"expected a {', '.join(s + '://' for s in schemes)} URL, "
                                                f"got a {scheme}:// URL")
+
+
+MIN_ADMIN_TOKEN_LENGTH = 32
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(text: str | None) -> tuple[Network, ...]:
+    """Comma-separated CIDRs (or single addresses); raises ValueError naming the bad one."""
+    out = []
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"not an address or CIDR: {part!r}") from None
+    return tuple(out)
+
+
+def _networks(text: str | None) -> str | None:
+    try:
+        parse_networks(text)
+    except ValueError as exc:
+        raise ConfigError("environment", "WIRE_TRUSTED_PROXIES", str(exc)) from None
+    return text
+
+
+def require_strong_admin_token(token: str | None) -> None:
+    """What serves the console and the API (`wire serve`, `wire run`) refuses a guessable admin token.
+
+    Unset is allowed: the API and the console's actions are then off.
+    """
+    if token is not None and len(token) < MIN_ADMIN_TOKEN_LENGTH:
+        raise ConfigError("environment", "WIRE_ADMIN_TOKEN",
+                          f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters, got {len(token)}; "
+                          "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
 
 
 # --------------------------------------------------------------------------- sources.yaml

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import idna  # IDNA 2008 + UTS 46; installed with requests (a core dependency)
 
@@ -119,23 +119,39 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 _HOST_RE = re.compile(r"^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?$")
 # WHATWG URL parsing drops these anywhere in the input; feeds often wrap links.
 _STRIP_CHARS = str.maketrans("", "", "\t\r\n")
-# Query keys whose values are secrets; redact() masks them.
-_SECRET_PARAMS = frozenset(
+# Words that make a query key secret, wherever they stand in it (api_key, X-Amz-Signature,
+# accessToken, client_secret, Password): redact() masks the values of such keys.
+_SECRET_WORDS = frozenset(
     {
         "password",
         "passwd",
         "pwd",
+        "pass",
         "token",
-        "access_token",
         "auth",
-        "api_key",
+        "authorization",
         "apikey",
+        "key",
         "secret",
         "sig",
         "signature",
-        "key",
+        "credential",
+        "credentials",
+        "session",
+        "sessionid",
+        "jwt",
+        "bearer",
+        "otp",
     }
 )
+_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+_WORD_SPLIT = re.compile(r"[^a-z0-9]+")
+# A URL inside free text (an error message); trailing punctuation belongs to the sentence.
+_URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>`]+")
+_TRAILING = ").,;:!?]}'\""
+# A `key=value` inside free text without its URL ("Max retries exceeded with url: /rss?api_key=...",
+# "(sig=...)"): starting a query, a parameter, a word or a parenthesis.
+_PARAM_IN_TEXT = re.compile(r"(?<![^\s?&;#(\[{,])([^=&\s'\"<>#?(\[{,]+)=([^&\s'\"<>#]*)")
 
 
 def canonicalize(url: str, base: str | None = None) -> str:
@@ -182,8 +198,22 @@ def url_key(url: str) -> str:
     return f"//{host}{path}" + (f"?{query}" if query else "")
 
 
+def secret_param(key: str) -> bool:
+    """A query key whose value is a secret: one of its words is (api_key, X-Amz-Signature, accessToken)."""
+    words = _CAMEL.sub(r"\1_\2", unquote(key)).lower()
+    return words in _SECRET_WORDS or any(w in _SECRET_WORDS for w in _WORD_SPLIT.split(words))
+
+
+def _redact_params(text: str) -> str:
+    pieces = []
+    for piece in text.split("&"):
+        key, eq, _value = piece.partition("=")
+        pieces.append(f"{key}=***" if eq and secret_param(key) else piece)
+    return "&".join(pieces)
+
+
 def redact(url: str) -> str:
-    """Mask userinfo and secret-looking query values so a URL is safe to log; never raises."""
+    """Mask userinfo and secret-looking query (and fragment) values so a URL is safe to show; never raises."""
     try:
         parts = urlsplit(str(url))
     except ValueError:
@@ -191,14 +221,29 @@ def redact(url: str) -> str:
     netloc = parts.netloc
     if "@" in netloc:
         netloc = "***:***@" + netloc.rpartition("@")[2]
-    query = parts.query
-    if query:
-        pieces = []
-        for piece in query.split("&"):
-            key, eq, _value = piece.partition("=")
-            pieces.append(f"{key}=***" if eq and key.lower() in _SECRET_PARAMS else piece)
-        query = "&".join(pieces)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    query = _redact_params(parts.query) if parts.query else ""
+    fragment = _redact_params(parts.fragment) if "=" in parts.fragment else parts.fragment  # #access_token=
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+
+def redact_text(text: str) -> str:
+    """`redact` every URL in free text (an error message, a log value), and any secret-looking query
+    parameter left without its URL; never raises. The one redaction for logs, storage and pages."""
+    def one_url(m: re.Match[str]) -> str:
+        url = m.group(0)
+        tail = len(url) - len(url.rstrip(_TRAILING))
+        return redact(url[:len(url) - tail]) + url[len(url) - tail:] if tail else redact(url)
+
+    def one_param(m: re.Match[str]) -> str:
+        if not secret_param(m.group(1)):
+            return m.group(0)
+        value = m.group(2)
+        return f"{m.group(1)}=***{value[len(value.rstrip(_TRAILING)):]}"
+
+    text = str(text)
+    if "://" in text:
+        text = _URL_IN_TEXT.sub(one_url, text)
+    return _PARAM_IN_TEXT.sub(one_param, text) if "=" in text else text
 
 
 def registrable_domain(host: str) -> str:

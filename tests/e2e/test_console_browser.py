@@ -34,7 +34,7 @@ from worker.settings import parse_sources
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-TOKEN = "browser-test-token"
+TOKEN = "browser-test-token-0123456789abcdef"
 DB = 3
 
 try:

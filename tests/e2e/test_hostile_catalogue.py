@@ -70,7 +70,7 @@ pytestmark = pytest.mark.slow
 
 MB = 1024 * 1024
 CAP = 5 * MB  # the worker's body cap (WIRE_MAX_BODY_BYTES default)
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-0123456789abcdef0123"
 PUBLIC_IP = "93.184.216.34"  # a public address literal: no DNS needed, never contacted (serve only enqueues)
 XML = {"Content-Type": "application/xml"}
 GZIP = {"Content-Type": "application/x-gzip"}

@@ -13,7 +13,8 @@ from tests.support.paths import ROOT
 from worker.metrics import COUNTERS, HISTOGRAMS
 
 GAUGES = {"wire_queue_length", "wire_stream_length", "wire_stream_pending", "wire_stream_lag",
-          "wire_source_last_success_timestamp_seconds"}
+          "wire_source_last_success_timestamp_seconds", "wire_redis_memory_used_bytes",
+          "wire_redis_memory_max_bytes", "wire_redis_out_of_memory", "wire_redis_oom_errors_total"}
 KNOWN = set(COUNTERS) | GAUGES | {f"{h}_{s}" for h in HISTOGRAMS for s in ("bucket", "sum", "count")}
 
 

@@ -21,6 +21,7 @@ from ..errors import WorkerError
 from ..logs import get_logger
 from ..ops import dlq, reingest
 from ..pipeline.deps import Deps
+from ..settings import require_strong_admin_token
 from . import activity, auth, data, views
 
 log = get_logger("wire.console")
@@ -79,16 +80,23 @@ class Console:
         self.rediscover = rediscover
         self.replay = replay
         self.clock = clock
+        require_strong_admin_token(deps.settings.admin_token)
         self.token = deps.settings.admin_token or None
         self.prefix = deps.keys.prefix
 
-    def handle(self, method: str, path: str, query: str, cookie_header: str | None, body: bytes) -> Response:
+    def handle(self, method: str, path: str, query: str, cookie_header: str | None, body: bytes,
+               client: str = "unknown") -> Response:
+        """Answer one request; `client` is who the login limiter counts (worker.peers)."""
         now = self.clock()
         cookies = auth.parse_cookies(cookie_header)
         try:
-            session = auth.load(self.deps.redis, self.prefix, cookies.get(auth.SESSION_COOKIE)) if self.token else None
-            if method == "POST":
-                resp = self._post(path, _form(body), cookies, session, now)
+            session = (auth.load(self.deps.redis, self.prefix, cookies.get(auth.SESSION_COOKIE), self.token)
+                       if self.token else None)
+            if session is not None and session.ended:
+                log.info("console_session_ended", reason="admin token changed")
+                resp = _redirect("/login", [("Set-Cookie", auth.cookie(auth.SESSION_COOKIE, "", 0))])
+            elif method == "POST":
+                resp = self._post(path, _form(body), cookies, session, now, client)
             else:
                 resp = self._get(path, parse_qs(query), cookies, session, now)
         except redis.RedisError as exc:
@@ -149,10 +157,10 @@ class Console:
         return _html(403, views.error_page(403, why, ctx))
 
     def _post(self, path: str, form: dict[str, str], cookies: dict[str, str],
-              session: auth.Session | None, now: float) -> Response:
+              session: auth.Session | None, now: float, client: str) -> Response:
         d = self.deps
         if path == "/login":
-            return self._login(form, cookies, now)
+            return self._login(form, cookies, now, client)
         ctx = views.Ctx(now=now, token_configured=bool(self.token), logged_in=session is not None,
                         csrf=session.csrf if session else "")
         if not self.token or session is None:
@@ -195,22 +203,25 @@ class Console:
         log.info("console_reingest", count=result["count"], force=result["force"])
         return _html(200, views.reingest_page(ctx, names, {}, result=result))
 
-    def _login(self, form: dict[str, str], cookies: dict[str, str], now: float) -> Response:
+    def _login(self, form: dict[str, str], cookies: dict[str, str], now: float, client: str) -> Response:
         ctx = views.Ctx(now=now, token_configured=bool(self.token))
         r = self.deps.redis
         if not self.token:
             return self._refuse(ctx, None)
         if not auth.same(form.get("csrf"), cookies.get(auth.LOGIN_COOKIE)):
             return self._refuse(ctx, None, "Forged or stale login form: reload the login page and retry.")
-        if not auth.login_allowed(r, self.prefix, now):
-            return _html(429, views.error_page(429, "Too many failed logins; wait a minute.", ctx))
+        verdict = auth.count_login(r, self.prefix, client, now)
+        if not verdict.allowed:
+            log.warning("console_login_limited", client=client, attempts=verdict.count)
+            return _html(429, views.error_page(429, "Too many failed logins from your address; wait a minute.", ctx),
+                         [("Retry-After", str(verdict.retry_after))])
         if not auth.check_token(form.get("token"), self.token):
-            auth.note_login_failure(r, self.prefix, now)
-            log.warning("console_login_failed")
+            log.warning("console_login_failed", client=client)
             fresh = secrets.token_urlsafe(32)
             return _html(401, views.login_page(ctx, fresh, "Wrong token."),
                          [("Set-Cookie", auth.cookie(auth.LOGIN_COOKIE, fresh, auth.LOGIN_COOKIE_MAX_AGE))])
-        session = auth.create(r, self.prefix, now=now)
-        log.info("console_login")
+        auth.forgive_login(r, self.prefix, client, now)
+        session = auth.create(r, self.prefix, self.token, now=now)
+        log.info("console_login", client=client)
         return _redirect("/", [("Set-Cookie", auth.cookie(auth.SESSION_COOKIE, session.id, auth.SESSION_TTL)),
                                ("Set-Cookie", auth.cookie(auth.LOGIN_COOKIE, "", 0))])

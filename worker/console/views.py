@@ -2,7 +2,9 @@
 
 Story titles, bodies, URLs and error texts come from the open web and are
 hostile: everything is escaped, and a URL becomes a link only when its scheme
-is http or https (a `javascript:` URL stays text). Pages are semantic HTML
+is http or https (a `javascript:` URL stays text). The pages need no login,
+so URLs and error texts are shown with their credentials masked
+(`worker.urls.redact`), stored values from before redaction included. Pages are semantic HTML
 with tables, readable without the stylesheet.
 """
 
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
+
+from ..urls import redact, redact_text
 
 NAV = (("/", "Sources"), ("/queues", "Queues & streams"), ("/stories", "Recent stories"),
        ("/dead", "Dead letters"), ("/reingest", "Re-ingest"))
@@ -38,8 +42,9 @@ def e(value: Any) -> str:
 
 
 def link(url: Any, text: Any = None) -> str:
-    """An <a> for http(s) URLs; any other scheme is shown as text only."""
-    s = "" if url is None else str(url)
+    """An <a> for http(s) URLs; any other scheme is shown as text only. Credentials in the URL
+    (userinfo, secret query values) are masked in both: the console's pages need no login."""
+    s = "" if url is None else redact(str(url))
     label = e(text if text is not None else s)
     if urlsplit(s).scheme.lower() in ("http", "https"):
         return f'<a href="{e(s)}" rel="noopener noreferrer nofollow">{label}</a>'
@@ -119,9 +124,10 @@ def sources_page(doc: dict[str, Any], ctx: Ctx) -> str:
     for s in doc["sources"]:
         stale = '<strong class=bad>STALE</strong> ' if s["stale"] else ""
         a = s.get("activity", {})
-        pauses = "<br>".join(f'{e(p["host"])}: {e(p["reason"] or "paused")}, {e(duration(p["seconds_left"]))} left'
+        pauses = "<br>".join(f'{e(p["host"])}: {e(redact_text(p["reason"]) or "paused")}, '
+                             f'{e(duration(p["seconds_left"]))} left'
                              for p in s.get("pauses", [])) or "none"
-        err = f'<br><small class=bad>{e(s["last_error"])}</small>' if s.get("last_error") else ""
+        err = f'<br><small class=bad>{e(redact_text(s["last_error"]))}</small>' if s.get("last_error") else ""
         rows.append(
             f'<tr{" class=stale" if s["stale"] else ""}><th scope=row>{e(s["name"])}</th>'
             f'<td>{e(duration(s["interval_seconds"]))}</td><td>{when(s["last_discovery"], now)}</td>'
@@ -218,7 +224,7 @@ def dead_page(dl: dict[str, Any], ctx: Ctx) -> str:
         rows.append(
             f'<tr id="dl-{e(x["id"])}"><td><code>{e(x["id"])}</code></td><td>{e(x.get("failed_at", ""))}</td>'
             f'<td>{e(x.get("stage", ""))}</td><td>{e(x.get("reason", ""))}</td><td>{e(x.get("source", ""))}</td>'
-            f'<td class=url>{link(x.get("url"))}</td><td class=err>{e(x.get("error", ""))}</td>'
+            f'<td class=url>{link(x.get("url"))}</td><td class=err>{e(redact_text(x.get("error", "")))}</td>'
             f'<td class=num>{e(x.get("attempts", ""))}</td><td>{action}</td></tr>')
     actions = ""
     if ctx.can_act and dl["total"]:

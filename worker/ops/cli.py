@@ -14,7 +14,8 @@ import click
 import redis
 
 from ..errors import ConfigError, PortInUse, ReingestError, WorkerError
-from ..settings import Settings, SourcesConfig, load_sources
+from ..keys import Keys
+from ..settings import Settings, SourcesConfig, load_sources, require_strong_admin_token
 
 
 def _settings() -> Settings:
@@ -65,6 +66,7 @@ def run() -> None:
 
     settings = _settings()
     _sources(settings)  # fail fast, before starting anything
+    require_strong_admin_token(settings.admin_token)
     sys.exit(run_all(settings))
 
 
@@ -81,15 +83,14 @@ def worker(queues: str, pool: str, concurrency: int | None, name: str) -> None:
     _configure_logs(settings)
     app = _app(settings, sources)
     client = redis.Redis.from_url(settings.broker)
-    from ..keys import Keys
     from ..logs import get_logger
     from .malloc import in_use
 
     # which allocator this process got (LD_PRELOAD is read before Python starts): see worker.ops.malloc
     get_logger("wire.cli").info("worker starting", queues=queues, pool=pool, concurrency=concurrency,
                                 malloc=in_use())
-    _wait_for_redis(client)
-    client.set(Keys.for_prefix(settings.key_prefix).started(), time.time())
+    started = Keys.for_prefix(settings.key_prefix).started()
+    _wait_for_redis(client, settings.key_prefix, lambda: client.set(started, time.time()))
     argv = ["worker", "-Q", queues, "-P", pool, "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
             "--loglevel", "WARNING"]
     if concurrency:
@@ -97,21 +98,31 @@ def worker(queues: str, pool: str, concurrency: int | None, name: str) -> None:
     app.worker_main(argv)
 
 
-def _wait_for_redis(client: redis.Redis, log_every: float = 5.0) -> None:
-    """Block until Redis answers, saying so every few seconds (workers may start before Redis)."""
+def _wait_for_redis(client: redis.Redis, prefix: str, write: Any = None) -> None:
+    """Block until Redis takes a write (`write`, or a probe key under `prefix`), saying once why it waits.
+
+    Workers may start before Redis, or while it is out of memory: a PING
+    answers then, the first write does not, and Celery's start-up writes
+    (queue bindings) would stop the worker. One line per new reason, not one
+    every few seconds.
+    """
+    from ..keys import WRITE_PROBE_TTL
     from ..logs import get_logger
+    from ..queue.outage import describe, reason, wait_writable
 
     log = get_logger("wire.cli")
-    last = 0.0
-    while True:
-        try:
-            client.ping()
-            return
-        except redis.RedisError as exc:
-            if time.monotonic() - last > log_every:
-                log.warning("waiting for redis", error=f"{type(exc).__name__}: {exc}")
-                last = time.monotonic()
-            time.sleep(0.5)
+    said: list[str] = []
+    probe = Keys.for_prefix(prefix).write_probe()
+
+    def waiting(exc: BaseException) -> None:
+        why = reason(exc)
+        if not said or said[-1] != why:
+            log.warning("waiting for redis", reason=why, error=describe(exc, client))
+            said.append(why)
+
+    wait_writable(write or (lambda: client.set(probe, 1, ex=WRITE_PROBE_TTL)), None, waiting)
+    if said:
+        log.info("redis takes writes: starting")
 
 
 @cli.command()
@@ -122,7 +133,7 @@ def beat() -> None:
     sources = _sources(settings)
     _configure_logs(settings)
     app = _app(settings, sources)
-    _wait_for_redis(redis.Redis.from_url(settings.broker))
+    _wait_for_redis(redis.Redis.from_url(settings.broker), settings.key_prefix)
     data = Path(settings.data_dir)
     data.mkdir(parents=True, exist_ok=True)
     app.Beat(schedule=str(data / "celerybeat-schedule"), loglevel="WARNING", max_interval=5,
@@ -140,6 +151,7 @@ def serve(host: str | None, port: int | None) -> None:
     _die_with_run()
     settings = _settings()
     sources = _sources(settings)
+    require_strong_admin_token(settings.admin_token)
     _configure_logs(settings)
     app = _app(settings, sources)
     deps = _deps(settings, sources)
@@ -305,7 +317,16 @@ def _render_status(doc: dict[str, Any]) -> str:
     if not doc["consumers"]:
         lines.append("none alive")
     lines.append(f"awaiting recovery (held by consumers whose heartbeat expired): {doc['awaiting_recovery']}")
+    lines.append(_render_redis_memory(doc["redis"]))
     return "\n".join(lines)
+
+
+def _render_redis_memory(mem: dict[str, Any]) -> str:
+    used = f"{mem['used_memory'] / 1048576:.1f} MiB"
+    limit = f"{mem['maxmemory'] / 1048576:.1f} MiB" if mem["maxmemory"] else "no limit"
+    state = "OUT OF MEMORY: writes refused, work waits" if mem["oom"] else "ok"
+    return (f"redis memory: {used} of {limit} ({mem['maxmemory_policy']}), {state}; "
+            f"writes refused since start: {mem['oom_errors']}")
 
 
 @cli.command()

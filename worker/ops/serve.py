@@ -1,9 +1,11 @@
 """`wire serve`: the console at `/`, /metrics, /healthz, /status and POST /reingest over plain HTTP.
 
-The standard library's threading server is enough for a scrape every few
-seconds and an occasional admin call; it keeps the image small and has no
-framework to patch. Bodies are capped and every error is a JSON answer, so a
-flood of bad requests costs a thread each and nothing else.
+The standard library's HTTP handler is enough for a scrape every few seconds
+and an occasional admin call; it keeps the image small and has no framework
+to patch. The server around it (worker.httpserver) reads each request whole
+within a deadline before a thread of a fixed pool answers it, and caps open
+connections; bodies are capped and every error is a JSON answer, so a flood
+of bad, slow or idle connections costs no more than a bounded set of threads.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ import hmac
 import json
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .. import metrics
 from ..console import activity
@@ -25,10 +27,14 @@ from ..console import handlers as console
 from ..errors import WorkerError
 from ..logs import get_logger
 from ..pipeline.deps import Deps
-from . import dlq, reingest, status
+from ..settings import require_strong_admin_token
+from . import dlq, peers, ratelimit, reingest, status
+from .httpserver import BoundedHTTPServer
 
 log = get_logger("wire.serve")
 MAX_BODY = 1024 * 1024
+BEARER_FAILURES_PER_MINUTE = 10  # wrong tokens on POST /reingest, per client (worker.peers)
+REINGEST_PER_MINUTE = 60  # accepted POST /reingest requests, all clients together
 
 
 class _Collector:
@@ -66,6 +72,21 @@ class _Collector:
             if src["last_success"] is not None:
                 last.add_metric([src["name"]], src["last_success"])
         yield last
+        yield from redis_memory_families(doc["redis"])
+
+
+def redis_memory_families(mem: dict[str, Any]) -> Any:
+    """Redis' memory against its limit, and the writes it refused for lack of memory (the alerts' inputs)."""
+    used = GaugeMetricFamily("wire_redis_memory_used_bytes", "Memory Redis uses (INFO used_memory).")
+    used.add_metric([], mem["used_memory"])
+    limit = GaugeMetricFamily("wire_redis_memory_max_bytes", "Redis maxmemory; 0 means no limit.")
+    limit.add_metric([], mem["maxmemory"])
+    oom = GaugeMetricFamily("wire_redis_out_of_memory", "1 while Redis is over maxmemory and refuses writes.")
+    oom.add_metric([], 1 if mem["oom"] else 0)
+    refused = CounterMetricFamily("wire_redis_oom_errors", "Commands Redis refused for lack of memory "
+                                  "since it started (INFO errorstats OOM).")
+    refused.add_metric([], mem["oom_errors"])
+    return [used, limit, oom, refused]
 
 
 def default_replay(enqueue: Callable[[dict[str, Any], bool], None]) -> Callable[[str, dict[str, Any]], None]:
@@ -86,9 +107,11 @@ def default_replay(enqueue: Callable[[dict[str, Any], bool], None]) -> Callable[
 def make_handler(deps: Deps, enqueue: Callable[[dict[str, Any], bool], None],
                  rediscover: Callable[[str], None],
                  replay: Callable[[str, dict[str, Any]], None] | None = None) -> type[BaseHTTPRequestHandler]:
+    require_strong_admin_token(deps.settings.admin_token)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector(deps))
     token = deps.settings.admin_token
+    proxies = peers.parse_networks(deps.settings.trusted_proxies)
     ui = console.Console(deps, enqueue, rediscover, replay or default_replay(enqueue))
 
     class Handler(BaseHTTPRequestHandler):
@@ -107,12 +130,31 @@ def make_handler(deps: Deps, enqueue: Callable[[dict[str, Any], bool], None],
             self.end_headers()
             self.wfile.write(body)
 
-        def _json(self, code: int, doc: Any) -> None:
-            self._send(code, json.dumps(doc, sort_keys=True).encode() + b"\n")
+        def _json(self, code: int, doc: Any, retry_after: int | None = None) -> None:
+            body = json.dumps(doc, sort_keys=True).encode() + b"\n"
+            if retry_after is None:
+                self._send(code, body)
+                return
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Retry-After", str(retry_after))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _client(self) -> str:
+            """Who the limiters count: the peer, or whom a trusted proxy forwarded for (worker.peers)."""
+            forwarded = ", ".join(self.headers.get_all("X-Forwarded-For") or []) or None
+            return peers.client_of(str(self.client_address[0]), forwarded, proxies)
+
+        def _limited(self, kind: str, who: str, limit: int, now: float) -> ratelimit.Verdict:
+            key = deps.keys.rate_limit(kind, who, ratelimit.window_of(now, 60))
+            return ratelimit.hit(deps.redis, key, limit, 60, now)
 
         def _console(self, method: str, body: bytes = b"") -> None:
             path, _, query = self.path.partition("?")
-            resp = ui.handle(method, path, query, self.headers.get("Cookie"), body)
+            resp = ui.handle(method, path, query, self.headers.get("Cookie"), body, client=self._client())
             self.send_response(resp.status)
             self.send_header("Content-Type", resp.content_type)
             self.send_header("Content-Length", str(len(resp.body)))
@@ -163,10 +205,30 @@ def make_handler(deps: Deps, enqueue: Callable[[dict[str, Any], bool], None],
             if not token:
                 self._json(403, {"error": "re-ingest is disabled: WIRE_ADMIN_TOKEN is not set"})
                 return
-            given = self.headers.get("Authorization", "")
-            expected = f"Bearer {token}"
-            if not hmac.compare_digest(given.encode(), expected.encode()):
-                self._json(401, {"error": "missing or wrong bearer token"})
+            who, now = self._client(), time.time()
+            try:
+                # counted before the comparison, forgiven when right: a burst of guesses cannot slip through
+                guesses = self._limited("bearer", who, BEARER_FAILURES_PER_MINUTE, now)
+                if not guesses.allowed:
+                    log.warning("reingest_limited", client=who, reason="bad tokens")
+                    self._json(429, {"error": "too many wrong tokens from this client; retry later"},
+                               guesses.retry_after)
+                    return
+                given = self.headers.get("Authorization", "")
+                expected = f"Bearer {token}"
+                if not hmac.compare_digest(given.encode(), expected.encode()):
+                    log.warning("reingest_refused", client=who, reason="wrong token")
+                    self._json(401, {"error": "missing or wrong bearer token"})
+                    return
+                ratelimit.forgive(deps.redis, deps.keys.rate_limit("bearer", who, ratelimit.window_of(now, 60)))
+                accepted = self._limited("reingest", "all", REINGEST_PER_MINUTE, now)
+            except redis.RedisError as exc:
+                self._json(503, {"error": f"redis unavailable: {type(exc).__name__}"})
+                return
+            if not accepted.allowed:
+                log.warning("reingest_limited", client=who, reason="rate cap")
+                self._json(429, {"error": f"re-ingest is capped at {REINGEST_PER_MINUTE} requests a minute; "
+                                          "retry later"}, accepted.retry_after)
                 return
             raw = self._body()
             if raw is None:
@@ -208,9 +270,10 @@ def make_handler(deps: Deps, enqueue: Callable[[dict[str, Any], bool], None],
     return Handler
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(BoundedHTTPServer):
     """Also takes the console's per-minute activity snapshot while serving (see worker.console.activity)."""
 
+    max_body = MAX_BODY
     deps: Deps
     next_snapshot = 0.0
 
@@ -227,9 +290,8 @@ class _Server(ThreadingHTTPServer):
 
 def serve(deps: Deps, host: str, port: int, enqueue: Callable[[dict[str, Any], bool], None],
           rediscover: Callable[[str], None],
-          replay: Callable[[str, dict[str, Any]], None] | None = None) -> ThreadingHTTPServer:
+          replay: Callable[[str, dict[str, Any]], None] | None = None) -> BoundedHTTPServer:
     """The HTTP server; `replay(stage, payload)` re-enqueues a dead letter (default: `default_replay`)."""
     server = _Server((host, port), make_handler(deps, enqueue, rediscover, replay))
     server.deps = deps
-    server.daemon_threads = True
     return server

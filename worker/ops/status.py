@@ -13,10 +13,11 @@ from typing import Any
 import redis
 
 from ..keys import BROKER_UNACKED, Keys, as_text
-from ..queue import liveness
+from ..queue import liveness, outage
 from ..queue.app import QUEUES
 from ..queue.broker import OWNER_KEY
 from ..settings import Settings, SourcesConfig
+from ..urls import redact_text
 
 PRIORITY_SEP = "\x06\x16"
 PRIORITY_STEPS = (0, 3, 6, 9)
@@ -74,6 +75,8 @@ def collect(client: redis.Redis, keys: Keys, sources: SourcesConfig | None, sett
         "counters": {as_text(k): int(float(v)) for k, v in client.hgetall(keys.stats()).items()},
         "workers": {},
         "sources": [],
+        # how full Redis is: out of memory (noeviction) it refuses every write and wire waits
+        "redis": outage.memory(client).to_json(),
     }
     # the processes consuming now, by their heartbeat, and what dead ones left for the reaper
     out.update(liveness.consumers(client, keys, OWNER_KEY))
@@ -90,7 +93,8 @@ def collect(client: redis.Redis, keys: Keys, sources: SourcesConfig | None, sett
             "stale": last_success is None or now - last_success > 3 * source.interval,
             "discovered": int(state.get("discovered", 0)),
             "errors": int(state.get("errors", 0)),
-            "last_error": state.get("last_error"),
+            # redacted again: a value stored before redaction-at-write still shows no credentials
+            "last_error": redact_text(state["last_error"]) if "last_error" in state else None,
         })
     return out
 
@@ -104,11 +108,14 @@ def health(client: redis.Redis, keys: Keys, settings: Settings, *, now: float | 
     now = time.time() if now is None else now
     try:
         client.ping()
+        memory = outage.memory(client)
         depths = queue_depths(client)
         beats = {as_text(k): float(v) for k, v in client.hgetall(keys.heartbeat()).items()}
         started = client.get(keys.started())
     except redis.RedisError as exc:
         return False, f"redis unreachable: {type(exc).__name__}"
+    if memory.oom:
+        return False, f"redis out of memory: {memory.describe()}: writes refused, work waits"
     since = float(started) if started else now
     for queue, depth in depths.items():
         if depth == 0:

@@ -19,7 +19,7 @@ from ..fetch.fetcher import NotModified
 from ..keys import CONDITIONAL_TTL, SEEN_TTL, as_text
 from ..metrics import MetricsBatch
 from ..models import Candidate, Page, Source
-from ..urls import canonicalize
+from ..urls import canonicalize, redact_text
 from .deps import Deps
 
 MAX_SITEMAP_FETCHES = 25  # per source per run: an index can list thousands of children
@@ -119,7 +119,8 @@ def discover(source_name: str, deps: Deps, enqueue: Callable[[list[Candidate]], 
     pipe.hincrby(state, "discovered", len(new))
     if errors:
         pipe.hincrby(state, "errors", len(errors))
-        pipe.hset(state, "last_error", errors[-1][:500])
+        # shown without login (/status, the console): a feed URL's credentials never stored
+        pipe.hset(state, "last_error", redact_text(errors[-1])[:500])
     if ok:
         pipe.hset(state, "last_success", now)
     pipe.hincrby(deps.keys.stats(), "discovered", len(new))

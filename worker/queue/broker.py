@@ -56,7 +56,9 @@ from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
 from ..keys import Keys
+from ..logs import get_logger
 from . import liveness
+from .outage import is_oom
 from .unacked import Records
 
 # The kombu minor versions this transport was written and tested against. It overrides
@@ -66,6 +68,7 @@ from .unacked import Records
 KOMBU_TESTED = ("5.7",)
 
 MALFORMED_KEY = "unacked_malformed"
+log = get_logger("wire.broker")
 # Delivery tag -> the heartbeat key of the consumer holding the message. Beside kombu's own
 # `unacked` hash (unprefixed, like it): it is written in the same script as kombu's record, and
 # the owner's key names its own prefix, so any reaper can judge any record.
@@ -129,7 +132,18 @@ return false
 
 
 class QoS(kombu_redis.QoS):
-    """kombu's ack emulation, owner-checked, plus the reaper of dead owners' messages."""
+    """kombu's ack emulation, owner-checked (`unacked.Records`), the reaper of dead owners'
+    messages, and kept working when Redis is out of memory.
+
+    A Redis out of memory (`noeviction`) refuses every command queued in a
+    MULTI, deletes included, and kombu acks, rejects and restores in MULTIs:
+    the refused ack escaped Celery's consumer loop and the worker exited.
+    Here every ack and restore is one script that deletes before it writes,
+    and Redis runs such a script to its end when full (a script's first
+    write decides; a delete is allowed): acks and requeues go through
+    during the outage. What still writes first (the sweep's lock) waits for
+    the next cycle.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -166,17 +180,22 @@ class QoS(kombu_redis.QoS):
         kombu's call-count throttle (`interval`) is replaced by these clocks.
         """
         now = time.monotonic()
-        if now >= self._next_reap:
-            self._next_reap = now + liveness.REAP_EVERY
-            try:
-                self.channel.records.reap()
-            except self.channel.connection_errors:
-                raise  # kombu skips this round and tries again
-            except Exception:  # a bug in one reap must not stop the sweep or the consumer
-                kombu_redis.crit("Could not reap dead consumers' messages", exc_info=True)
-        if now >= self._next_sweep:
-            self._next_sweep = now + max(1.0, min(60.0, self.visibility_timeout / 10))
-            self.channel.records.sweep(start, num)
+        try:
+            if now >= self._next_reap:
+                self._next_reap = now + liveness.REAP_EVERY
+                try:
+                    self.channel.records.reap()
+                except (*self.channel.connection_errors, redis.OutOfMemoryError):
+                    raise  # kombu skips this round and tries again
+                except Exception:  # a bug in one reap must not stop the sweep or the consumer
+                    kombu_redis.crit("Could not reap dead consumers' messages", exc_info=True)
+            if now >= self._next_sweep:
+                self._next_sweep = now + max(1.0, min(60.0, self.visibility_timeout / 10))
+                self.channel.records.sweep(start, num)
+        except redis.ResponseError as exc:  # the sweep's lock is a write: refused when Redis is full
+            if not is_oom(exc):
+                raise
+            log.warning("redis out of memory: restoring unacked tasks waits for the next cycle")
 
 
 class Channel(kombu_redis.Channel):

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -23,10 +24,11 @@ import redis
 from celery import Task
 from celery.exceptions import Reject
 
-from ..keys import ATTEMPTS_TTL
+from ..keys import ATTEMPTS_TTL, WRITE_PROBE_TTL
 from ..logs import get_logger
 from ..pipeline.deps import Deps
 from ..publish import dead_letter
+from . import outage
 
 log = get_logger("wire.tasks")
 MAX_PARKS = 50  # a URL parked this often (host paused for hours) is dead-lettered
@@ -45,44 +47,39 @@ def compact(work: Batch) -> Batch:
 
 
 def redis_down(exc: BaseException | None) -> bool:
-    """`exc`, or an exception it was raised from, says Redis did not answer (down, restarting, loading)."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, redis.ConnectionError | redis.TimeoutError):  # BusyLoadingError is a ConnectionError
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ if exc.__cause__ is not None else None if exc.__suppress_context__ else exc.__context__
-    return False
+    """`exc`, or an exception it was raised from, says Redis could not take the work: it did not
+    answer (down, restarting, loading), or it refused a write for lack of memory (see `outage`)."""
+    return outage.unavailable(exc)
 
 
-def requeue(d: Deps, stage: str, exc: BaseException) -> Reject:
+def requeue(d: Deps, stage: str, exc: BaseException, task: Task | None = None) -> Reject:
     """The Reject that hands the task back when Redis went away under it.
 
     Failing the task would ack its message and lose the page (acks_on_failure);
     a requeued message is delivered again, and every stage is idempotent. We
-    wait (bounded) for Redis first, so the requeue itself can reach it; if it
-    cannot, the message stays in kombu's unacked set and is restored after the
-    visibility timeout. Nothing is lost either way.
+    wait (bounded) for Redis to take a write first, so the requeue itself can
+    reach it; if it cannot, the message stays in the broker's unacked set and
+    is requeued once Redis takes writes again (`broker.QoS`), or by the reaper
+    should this worker stop first. Nothing is lost either way.
     """
-    deadline = time.monotonic() + REDIS_WAIT
-    while time.monotonic() < deadline:
-        try:
-            d.redis.ping()
-            break
-        except redis.RedisError:
-            time.sleep(0.5)
-    log.warning("redis unavailable: task requeued", stage=stage, error=repr(exc))
+    # a write, not a PING: a Redis out of memory answers PING and refuses writes
+    if outage.wait_writable(lambda: d.redis.set(d.keys.write_probe(), 1, ex=WRITE_PROBE_TTL), REDIS_WAIT) and (
+            task is not None and getattr(task.request, "wire_counted", False)):
+        # an outage is not an attempt: only deliveries that crashed may make a task poison
+        with contextlib.suppress(redis.RedisError):
+            d.redis.decr(d.keys.attempts(str(task.request.id)))
+    log.warning("redis unavailable: task requeued", stage=stage, reason=outage.reason(exc), error=repr(exc))
     return Reject(exc, requeue=True)
 
 
 @contextmanager
-def requeue_if_redis_down(d: Deps, stage: str) -> Iterator[None]:
+def requeue_if_redis_down(d: Deps, stage: str, task: Task | None = None) -> Iterator[None]:
     """Around a task body: a failure because Redis went away requeues the task (`requeue`)."""
     try:
         yield
     except Exception as exc:
         if redis_down(exc):  # includes a retry or an enqueue that could not reach the broker
-            raise requeue(d, stage, exc) from exc
+            raise requeue(d, stage, exc, task) from exc
         raise
 
 
@@ -97,7 +94,9 @@ def deliveries(d: Deps, task: Task) -> int:
     """Count this delivery of the task; the count so far."""
     pipe = d.redis.pipeline(transaction=False)
     count_delivery(d, task, pipe)
-    return int(pipe.execute()[0])
+    count = int(pipe.execute()[0])
+    task.request.wire_counted = True  # for `requeue`
+    return count
 
 
 def done(d: Deps, task: Task, queue: str) -> None:

@@ -189,7 +189,7 @@ def fetch_task(self: Task, candidates: Batch, force: bool = False, parks: int = 
     started = time.monotonic()
     structlog.contextvars.bind_contextvars(task_id=self.request.id)
     try:
-        with delivery.requeue_if_redis_down(d, "fetch"):
+        with delivery.requeue_if_redis_down(d, "fetch", self):
             deliveries = delivery.deliveries(d, self)
             if deliveries > 1 and len(work) > 1:
                 delivery.split(d, self, "fetch", work, lambda c: enqueue_fetch(c, force=force, parks=parks, attempt=attempt))
@@ -281,13 +281,15 @@ def process_task(self: Task, refs: Batch) -> None:
     started = time.monotonic()
     structlog.contextvars.bind_contextvars(task_id=self.request.id)
     try:
-        with delivery.requeue_if_redis_down(d, "process"):
+        with delivery.requeue_if_redis_down(d, "process", self):
             work = [PageRef.from_json(ref) for ref in delivery.items(refs)]
             # one round trip: count this delivery and read the pages
             pipe = d.redis.pipeline(transaction=False)
             delivery.count_delivery(d, self, pipe)
             pipe.mget([ref.page_key for ref in work])
             deliveries, _, pages = pipe.execute()
+            self.request.wire_counted = True  # for delivery.requeue
+            self.request.wire_counted = True
             if int(deliveries) > 1 and len(work) > 1:
                 delivery.split(d, self, "process", delivery.items(refs), enqueue_process)
                 return

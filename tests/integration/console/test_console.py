@@ -22,6 +22,7 @@ from worker.pipeline.deps import Deps
 from worker.publish import dead_letter
 from worker.settings import parse_sources
 
+TOKEN = "s3cret-0123456789abcdef0123456789"  # WIRE_ADMIN_TOKEN: at least 32 characters
 
 class Console:
     """A running `wire serve` plus what its enqueue callables received."""
@@ -55,7 +56,7 @@ class Console:
         conn.close()
         return resp.status, got, text
 
-    def login(self, token: str = "s3cret") -> dict[str, str]:
+    def login(self, token: str = TOKEN) -> dict[str, str]:
         """Log in like a browser; returns the session cookie and the CSRF token of the next page."""
         _, headers, page = self.request("GET", "/login")
         login = _cookie(headers, "wire_login")
@@ -80,7 +81,7 @@ def _cookie(headers: dict[str, list[str]], name: str) -> str:
 
 @pytest.fixture
 def console(r: redis.Redis, redis_url: str, prefix: str) -> Iterator[Console]:
-    deps = Deps.create(test_settings(redis_url, prefix, WIRE_ADMIN_TOKEN="s3cret"),
+    deps = Deps.create(test_settings(redis_url, prefix, WIRE_ADMIN_TOKEN=TOKEN),
                        parse_sources(SOURCES, "s.yaml"), client=r)
     seed(deps, time.time())
     c = Console(deps)
@@ -163,9 +164,9 @@ def test_login_session_cookie_flags_and_wrong_token(console: Console) -> None:
     login = _cookie(headers, "wire_login")
     csrf = re.search(r'name="?csrf"? value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
     assert console.request("POST", "/login", {"csrf": csrf, "token": "nope"}, {"wire_login": login})[0] == 401
-    assert console.request("POST", "/login", {"csrf": "forged", "token": "s3cret"}, {"wire_login": login})[0] == 403
-    assert console.request("POST", "/login", {"csrf": csrf, "token": "s3cret"})[0] == 403
-    status, headers, _ = console.request("POST", "/login", {"csrf": csrf, "token": "s3cret"}, {"wire_login": login})
+    assert console.request("POST", "/login", {"csrf": "forged", "token": TOKEN}, {"wire_login": login})[0] == 403
+    assert console.request("POST", "/login", {"csrf": csrf, "token": TOKEN})[0] == 403
+    status, headers, _ = console.request("POST", "/login", {"csrf": csrf, "token": TOKEN}, {"wire_login": login})
     assert status == 303
     line = next(x for x in headers["set-cookie"] if x.startswith("wire_session="))
     assert "HttpOnly" in line and "SameSite=Strict" in line

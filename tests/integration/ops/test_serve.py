@@ -18,12 +18,13 @@ from worker.ops.serve import serve
 from worker.pipeline.deps import Deps
 from worker.settings import parse_sources
 
+TOKEN = "s3cret-0123456789abcdef0123456789"  # WIRE_ADMIN_TOKEN: at least 32 characters
 SOURCES = "sources:\n- name: example\n  feeds: [https://news.example.com/feed]\n  interval: 1m\n"
 
 
 @pytest.fixture
 def server(r: redis.Redis, redis_url: str, prefix: str) -> Iterator[tuple[str, list, Deps]]:
-    deps = Deps.create(test_settings(redis_url, prefix, WIRE_ADMIN_TOKEN="s3cret"),
+    deps = Deps.create(test_settings(redis_url, prefix, WIRE_ADMIN_TOKEN=TOKEN),
                        parse_sources(SOURCES, "s.yaml"), client=r)
     enqueued: list[tuple[dict[str, Any], bool]] = []
     httpd = serve(deps, "127.0.0.1", 0, lambda c, f: enqueued.append((c, f)), lambda s: None)
@@ -127,12 +128,12 @@ def test_reingest_auth(server) -> None:
     body = json.dumps({"urls": ["https://news.example.com/a?utm_source=x"], "force": True}).encode()
     assert call(base + "/reingest", body, {"Authorization": "Bearer nope"})[0] == 401
     assert call(base + "/reingest", body)[0] == 401
-    status, out = call(base + "/reingest", b"{not json", {"Authorization": "Bearer s3cret"})
+    status, out = call(base + "/reingest", b"{not json", {"Authorization": "Bearer " + TOKEN})
     assert status == 400 and b"malformed JSON" in out
     status, out = call(base + "/reingest", json.dumps({"source": "nope"}).encode(),
-                       {"Authorization": "Bearer s3cret"})
+                       {"Authorization": "Bearer " + TOKEN})
     assert status == 400 and b"known sources: example" in out
-    status, out = call(base + "/reingest", body, {"Authorization": "Bearer s3cret"})
+    status, out = call(base + "/reingest", body, {"Authorization": "Bearer " + TOKEN})
     assert status == 202 and json.loads(out)["count"] == 1
     assert enqueued == [({"url": "https://news.example.com/a", "source": "example", "title": None,
                           "published": None}, True)]
@@ -158,13 +159,13 @@ def test_server_survives_a_flood_of_bad_requests(server) -> None:
     for i in range(1000):
         kind = i % 4
         if kind == 0:
-            call(base + "/reingest", b"\xff\xfe{", {"Authorization": "Bearer s3cret"})
+            call(base + "/reingest", b"\xff\xfe{", {"Authorization": "Bearer " + TOKEN})
         elif kind == 1:
             call(base + "/reingest", b"{}", {"Authorization": "Bearer " + "x" * 500})
         elif kind == 2:
             call(base + "/nope")
         else:
-            call(base + "/reingest", b"[1,2]", {"Authorization": "Bearer s3cret"})
+            call(base + "/reingest", b"[1,2]", {"Authorization": "Bearer " + TOKEN})
     assert call(base + "/healthz")[0] == 200
 
 

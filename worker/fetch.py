@@ -23,7 +23,6 @@ FEED_TYPES = HTML_TYPES | {
     "application/feed+json", "application/json", "application/x-gzip", "application/gzip",
     "application/octet-stream", "text/plain",
 }
-MAX_RETRY_AFTER = 6 * 3600.0
 # A page refused for one of these reasons would be refused again: remember it
 # (SKIP_TTL) so a re-discovery or re-ingest does not download 30 MB or a PDF again.
 STICKY_SKIPS = frozenset({"not_html", "too_large", "redirect_loop", "too_many_redirects", "bad_encoding"})
@@ -137,9 +136,8 @@ class Fetcher:
         if status == 304:
             return NotModified(resp.url)
         if status in TRANSIENT_STATUS:
-            retry_after = parse_retry_after(resp.headers.get("retry-after"), now)
+            retry_after = parse_retry_after(resp.headers.get("retry-after"), now)  # finite, capped
             if retry_after is not None and status in (429, 503):
-                retry_after = min(retry_after, MAX_RETRY_AFTER)
                 self.politeness.pause(host_of(resp.final_url), retry_after, f"retry-after {status}")
             raise TransientFetchError(f"HTTP {status}", reason=f"http_{status}", status=status,
                                       retry_after=retry_after)

@@ -27,7 +27,7 @@ from .keys import ATTEMPTS_TTL, as_text
 from .logs import get_logger
 from .metrics import MetricsBatch
 from .models import Candidate, Outcome
-from .politeness import host_of
+from .politeness import finite_wait, host_of
 from .publish import dead_letter
 from .settings import Settings, SourcesConfig
 
@@ -347,7 +347,7 @@ def _fetch_one(d: pipeline.Deps, candidate: dict[str, Any], rest: list[dict[str,
             host = host_of(cand.url)
             paused.add(host)
             waiting = [candidate] + [c for c in rest if host_of(c.get("url", "")) == host]
-            wait = exc.retry_after or 30.0
+            wait = finite_wait(exc.retry_after or 30.0, 30.0)
             if parks >= MAX_PARKS:
                 for c in waiting:
                     _dead("fetch", exc.reason, str(exc), c, attempt)
@@ -363,7 +363,7 @@ def _fetch_one(d: pipeline.Deps, candidate: dict[str, Any], rest: list[dict[str,
             if attempt + 1 >= d.settings.max_attempts:
                 _dead("fetch", exc.reason, str(exc), candidate, attempt)
                 return None
-            wait = exc.retry_after if exc.retry_after is not None else _backoff(attempt, d.settings.max_countdown)
+            wait = finite_wait(exc.retry_after, _backoff(attempt, d.settings.max_countdown))
             if wait > d.settings.max_countdown:
                 park(candidate, force=force, parks=parks, not_before=time.time() + wait)
                 _summary("fetch", started, None, status="parked", reason=exc.reason, wait_s=round(wait, 1))

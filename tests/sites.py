@@ -170,7 +170,7 @@ class SiteServer:
         self.log: list[Request] = []
         self._lock = threading.Lock()
 
-    def add(self, name: str, address: str) -> Site:
+    def add(self, name: str, address: str, port: int = 0) -> Site:
         site = Site(name=name, address=address)
         server = self
 
@@ -205,7 +205,7 @@ class SiteServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        httpd = _Server((address, 0), Handler)
+        httpd = _Server((address, port), Handler)
         site.server = httpd
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         self.sites[name] = site

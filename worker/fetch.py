@@ -65,13 +65,7 @@ class Fetcher:
         self.r = client
         self.keys = keys
         self.user_agent = settings.user_agent
-        self.limits = Limits(
-            max_bytes=settings.max_body_bytes,
-            deadline=settings.fetch_timeout,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=min(10.0, settings.fetch_timeout),
-            allow_private=settings.allow_private_addresses,
-        )
+        self.limits = Limits.from_settings(settings)
         self.politeness = Politeness(client, keys, user_agent=settings.user_agent, limits=self.limits,
                                      default_rate=settings.default_rate, wall_limit=settings.bot_wall_limit,
                                      wall_pause=settings.bot_wall_pause)

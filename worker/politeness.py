@@ -10,7 +10,7 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -240,10 +240,7 @@ class Politeness:
     def _fetch_robots(self, org: str) -> dict[str, Any]:
         try:
             resp = get(org + "/robots.txt", user_agent=self.user_agent,
-                       limits=Limits(max_bytes=512 * 1024, deadline=min(self.limits.deadline, 15.0),
-                                     connect_timeout=self.limits.connect_timeout,
-                                     read_timeout=self.limits.read_timeout,
-                                     allow_private=self.limits.allow_private))
+                       limits=replace(self.limits, max_bytes=512 * 1024, deadline=min(self.limits.deadline, 15.0)))
         except PermanentFetchError as exc:
             if exc.reason in UNFETCHABLE:
                 # no request may go to this origin at all (not http, private): the page is refused

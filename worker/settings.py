@@ -6,6 +6,7 @@ import time. Every error names the file (or variable), the source and the field.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -54,6 +55,8 @@ class Settings:
     metrics_host: str = "0.0.0.0"
     user_agent: str = DEFAULT_USER_AGENT
     allow_private_addresses: bool = False
+    allow_addresses: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # networks fetched from besides public addresses
+    http_proxy: str | None = None  # the only proxy wire uses; proxy variables are ignored
     key_prefix: str = "wire"
     items_stream: str | None = None  # default f"{key_prefix}:items"
     items_maxlen: int = 100_000
@@ -144,6 +147,14 @@ class Settings:
         prefix = get("WIRE_KEY_PREFIX") or "wire"
         if not re.fullmatch(r"[A-Za-z0-9_.:-]+", prefix):
             raise ConfigError("environment", "WIRE_KEY_PREFIX", f"invalid characters in {prefix!r}")
+        try:
+            allow_addresses = parse_networks(get("WIRE_ALLOW_ADDRESSES") or "")
+        except ValueError as exc:
+            raise ConfigError("environment", "WIRE_ALLOW_ADDRESSES",
+                              f"{exc}; expected comma-separated CIDRs like 10.20.0.0/16") from None
+        http_proxy = get("WIRE_HTTP_PROXY")
+        if http_proxy is not None:
+            http_proxy = _proxy_url(http_proxy)
         settings = cls(
             redis_url=get("WIRE_REDIS_URL"),
             broker_url=get("WIRE_BROKER_URL"),
@@ -155,6 +166,8 @@ class Settings:
             metrics_host=get("WIRE_METRICS_HOST") or "0.0.0.0",
             user_agent=get("WIRE_USER_AGENT") or DEFAULT_USER_AGENT,
             allow_private_addresses=flag("WIRE_ALLOW_PRIVATE_ADDRESSES"),
+            allow_addresses=allow_addresses,
+            http_proxy=http_proxy,
             key_prefix=prefix,
             items_stream=get("WIRE_ITEMS_STREAM"),
             items_maxlen=number("WIRE_ITEMS_MAXLEN", 100_000, int, 1),
@@ -180,6 +193,35 @@ class Settings:
                               f"must exceed WIRE_TASK_TIME_LIMIT ({settings.task_time_limit}s) by at least 10s, "
                               "or running tasks are re-delivered and run twice")
         return settings
+
+
+def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """`"10.20.0.0/16, 192.168.7.12"` -> networks; ValueError naming the entry that is not a CIDR."""
+    out = []
+    for part in text.split(","):
+        entry = part.strip()
+        if not entry:
+            continue
+        try:
+            out.append(ipaddress.ip_network(entry, strict=True))
+        except ValueError as exc:
+            raise ValueError(f"{entry!r} is not an address or CIDR network ({exc})") from None
+    return tuple(out)
+
+
+def _proxy_url(raw: str) -> str:
+    """WIRE_HTTP_PROXY: an http(s) URL with a host (and a port, or the scheme's)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(raw.strip())
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise ConfigError("environment", "WIRE_HTTP_PROXY", f"not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("environment", "WIRE_HTTP_PROXY",
+                          "expected a proxy URL like http://proxy.internal:3128")
+    return raw.strip()
 
 
 # --------------------------------------------------------------------------- sources.yaml

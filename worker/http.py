@@ -3,21 +3,30 @@
 The only module that touches `requests`. One `requests.Session` per thread
 and address policy (re-created after a fork, because a pooled socket shared
 between prefork children corrupts both). Redirects are followed by hand so
-every hop is checked and counted. Each connection resolves its host once,
-checks every address against the policy (worker/guard.py), connects to a
-checked address and checks the socket's peer before a byte is sent, so DNS
-rebinding finds nothing to race.
+every hop is checked and counted. Two guarantees live below the session:
+
+- the connection resolves its host once, checks every address against the
+  policy (worker/guard.py), connects to a checked address and checks the
+  socket's peer before a byte is sent, so DNS rebinding finds nothing to
+  race;
+- one wall-clock deadline covers the whole exchange (connect, TLS, headers,
+  body, every hop): a watchdog thread shuts the socket down at the
+  deadline, because a per-read timeout restarts at every byte a server
+  drips.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import heapq
+import itertools
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -26,7 +35,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util import parse_url
 
-from .errors import PermanentFetchError, TransientFetchError
+from .errors import FetchError, PermanentFetchError, TransientFetchError
 from .guard import AddressPolicy, IPNetwork, check_peer, check_url, next_hop, resolve_checked
 
 MAX_REDIRECTS = 5
@@ -43,7 +52,7 @@ _local = threading.local()
 @dataclass(frozen=True)
 class Limits:
     max_bytes: int = 5 * 1024 * 1024
-    deadline: float = 20.0  # total seconds for connect + all hops + body
+    deadline: float = 20.0  # wall-clock seconds for connect + all hops + body
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
     allow_private: bool = False  # WIRE_ALLOW_PRIVATE_ADDRESSES
@@ -131,7 +140,7 @@ def _settle_environment(sess: requests.Session, proxy: str | None) -> None:
 
 
 class _Adapter(requests.adapters.HTTPAdapter):
-    """Pools whose connections connect only to checked addresses."""
+    """Pools whose connections connect only to checked addresses and answer to the exchange's deadline."""
 
     def __init__(self, policy: AddressPolicy) -> None:
         self.policy = policy
@@ -145,7 +154,8 @@ class _Adapter(requests.adapters.HTTPAdapter):
                                         **kwargs)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        # connections to the operator's proxy are not guarded: the target was checked in `get`
+        # connections to the operator's proxy are not guarded (the target was checked in `get`),
+        # but they do answer to the deadline
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
         manager.pool_classes_by_scheme = _POOLS
         return manager
@@ -172,6 +182,14 @@ class _Connection(HTTPConnection):
     def _new_conn(self) -> socket.socket:
         return _pinned_socket(self, super()._new_conn)
 
+    def connect(self) -> None:
+        _enlist(self)
+        super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _enlist(self)
+        super().request(*args, **kwargs)
+
 
 class _TLSConnection(HTTPSConnection):
     """As `_Connection`; TLS still sends SNI for and verifies the certificate of the host name."""
@@ -182,6 +200,14 @@ class _TLSConnection(HTTPSConnection):
 
     def _new_conn(self) -> socket.socket:
         return _pinned_socket(self, super()._new_conn)
+
+    def connect(self) -> None:
+        _enlist(self)
+        super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _enlist(self)
+        super().request(*args, **kwargs)
 
 
 class _Pool(HTTPConnectionPool):
@@ -209,15 +235,21 @@ def _pinned_socket(conn: _Connection | _TLSConnection, open_socket: Callable[[],
         return open_socket()
     name = conn._dns_host
     addrs = resolve_checked(name.strip("[]"), conn.port or 0, policy)
+    exchange: _Exchange | None = getattr(_local, "exchange", None)
+    timeout = conn.timeout
     try:
         for i, addr in enumerate(addrs):
             conn._dns_host = str(addr)
+            if exchange is not None and isinstance(timeout, int | float):
+                # a connect cannot be woken by the watchdog: give it only the time the exchange has left
+                conn.timeout = max(0.001, min(timeout, exchange.remaining()))
             try:
                 sock = open_socket()
             except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError):
-                if i + 1 == len(addrs):
+                # the next address, if the exchange has time left for it
+                if i + 1 == len(addrs) or (exchange is not None and exchange.remaining() <= 0):
                     raise
-                continue  # the next address
+                continue
             try:
                 check_peer(sock, addr)
             except PermanentFetchError:
@@ -226,7 +258,94 @@ def _pinned_socket(conn: _Connection | _TLSConnection, open_socket: Callable[[],
             return sock
     finally:
         conn._dns_host = name  # a reconnect resolves again: DNS changes still take effect
+        conn.timeout = timeout
     raise AssertionError("unreachable: resolve_checked returns at least one address")
+
+
+# -- the deadline ---------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Exchange:
+    """One GET, every hop, against one wall-clock deadline (time.monotonic)."""
+
+    deadline: float
+    conns: list[Any] = field(default_factory=list)
+    expired: bool = False
+    done: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def enlist(self, conn: Any) -> None:
+        with self.lock:
+            if self.expired:
+                raise TransientFetchError("deadline exceeded", reason="timeout")
+            if not self.done and conn not in self.conns:
+                self.conns.append(conn)
+
+    def expire(self) -> None:
+        """At the deadline: shut down every socket of the exchange, so a blocked read returns now."""
+        with self.lock:
+            if self.done:
+                return
+            self.expired = True
+            for conn in self.conns:
+                sock = getattr(conn, "sock", None)
+                if sock is not None:
+                    with contextlib.suppress(OSError):  # already closed
+                        # the plain socket's shutdown, also under TLS: it only wakes the reader
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def finish(self) -> None:
+        with self.lock:
+            self.done = True
+            self.conns.clear()
+
+
+class _Watchdog:
+    """One thread per process that expires exchanges at their deadlines."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Exchange]] = []
+        self._seq = itertools.count()
+        threading.Thread(target=self._run, name="wire-fetch-deadline", daemon=True).start()
+
+    def watch(self, exchange: _Exchange) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (exchange.deadline, next(self._seq), exchange))
+            if self._heap[0][2] is exchange:  # earlier than what the thread sleeps towards
+                self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                while self._heap and self._heap[0][0] <= now:
+                    heapq.heappop(self._heap)[2].expire()
+                self._cond.wait(self._heap[0][0] - now if self._heap else None)
+
+
+_watchdog_lock = threading.Lock()
+_watchdog: _Watchdog | None = None
+
+
+def _watch(exchange: _Exchange) -> None:
+    global _watchdog
+    with _watchdog_lock:
+        if _watchdog is None or _watchdog.pid != os.getpid():  # threads do not survive a fork
+            _watchdog = _Watchdog()
+        watchdog = _watchdog
+    watchdog.watch(exchange)
+
+
+def _enlist(conn: Any) -> None:
+    exchange: _Exchange | None = getattr(_local, "exchange", None)
+    if exchange is not None:
+        exchange.enlist(conn)
 
 
 # -- GET -------------------------------------------------------------------------
@@ -246,21 +365,39 @@ def get(
     transport failures and policy refusals raise. Each redirect target is
     checked and canonicalised (`guard.next_hop`) before `before_hop(url)`
     runs, so the caller applies robots.txt, pauses and pacing to the URL
-    that is requested (it raises to stop).
+    that is requested (it raises to stop). `limits.deadline` bounds the
+    whole call, redirects and `before_hop` included.
     """
     check_url(url)
     sess = session(user_agent, limits)
     started = time.monotonic()
-    deadline = started + limits.deadline
+    exchange = _Exchange(started + limits.deadline)
+    _watch(exchange)
+    outer = getattr(_local, "exchange", None)  # a robots.txt GET runs inside a page's before_hop
+    _local.exchange = exchange
+    try:
+        return _follow(sess, url, limits, headers, before_hop, exchange, started)
+    except FetchError as exc:
+        if exchange.expired and exc.reason != "timeout":
+            # whatever the shut-down socket made the reader say, the deadline is why
+            raise TransientFetchError(f"deadline of {limits.deadline:g}s exceeded", reason="timeout") from exc
+        raise
+    finally:
+        exchange.finish()
+        _local.exchange = outer
+
+
+def _follow(sess: requests.Session, url: str, limits: Limits, headers: dict[str, str] | None,
+            before_hop: Callable[[str], None] | None, exchange: _Exchange, started: float) -> Response:
     visited: list[str] = []
     current = url
     while True:
         if current in visited:
             raise PermanentFetchError("redirect loop", reason="redirect_loop")
         visited.append(current)
-        remaining = deadline - time.monotonic()
+        remaining = exchange.remaining()
         if remaining <= 0:
-            raise TransientFetchError("deadline exceeded", reason="timeout")
+            raise TransientFetchError(f"deadline of {limits.deadline:g}s exceeded", reason="timeout")
         if limits.proxy:
             _check_target(current, limits.policy)
         try:
@@ -280,7 +417,7 @@ def get(
                 if before_hop is not None and current not in visited:
                     before_hop(current)
                 continue
-            body = _read_body(resp, limits.max_bytes, deadline)
+            body = _read_body(resp, limits.max_bytes, exchange)
             return Response(
                 url=url,
                 final_url=current,
@@ -322,11 +459,13 @@ def _send(sess: requests.Session, url: str, headers: dict[str, str] | None,
     return sess.send(req, allow_redirects=False, stream=True, timeout=timeout)
 
 
-def _read_body(resp: requests.Response, max_bytes: int, deadline: float) -> bytes:
-    """Read the decoded body with a cap on decompressed size and a total deadline.
+def _read_body(resp: requests.Response, max_bytes: int, exchange: _Exchange) -> bytes:
+    """Read the decoded body with a cap on decompressed size and the exchange's deadline.
 
-    `read1` returns whatever one socket read yields, so a server dripping a
-    byte a second is cut off at the deadline instead of holding the worker.
+    `read1` returns whatever one socket read yields; a read blocked on a
+    dripping server is ended by the watchdog at the deadline, and the end of
+    a body without a length that the watchdog caused is not taken for the
+    end of the page.
     """
     declared = resp.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes and "content-encoding" not in resp.headers:
@@ -336,10 +475,15 @@ def _read_body(resp: requests.Response, max_bytes: int, deadline: float) -> byte
     size = 0
     try:
         while True:
-            if time.monotonic() > deadline:
-                raise TransientFetchError("deadline exceeded while reading the body", reason="timeout")
+            # past the deadline, or at an end the watchdog caused (of the headers or of a body
+            # without a length): the response is cut, not complete
+            if exchange.remaining() < 0 or exchange.expired:
+                raise TransientFetchError("deadline exceeded before the response was complete", reason="timeout")
             chunk = raw.read1(CHUNK, decode_content=True)
             if not chunk:
+                if exchange.expired:
+                    raise TransientFetchError("deadline exceeded before the response was complete",
+                                              reason="timeout")
                 break
             size += len(chunk)
             if size > max_bytes:
@@ -349,6 +493,6 @@ def _read_body(resp: requests.Response, max_bytes: int, deadline: float) -> byte
         raise TransientFetchError("read timeout", reason="timeout") from exc
     except urllib3.exceptions.DecodeError as exc:
         raise PermanentFetchError(f"cannot decode body: {exc}", reason="bad_encoding") from exc
-    except (urllib3.exceptions.ProtocolError, ConnectionError) as exc:
+    except (urllib3.exceptions.ProtocolError, ConnectionError, OSError) as exc:
         raise TransientFetchError(f"connection broken: {type(exc).__name__}", reason="connection") from exc
     return b"".join(chunks)

@@ -146,12 +146,13 @@ def drips() -> Iterator[list[DripServer]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("queued", ["tasks"])
+@pytest.mark.parametrize("queued", ["tasks", "batch"])
 def test_dripping_urls_do_not_stall_an_honest_host(drips: list[DripServer], redis_server: RedisProcess,
                                                    tmp_path: Path, queued: str) -> None:
     """16 header-drip URLs queued before an honest page of another host, on a worker at shipped defaults
     (8 fetch threads, 20 s deadline). As 16 tasks on 16 hosts they hold the eight threads for two rounds
-    of deadlines at most."""
+    of deadlines at most; as one batch on one host, the host is paused after its first deadline and the
+    honest page behind them in the same batch waits one deadline."""
     site = SiteServer()
     honest = site.add("honest", "127.0.0.70")
     honest.routes["/robots.txt"] = (404, HTML, "")
@@ -180,11 +181,15 @@ def test_dripping_urls_do_not_stall_an_honest_host(drips: list[DripServer], redi
         app.send_task("wire.fetch", args=[{"url": honest.base + "/story", "source": "honest"}], queue="fetch")
         cluster.wait(lambda: site.requests_to("honest", "/story"), timeout=60, what="the worker to fetch")
         started = time.time()
-        # 16 tasks, 16 hosts: every thread busy
-        for drip in drips:
-            app.send_task("wire.fetch", args=[{"url": drip.base + "/page", "source": "drip"}], queue="fetch")
-        app.send_task("wire.fetch", args=[honest_next], queue="fetch")
-        limit = 2 * SHIPPED + 15.0  # two rounds of eight threads, plus a worker's own latency
+        if queued == "tasks":  # 16 tasks, 16 hosts: every thread busy
+            for drip in drips:
+                app.send_task("wire.fetch", args=[{"url": drip.base + "/page", "source": "drip"}], queue="fetch")
+            app.send_task("wire.fetch", args=[honest_next], queue="fetch")
+            limit = 2 * SHIPPED + 15.0  # two rounds of eight threads, plus a worker's own latency
+        else:  # one batch (WIRE_FETCH_BATCH) of one host's drips, the honest page last in it
+            batch = [{"url": f"{drips[0].base}/page{i}", "source": "drip"} for i in range(16)]
+            app.send_task("wire.fetch", args=[[*batch, honest_next]], queue="fetch")
+            limit = SHIPPED + 15.0
         cluster.wait(lambda: site.requests_to("honest", "/next"), timeout=limit, what="the honest page")
         waited = site.requests_to("honest", "/next")[0].time - started
         begun = sorted(round(t - started, 1) for d in drips for t, p in d.requests if p != "/robots.txt")

@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from .errors import PermanentFetchError, TransientFetchError
+from .errors import HostPaused, PermanentFetchError, TransientFetchError
 from .http import TRANSIENT_STATUS, Limits, Response, get
 from .keys import CONDITIONAL_TTL, SKIP_TTL, Keys, as_text
 from .models import Page
@@ -114,6 +114,13 @@ class Fetcher:
         except PermanentFetchError as exc:
             if kind == "page" and exc.reason in STICKY_SKIPS:
                 self.r.set(self.keys.skip(url), exc.reason, ex=SKIP_TTL)
+            raise
+        except TransientFetchError as exc:
+            if exc.reason == "timeout" and not isinstance(exc, HostPaused):
+                # A host that took the whole deadline would take it again for each of its URLs, one
+                # thread each: pausing it for one deadline parks them together (the task layer groups
+                # a paused host's URLs) and frees the thread for other hosts.
+                self.politeness.pause(host, self.limits.deadline, "deadline exceeded")
             raise
 
     def _before_hop(self, url: str, rate: float | None) -> None:

@@ -3,7 +3,7 @@
 The only module that touches `requests`. One `requests.Session` per thread
 and address policy (re-created after a fork, because a pooled socket shared
 between prefork children corrupts both). Redirects are followed by hand so
-every hop is checked and counted. Two guarantees live below the session:
+every hop is checked and counted. Three guarantees live below the session:
 
 - the connection resolves its host once, checks every address against the
   policy (worker/guard.py), connects to a checked address and checks the
@@ -12,7 +12,10 @@ every hop is checked and counted. Two guarantees live below the session:
 - one wall-clock deadline covers the whole exchange (connect, TLS, headers,
   body, every hop): a watchdog thread shuts the socket down at the
   deadline, because a per-read timeout restarts at every byte a server
-  drips.
+  drips;
+- no cookie outlives its exchange: the session's jar keeps nothing, and
+  cookies set by a redirect are carried to the next hop of the same GET
+  only (a consent redirect works; a site cannot grow a worker's memory).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 import urllib3
+from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util import parse_url
@@ -41,6 +45,8 @@ from .guard import AddressPolicy, IPNetwork, check_peer, check_url, next_hop, re
 MAX_REDIRECTS = 5
 CHUNK = 64 * 1024
 TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
+# Cookies a redirect chain may carry to its next hop; past this the chain goes on without them.
+MAX_HOP_COOKIE_BYTES = 8 * 1024
 UNFETCHABLE = frozenset({"bad_url", "private_address"})  # the guard's reasons: no request may go there
 
 if TYPE_CHECKING:
@@ -112,6 +118,7 @@ def session(user_agent: str, limits: Limits) -> requests.Session:
     if sess is None:
         sess = requests.Session()
         _settle_environment(sess, limits.proxy)
+        sess.cookies = _NoCookies()
         sess.headers["User-Agent"] = user_agent
         sess.headers["Accept-Encoding"] = "gzip, deflate"
         adapter = _Adapter(limits.policy)
@@ -137,6 +144,16 @@ def _settle_environment(sess: requests.Session, proxy: str | None) -> None:
         sess.verify = bundle
     if proxy:
         sess.proxies = {"http": proxy, "https": proxy}
+
+
+class _NoCookies(RequestsCookieJar):
+    """The session's jar: keeps nothing. A news fetcher needs no cookies across fetches."""
+
+    def set_cookie(self, cookie: Any, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
 
 
 class _Adapter(requests.adapters.HTTPAdapter):
@@ -190,6 +207,9 @@ class _Connection(HTTPConnection):
         _enlist(self)
         super().request(*args, **kwargs)
 
+    def getresponse(self) -> Any:
+        return _forget_response(self, super().getresponse())
+
 
 class _TLSConnection(HTTPSConnection):
     """As `_Connection`; TLS still sends SNI for and verifies the certificate of the host name."""
@@ -208,6 +228,22 @@ class _TLSConnection(HTTPSConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
         _enlist(self)
         super().request(*args, **kwargs)
+
+    def getresponse(self) -> Any:
+        return _forget_response(self, super().getresponse())
+
+
+def _forget_response(conn: HTTPConnection, response: Any) -> Any:
+    """Drop http.client's reference from the connection to its last response.
+
+    http.client keeps it (headers and all) until the next request on the
+    connection, so a pooled connection held a host's megabytes of Set-Cookie
+    for as long as it stayed in the pool: 16 pools a thread. The reference
+    only guards against a new request before the body is read, which urllib3
+    never does (a connection goes back to its pool once its response is done).
+    """
+    setattr(conn, "_HTTPConnection__response", None)  # noqa: B010 - name-mangled in http.client
+    return response
 
 
 class _Pool(HTTPConnectionPool):
@@ -390,6 +426,7 @@ def get(
 def _follow(sess: requests.Session, url: str, limits: Limits, headers: dict[str, str] | None,
             before_hop: Callable[[str], None] | None, exchange: _Exchange, started: float) -> Response:
     visited: list[str] = []
+    jar: RequestsCookieJar | None = None
     current = url
     while True:
         if current in visited:
@@ -401,7 +438,7 @@ def _follow(sess: requests.Session, url: str, limits: Limits, headers: dict[str,
         if limits.proxy:
             _check_target(current, limits.policy)
         try:
-            resp = _send(sess, current, headers,
+            resp = _send(sess, current, headers, jar,
                          (min(limits.connect_timeout, remaining), min(limits.read_timeout, remaining)))
         except requests.exceptions.Timeout as exc:
             raise TransientFetchError(f"timeout: {type(exc).__name__}", reason="timeout") from exc
@@ -413,6 +450,7 @@ def _follow(sess: requests.Session, url: str, limits: Limits, headers: dict[str,
             if resp.is_redirect and resp.headers.get("location"):
                 if len(visited) > MAX_REDIRECTS:
                     raise PermanentFetchError("too many redirects", reason="too_many_redirects")
+                jar = _hop_cookies(jar, resp)
                 current = next_hop(current, resp.headers["location"])
                 if before_hop is not None and current not in visited:
                     before_hop(current)
@@ -441,7 +479,18 @@ def _check_target(url: str, policy: AddressPolicy) -> None:
     resolve_checked((target.host or "").strip("[]"), port, policy)
 
 
-def _send(sess: requests.Session, url: str, headers: dict[str, str] | None,
+def _hop_cookies(jar: RequestsCookieJar | None, resp: requests.Response) -> RequestsCookieJar | None:
+    """The cookies a redirect set, for the next hops of this GET only (bounded)."""
+    if "set-cookie" not in resp.headers:
+        return jar
+    jar = jar if jar is not None else RequestsCookieJar()
+    extract_cookies_to_jar(jar, resp.request, resp.raw)
+    if sum(len(c.name) + len(c.value or "") for c in jar) > MAX_HOP_COOKIE_BYTES:
+        jar.clear()
+    return jar
+
+
+def _send(sess: requests.Session, url: str, headers: dict[str, str] | None, jar: RequestsCookieJar | None,
           timeout: tuple[float, float]) -> requests.Response:
     """One GET on the session, streamed, redirects not followed.
 
@@ -449,13 +498,13 @@ def _send(sess: requests.Session, url: str, headers: dict[str, str] | None,
     (headers, cookies, auth, params, hooks, the environment); the merges
     cost ~0.3 ms of CPU per page, mostly runtime `typing.Protocol` checks.
     With `trust_env` off (`_settle_environment`) the only session settings
-    a GET of ours needs are its headers and its cookie jar (and its
-    proxies, which `Session.send` applies), so the request is prepared with
-    exactly those and sent through `Session.send`, which still stores the
-    cookies a response sets.
+    a GET of ours needs are its headers (and its proxies, which
+    `Session.send` applies), so the request is prepared with exactly those
+    and the cookies of this exchange, and sent through `Session.send`.
     """
     req = requests.PreparedRequest()
-    req.prepare(method="GET", url=url, headers={**sess.headers, **(headers or {})}, cookies=sess.cookies)
+    req.prepare(method="GET", url=url, headers={**sess.headers, **(headers or {})},
+                cookies=jar if jar is not None else sess.cookies)
     return sess.send(req, allow_redirects=False, stream=True, timeout=timeout)
 
 

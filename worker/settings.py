@@ -67,6 +67,8 @@ class Settings:
     metrics_host: str = "0.0.0.0"
     user_agent: str = DEFAULT_USER_AGENT
     allow_private_addresses: bool = False
+    allow_addresses: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # networks fetched from besides public addresses
+    http_proxy: str | None = None  # the only proxy wire uses; proxy variables are ignored
     key_prefix: str = "wire"
     items_stream: str | None = None  # default f"{key_prefix}:items"
     items_maxlen: int = 100_000
@@ -159,6 +161,14 @@ class Settings:
         prefix = get("WIRE_KEY_PREFIX") or "wire"
         if not re.fullmatch(r"[A-Za-z0-9_.:-]+", prefix):
             raise ConfigError("environment", "WIRE_KEY_PREFIX", f"invalid characters in {prefix!r}")
+        try:
+            allow_addresses = parse_networks(get("WIRE_ALLOW_ADDRESSES") or "")
+        except ValueError as exc:
+            raise ConfigError("environment", "WIRE_ALLOW_ADDRESSES",
+                              f"{exc}; expected comma-separated CIDRs like 10.20.0.0/16") from None
+        http_proxy = get("WIRE_HTTP_PROXY")
+        if http_proxy is not None:
+            http_proxy = _proxy_url(http_proxy)
         settings = cls(
             redis_url=get("WIRE_REDIS_URL"),
             broker_url=get("WIRE_BROKER_URL"),
@@ -171,6 +181,8 @@ class Settings:
             metrics_host=get("WIRE_METRICS_HOST") or "0.0.0.0",
             user_agent=get("WIRE_USER_AGENT") or DEFAULT_USER_AGENT,
             allow_private_addresses=flag("WIRE_ALLOW_PRIVATE_ADDRESSES"),
+            allow_addresses=allow_addresses,
+            http_proxy=http_proxy,
             key_prefix=prefix,
             items_stream=get("WIRE_ITEMS_STREAM"),
             items_maxlen=number("WIRE_ITEMS_MAXLEN", 100_000, int, 1),
@@ -218,16 +230,16 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def parse_networks(text: str | None) -> tuple[Network, ...]:
-    """Comma-separated CIDRs (or single addresses); raises ValueError naming the bad one."""
+    """`"10.20.0.0/16, 192.168.7.12"` -> networks; ValueError naming the entry that is not a CIDR."""
     out = []
     for part in (text or "").split(","):
-        part = part.strip()
-        if not part:
+        entry = part.strip()
+        if not entry:
             continue
         try:
-            out.append(ipaddress.ip_network(part, strict=False))
-        except ValueError:
-            raise ValueError(f"not an address or CIDR: {part!r}") from None
+            out.append(ipaddress.ip_network(entry, strict=True))
+        except ValueError as exc:
+            raise ValueError(f"{entry!r} is not an address or CIDR network ({exc})") from None
     return tuple(out)
 
 
@@ -248,6 +260,21 @@ def require_strong_admin_token(token: str | None) -> None:
         raise ConfigError("environment", "WIRE_ADMIN_TOKEN",
                           f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters, got {len(token)}; "
                           "make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
+
+
+def _proxy_url(raw: str) -> str:
+    """WIRE_HTTP_PROXY: an http(s) URL with a host (and a port, or the scheme's)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(raw.strip())
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise ConfigError("environment", "WIRE_HTTP_PROXY", f"not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("environment", "WIRE_HTTP_PROXY",
+                          "expected a proxy URL like http://proxy.internal:3128")
+    return raw.strip()
 
 
 # --------------------------------------------------------------------------- sources.yaml

@@ -108,7 +108,7 @@ class SiteServer:
         self.log: list[Request] = []
         self._lock = threading.Lock()
 
-    def add(self, name: str, address: str) -> Site:
+    def add(self, name: str, address: str, port: int = 0) -> Site:
         site = Site(name=name, address=address)
         server = self
 
@@ -159,7 +159,7 @@ class SiteServer:
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True  # the crawler hung up on us: expected for the hostile routes
 
-        httpd = _Server((address, 0), Handler)
+        httpd = _Server((address, port), Handler)
         site.server = httpd
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         self.sites[name] = site

@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from ..errors import PermanentFetchError, TransientFetchError
+from ..errors import HostPaused, PermanentFetchError, TransientFetchError
 from ..keys import CONDITIONAL_TTL, SKIP_TTL, Keys, as_text
 from ..models import Page
 from ..settings import Settings
@@ -23,7 +23,6 @@ FEED_TYPES = HTML_TYPES | {
     "application/feed+json", "application/json", "application/x-gzip", "application/gzip",
     "application/octet-stream", "text/plain",
 }
-MAX_RETRY_AFTER = 6 * 3600.0
 # A page refused for one of these reasons would be refused again: remember it
 # (SKIP_TTL) so a re-discovery or re-ingest does not download 30 MB or a PDF again.
 STICKY_SKIPS = frozenset({"not_html", "too_large", "redirect_loop", "too_many_redirects", "bad_encoding"})
@@ -66,13 +65,7 @@ class Fetcher:
         self.r = client
         self.keys = keys
         self.user_agent = settings.user_agent
-        self.limits = Limits(
-            max_bytes=settings.max_body_bytes,
-            deadline=settings.fetch_timeout,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=min(10.0, settings.fetch_timeout),
-            allow_private=settings.allow_private_addresses,
-        )
+        self.limits = Limits.from_settings(settings)
         self.politeness = Politeness(client, keys, user_agent=settings.user_agent, limits=self.limits,
                                      default_rate=settings.default_rate, wall_limit=settings.bot_wall_limit,
                                      wall_pause=settings.bot_wall_pause)
@@ -122,6 +115,13 @@ class Fetcher:
             if kind == "page" and exc.reason in STICKY_SKIPS:
                 self.r.set(self.keys.skip(url), exc.reason, ex=SKIP_TTL)
             raise
+        except TransientFetchError as exc:
+            if exc.reason == "timeout" and not isinstance(exc, HostPaused):
+                # A host that took the whole deadline would take it again for each of its URLs, one
+                # thread each: pausing it for one deadline parks them together (the task layer groups
+                # a paused host's URLs) and frees the thread for other hosts.
+                self.politeness.pause(host, self.limits.deadline, "deadline exceeded")
+            raise
 
     def _before_hop(self, url: str, rate: float | None) -> None:
         """A redirect target is a new request: same pause, robots.txt and pacing rules."""
@@ -137,9 +137,8 @@ class Fetcher:
         if status == 304:
             return NotModified(resp.url)
         if status in TRANSIENT_STATUS:
-            retry_after = parse_retry_after(resp.headers.get("retry-after"), now)
+            retry_after = parse_retry_after(resp.headers.get("retry-after"), now)  # finite, capped
             if retry_after is not None and status in (429, 503):
-                retry_after = min(retry_after, MAX_RETRY_AFTER)
                 self.politeness.pause(host_of(resp.final_url), retry_after, f"retry-after {status}")
             raise TransientFetchError(f"HTTP {status}", reason=f"http_{status}", status=status,
                                       retry_after=retry_after)

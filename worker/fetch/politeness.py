@@ -7,8 +7,10 @@ same robots.txt verdict, the same request slots and the same pauses.
 from __future__ import annotations
 
 import json
+import math
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -60,7 +62,11 @@ local trips = redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 return trips
 """
-MAX_WALL_PAUSE = 6 * 3600.0
+# The longest wait wire schedules for anything: a Retry-After, a pause, a park.
+# A server asking for more (or for forever) is asked again after this long.
+MAX_WAIT = 6 * 3600.0
+MAX_WALL_PAUSE = MAX_WAIT
+_DELTA_SECONDS = re.compile(r"[0-9]+")  # ASCII digits only: '²'.isdigit() is true, float('²') fails
 
 
 def origin(url: str) -> str:
@@ -73,17 +79,28 @@ def host_of(url: str) -> str:
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), at most MAX_WAIT.
+
+    None when the value is neither (the caller's default backoff applies):
+    never infinite, never NaN, never negative.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if _DELTA_SECONDS.fullmatch(value):
+        return float(min(int(value), int(MAX_WAIT)))  # int first: float('9' * 400) is inf
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
-    return max(0.0, when.timestamp() - now)
+    return min(max(when - now, 0.0), MAX_WAIT)
+
+
+def finite_wait(seconds: float | None, default: float) -> float:
+    """A wait safe to schedule: `default` when missing or not a number, else within [0, MAX_WAIT]."""
+    if seconds is None or math.isnan(seconds):
+        return default
+    return min(max(seconds, 0.0), MAX_WAIT)
 
 
 def _seconds_left(pttl_ms: int | None) -> float:
@@ -117,7 +134,7 @@ class Politeness:
     def pause(self, host: str, seconds: float, reason: str) -> None:
         """Stop fetching from `host` for `seconds` (keeps the longer of two pauses)."""
         key = self.keys.host_pause(host)
-        ms = max(1, int(seconds * 1000))
+        ms = max(1, int(finite_wait(seconds, 0.0) * 1000))
         current = self.r.pttl(key)
         if current is None or current < ms:
             now = time.time()
@@ -223,10 +240,7 @@ class Politeness:
     def _fetch_robots(self, org: str) -> dict[str, Any]:
         try:
             resp = get(org + "/robots.txt", user_agent=self.user_agent,
-                       limits=Limits(max_bytes=512 * 1024, deadline=min(self.limits.deadline, 15.0),
-                                     connect_timeout=self.limits.connect_timeout,
-                                     read_timeout=self.limits.read_timeout,
-                                     allow_private=self.limits.allow_private))
+                       limits=replace(self.limits, max_bytes=512 * 1024, deadline=min(self.limits.deadline, 15.0)))
         except PermanentFetchError as exc:
             if exc.reason in UNFETCHABLE:
                 # no request may go to this origin at all (not http, private): the page is refused

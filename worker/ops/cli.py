@@ -255,9 +255,7 @@ def _load_target(target: str, settings: Settings) -> tuple[bytes, str | None, st
     if target.startswith(("http://", "https://")):
         from ..fetch.http import Limits, get
 
-        resp = get(target, user_agent=settings.user_agent,
-                   limits=Limits(max_bytes=settings.max_body_bytes, deadline=settings.fetch_timeout,
-                                 allow_private=settings.allow_private_addresses))
+        resp = get(target, user_agent=settings.user_agent, limits=Limits.from_settings(settings))
         return resp.content, resp.final_url, resp.charset
     return Path(target).read_bytes(), None, None
 

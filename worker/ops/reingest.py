@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import BadURL, ReingestError
-from ..fetch.http import is_public_address
+from ..fetch.guard import is_public_address
 from ..keys import as_text
 from ..models import Candidate, Source
 from ..pipeline.deps import Deps
@@ -75,7 +75,7 @@ def plan(req: Request, deps: Deps, *, now: float | None = None) -> list[Candidat
             except (BadURL, ValueError) as exc:
                 raise ReingestError(f"bad URL {raw[:200]!r}: {exc}") from None
             host = urlsplit(url).hostname or ""
-            if not deps.settings.allow_private_addresses and not is_public_address(host):
+            if not deps.settings.allow_private_addresses and not is_public_address(host, deps.settings.allow_addresses):
                 raise ReingestError(f"refusing {host}: resolves to a private address")
             source = deps.sources.get(req.source) if req.source else _source_for(url, known)
             if source is None:

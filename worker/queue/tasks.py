@@ -19,7 +19,7 @@ from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from ..errors import FetchError, HostPaused, TransientFetchError
-from ..fetch.politeness import host_of
+from ..fetch.politeness import finite_wait, host_of
 from ..keys import as_text
 from ..logs import get_logger
 from ..metrics import MetricsBatch
@@ -239,7 +239,7 @@ def _fetch_one(d: Deps, candidate: dict[str, Any], rest: list[dict[str, Any]], p
             host = host_of(cand.url)
             paused.add(host)
             waiting = [candidate] + [c for c in rest if host_of(c.get("url", "")) == host]
-            wait = exc.retry_after or 30.0
+            wait = finite_wait(exc.retry_after or 30.0, 30.0)
             if parks >= delivery.MAX_PARKS:
                 for c in waiting:
                     delivery.dead(d, "fetch", exc.reason, str(exc), c, attempt)
@@ -255,7 +255,7 @@ def _fetch_one(d: Deps, candidate: dict[str, Any], rest: list[dict[str, Any]], p
             if attempt + 1 >= d.settings.max_attempts:
                 delivery.dead(d, "fetch", exc.reason, str(exc), candidate, attempt)
                 return None
-            wait = exc.retry_after if exc.retry_after is not None else delivery.backoff(attempt, d.settings.max_countdown)
+            wait = finite_wait(exc.retry_after, delivery.backoff(attempt, d.settings.max_countdown))
             if wait > d.settings.max_countdown:
                 delivery.park(d, candidate, force=force, parks=parks, not_before=time.time() + wait)
                 _summary("fetch", started, None, status="parked", reason=exc.reason, wait_s=round(wait, 1))

@@ -1,0 +1,202 @@
+"""One wall-clock deadline over the whole exchange, at the SHIPPED default (WIRE_FETCH_TIMEOUT unset):
+servers that drip header bytes, body bytes or slow redirects are cut off at the deadline, and dripping
+hosts hold a real fetch worker's threads no longer than the deadline implies.
+
+Run with `-s` to see the measured times.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+
+from tests.support.cluster import Cluster
+from tests.support.env import wire_env
+from tests.support.loopback import HTML, SiteServer
+from worker.errors import TransientFetchError
+from worker.fetch.http import Limits, get
+from worker.ops.redis_server import RedisProcess
+from worker.queue.app import celery_config
+from worker.settings import Settings
+
+SHIPPED = Settings.from_env({}).fetch_timeout  # the deadline operators get: nothing here shortens it
+MARGIN = 2.0  # seconds past the deadline a cut-off fetch may take to return (a loaded, shared machine)
+DRIP_FOR = 45.0  # how long a drip server keeps dripping: more than twice the deadline
+
+
+class DripServer:
+    """Raw HTTP on one loopback address: robots.txt is a 404; every other path drips as `mode` says.
+
+    header: a status line, then one byte of a header every 0.5 s. body / body-close: whole headers
+    (with a Content-Length, or close-delimited), then one body byte every 0.5 s. redirects: each
+    /hop/N drips its headers for 8 s, then redirects to /hop/N+1.
+    """
+
+    def __init__(self, address: str, mode: str, delay: float = 0.5) -> None:
+        self.mode, self.delay = mode, delay
+        self.listener = socket.create_server((address, 0))
+        self.base = f"http://{address}:{self.listener.getsockname()[1]}"
+        self.requests: list[tuple[float, str]] = []
+        self.stopped = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket, until: float) -> None:
+        while not self.stopped.is_set() and time.monotonic() < until:
+            conn.sendall(b"a")
+            time.sleep(self.delay)
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 65536:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                head += data
+            path = head.split(b" ", 2)[1].decode()
+            self.requests.append((time.time(), path))
+            if path == "/robots.txt":
+                conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                return
+            end = time.monotonic() + DRIP_FOR
+            if self.mode == "header":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Drip: ")
+                self._drip(conn, end)
+            elif self.mode in ("body", "body-close"):
+                length = b"Content-Length: 100000\r\n" if self.mode == "body" else b""
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n" + length
+                             + b"\r\n<html><body><p>")
+                self._drip(conn, end)
+            elif self.mode == "redirects":
+                hop = int(path.rsplit("/", 1)[1])
+                conn.sendall(b"HTTP/1.1 302 Found\r\nX-Drip: ")
+                self._drip(conn, time.monotonic() + 8.0)
+                conn.sendall(f"\r\nLocation: /hop/{hop + 1}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                             .encode())
+        except OSError:
+            pass  # the fetcher hung up: what the test wants
+        finally:
+            conn.close()
+
+
+def test_every_drip_ends_at_the_shipped_deadline() -> None:
+    """Dripping headers, a body (with or without a length) or slow redirect hops: each fetch ends at the deadline.
+
+    The four run at once (one watchdog serves every fetch of a process), each from its own thread.
+    """
+    limits = Limits(allow_private=True, deadline=SHIPPED)
+    assert SHIPPED == 20.0
+    cases = {"header": "/page", "body": "/page", "body-close": "/page", "redirects": "/hop/0"}
+    servers = {mode: DripServer(f"127.0.0.{40 + i}", mode) for i, mode in enumerate(cases)}
+    results: dict[str, tuple[float, BaseException | None]] = {}
+
+    def fetch(mode: str) -> None:
+        started = time.monotonic()
+        try:
+            get(servers[mode].base + cases[mode], user_agent="t", limits=limits)
+            error: BaseException | None = None
+        except BaseException as exc:  # recorded for the assertions below
+            error = exc
+        results[mode] = (time.monotonic() - started, error)
+
+    threads = [threading.Thread(target=fetch, args=(mode,)) for mode in cases]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DRIP_FOR + 10)
+    for server in servers.values():
+        server.stop()
+    for mode, (took, error) in results.items():
+        print(f"\n{mode}: cut off after {took:.2f}s (deadline {SHIPPED:g}s): {error}")
+    assert sorted(results) == sorted(cases)
+    for mode, (took, error) in results.items():
+        assert isinstance(error, TransientFetchError) and error.reason == "timeout", (mode, error)
+        assert SHIPPED - 0.5 <= took <= SHIPPED + MARGIN, (mode, took)
+    assert [p for _, p in servers["redirects"].requests] == ["/hop/0", "/hop/1", "/hop/2"]  # the third hop was cut
+
+
+# ----------------------------------------------------------------------------- a real fetch worker
+
+@pytest.fixture
+def drips() -> Iterator[list[DripServer]]:
+    servers = [DripServer(f"127.0.0.{50 + i}", "header") for i in range(16)]
+    yield servers
+    for s in servers:
+        s.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("queued", ["tasks", "batch"])
+def test_dripping_urls_do_not_stall_an_honest_host(drips: list[DripServer], redis_server: RedisProcess,
+                                                   tmp_path: Path, queued: str) -> None:
+    """16 header-drip URLs queued before an honest page of another host, on a worker at shipped defaults
+    (8 fetch threads, 20 s deadline). As 16 tasks on 16 hosts they hold the eight threads for two rounds
+    of deadlines at most; as one batch on one host, the host is paused after its first deadline and the
+    honest page behind them in the same batch waits one deadline."""
+    site = SiteServer()
+    honest = site.add("honest", "127.0.0.70")
+    honest.routes["/robots.txt"] = (404, HTML, "")
+    honest.routes["/story"] = (200, HTML, "<html><body><p>an honest story</p></body></html>")
+    honest.routes["/next"] = honest.routes["/story"]
+    prefix = f"d{uuid.uuid4().hex[:8]}"
+    url = f"redis://127.0.0.1:{redis_server.port}/11"
+    redis.Redis.from_url(url).flushdb()
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(f"sources:\n- name: drip\n  feeds: ['{drips[0].base}/feed']\n"
+                       f"- name: honest\n  feeds: ['{honest.base}/feed']\n")
+    env = wire_env(redis_url=url, key_prefix=prefix, sources=sources, allow_private_addresses=1, log_format="json",
+                   data_dir=tmp_path / "data")
+    settings = Settings.from_env(env)
+    assert (settings.fetch_timeout, settings.fetch_concurrency, settings.fetch_batch) == (SHIPPED, 8, 16)
+    app = Celery("deadline-test", set_as_current=False)
+    app.conf.update(celery_config(settings))
+    cluster = Cluster(env, tmp_path)
+    honest_next = {"url": honest.base + "/next", "source": "honest"}
+    try:
+        cluster.start("worker", "worker", "--queues", "fetch", "--pool", "threads",
+                      "--concurrency", str(settings.fetch_concurrency))
+        # the worker is up when a first honest page comes through
+        app.send_task("wire.fetch", args=[{"url": honest.base + "/story", "source": "honest"}], queue="fetch")
+        cluster.wait(lambda: site.requests("honest", "/story"), timeout=60, what="the worker to fetch")
+        started = time.time()
+        if queued == "tasks":  # 16 tasks, 16 hosts: every thread busy
+            for drip in drips:
+                app.send_task("wire.fetch", args=[{"url": drip.base + "/page", "source": "drip"}], queue="fetch")
+            app.send_task("wire.fetch", args=[honest_next], queue="fetch")
+            limit = 2 * SHIPPED + 15.0  # two rounds of eight threads, plus a worker's own latency
+        else:  # one batch (WIRE_FETCH_BATCH) of one host's drips, the honest page last in it
+            batch = [{"url": f"{drips[0].base}/page{i}", "source": "drip"} for i in range(16)]
+            app.send_task("wire.fetch", args=[[*batch, honest_next]], queue="fetch")
+            limit = SHIPPED + 15.0
+        cluster.wait(lambda: site.requests("honest", "/next"), timeout=limit, what="the honest page")
+        waited = site.requests("honest", "/next")[0].time - started
+        begun = sorted(round(t - started, 1) for d in drips for t, p in d.requests if p != "/robots.txt")
+        print(f"\n{queued}: honest page fetched {waited:.1f}s after the 16 drips were queued; "
+              f"drip requests began at {begun}")
+        assert waited <= limit
+    finally:
+        for drip in drips:  # the drips end at once: the worker stops without waiting out their deadlines
+            drip.stop()
+        cluster.stop()
+        app.close()
+        site.stop()

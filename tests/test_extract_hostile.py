@@ -15,7 +15,7 @@ from worker.extract import body, extract
 from worker.models import Article
 
 BUDGET_S = 2.0
-SHARED_BENCH = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "extraction" / "scrapinghub"
+SHARED_BENCH = next((p / "shared" for p in Path(__file__).resolve().parents if (p / "shared" / "corpus").is_dir()), Path("/nonexistent")) / "corpus" / "extraction" / "scrapinghub"
 
 
 def timed(html: bytes) -> tuple[Article, float]:

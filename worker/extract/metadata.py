@@ -12,12 +12,13 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from lxml.html import HtmlElement
 
-from .dates import to_utc_iso
+from .dates import normalise
 from .wire_patterns import agency_name
 
 _ARTICLE_TYPES = {
@@ -47,6 +48,8 @@ _BY_PREFIX = re.compile(r"^\s*(?:by|von|par|por|di|door|av|af|przez|от|autor(?
 _AUTHOR_SPLIT = re.compile(r"\s*(?:,|;|\||&|\band\b|\bund\b|\bet\b|\by\b|\be\b|\ben\b|\bog\b|\boch\b|\bi\b)\s*")
 _LANG = re.compile(r"^([a-zA-Z]{2,3})(?:[-_][a-zA-Z0-9]{2,8})*$")
 _WS = re.compile(r"\s+")
+# XHTML pages wrap script contents in CDATA sections or HTML comments.
+_JSON_WRAPPER = re.compile(r"^\s*(?://\s*)?(?:<!\[CDATA\[|<!--)|(?://\s*)?(?:\]\]>|-->)\s*$")
 
 
 @dataclass
@@ -84,7 +87,7 @@ def json_ld_objects(tree: HtmlElement) -> Iterator[dict[str, Any]]:
         if (script.get("type") or "").strip().lower() != "application/ld+json" or not script.text:
             continue
         try:
-            data = json.loads(script.text.strip().rstrip(";"), strict=False)
+            data = json.loads(_JSON_WRAPPER.sub("", script.text).strip().rstrip(";"), strict=False)
         except ValueError:
             continue
         stack = [data]
@@ -191,7 +194,8 @@ def _absolute(href: str | None, base: str | None) -> str | None:
     return resolved if urlsplit(resolved).scheme in ("http", "https") else None
 
 
-def extract_metadata(tree: HtmlElement, url: str | None) -> Metadata:
+def extract_metadata(tree: HtmlElement, url: str | None, latest: date | None = None) -> Metadata:
+    """Metadata from markup; dates later than `latest` (the day after the fetch) are not believed."""
     meta = read_meta(tree)
     md = Metadata(meta=meta)
     headline = ld_published = ld_modified = ld_lang = ld_url = None
@@ -204,8 +208,10 @@ def extract_metadata(tree: HtmlElement, url: str | None) -> Metadata:
         md.is_article_typed = md.is_article_typed or strong
         if not headline or strong and not ld_authors:
             headline = obj.get("headline") if isinstance(obj.get("headline"), str) else headline or obj.get("name")
-        ld_published = ld_published or to_utc_iso(obj.get("datePublished")) or to_utc_iso(obj.get("dateCreated"))
-        ld_modified = ld_modified or to_utc_iso(obj.get("dateModified"))
+        ld_published = (
+            ld_published or normalise(obj.get("datePublished"), latest) or normalise(obj.get("dateCreated"), latest)
+        )
+        ld_modified = ld_modified or normalise(obj.get("dateModified"), latest)
         lang = obj.get("inLanguage")
         ld_lang = ld_lang or (lang if isinstance(lang, str) else None)
         ld_url = ld_url or (obj.get("url") if isinstance(obj.get("url"), str) else None)
@@ -247,8 +253,12 @@ def extract_metadata(tree: HtmlElement, url: str | None) -> Metadata:
         authors = _visible_byline(tree)
     md.authors = _dedupe(authors)
 
-    md.published_at = ld_published or _first_date(meta, _PUBLISHED_META) or _time_element(tree, "datepublished")
-    md.modified_at = ld_modified or _first_date(meta, _MODIFIED_META) or _time_element(tree, "datemodified")
+    md.published_at = (
+        ld_published or _first_date(meta, _PUBLISHED_META, latest) or _time_element(tree, "datepublished", latest)
+    )
+    md.modified_at = (
+        ld_modified or _first_date(meta, _MODIFIED_META, latest) or _time_element(tree, "datemodified", latest)
+    )
 
     html_lang = tree.get("lang") or tree.get("xml:lang")
     md.language = (
@@ -266,22 +276,22 @@ def extract_metadata(tree: HtmlElement, url: str | None) -> Metadata:
     return md
 
 
-def _first_date(meta: dict[str, str], keys: tuple[str, ...]) -> str | None:
+def _first_date(meta: dict[str, str], keys: tuple[str, ...], latest: date | None) -> str | None:
     for key in keys:
-        value = to_utc_iso(meta.get(key))
+        value = normalise(meta.get(key), latest)
         if value:
             return value
     return None
 
 
-def _time_element(tree: HtmlElement, itemprop: str) -> str | None:
-    first = None
+def _time_element(tree: HtmlElement, itemprop: str, latest: date | None) -> str | None:
+    """A ``<time itemprop=...>`` (a bare ``<time>`` is weak evidence, weighed later with other clues)."""
     for el in tree.iter("time"):
-        value = to_utc_iso(el.get("datetime"))
-        if value and (el.get("itemprop") or "").lower() == itemprop:
-            return value
-        first = first or value
-    return first if itemprop == "datepublished" else None
+        if (el.get("itemprop") or "").lower() == itemprop:
+            value = normalise(el.get("datetime") or el.text_content(), latest)
+            if value:
+                return value
+    return None
 
 
 def _visible_byline(tree: HtmlElement) -> list[str]:

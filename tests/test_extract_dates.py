@@ -130,3 +130,11 @@ def test_library_fallback_without_markup() -> None:
     """No machine-readable date and no labelled line: htmldate's search over the page finds the day."""
     body = "<div class='date'>Mercredi 2 décembre 2026</div>" + STORY
     assert extract(page(body, lang="fr"), fetched_at=FETCHED).published_at == "2026-12-02T00:00:00Z"
+
+
+def test_utc_markup_takes_the_offset_shown_to_readers() -> None:
+    """UTC in markup and the same minute shown in local time on the page: the offset is the shown one."""
+    head = '<title>H</title><meta property="article:published_time" content="2019-11-20T01:53:14.418">'
+    body = "<article><div class='published'>November 19, 2019<div class='time'>5:53 PM</div></div>" + STORY + "</article>"
+    art = extract(page(body, head), "https://news.example/business/story/2019-11-19/gannett", fetched_at=FETCHED)
+    assert art.published_at == "2019-11-19T17:53:14-08:00"

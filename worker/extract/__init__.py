@@ -121,8 +121,8 @@ def extract(
         md.published_at, modified = fallback_dates(tree, text, url, latest, tree.get("lang") or md.language)
         md.modified_at = md.modified_at or modified
     else:
-        md.published_at = localise(md.published_at, text, url)
-        md.modified_at = localise(md.modified_at, text, None)
+        md.published_at = localise(md.published_at, text, url, tree)
+        md.modified_at = localise(md.modified_at, text, None, tree)
 
     paragraphs = rule_body(text, rules) if rules and rules.body else None
     if paragraphs is None:

@@ -23,6 +23,7 @@ _ISO_PREFIX = re.compile(
     r"(\d{4})-?(\d{2})-?(\d{2})(?:[T ](\d{1,2}):?(\d{2})(?::?(\d{2})(?:[.,]\d+)?)?\s*"
     r"(Z|z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?)?(?![\d:])"
 )
+_RFC2822 = re.compile(r"^(?:[A-Za-z]{3},?\s+)?\d{1,2}\s+[A-Za-z]{3}\s+\d{2,4}\s+\d\d:\d\d(?::\d\d)?\s*(?:[+-]\d{4}|[A-Z]{1,5})?\s*$")
 # Nothing news-like is older than the web; a page claiming otherwise read a
 # birth date or a copyright line.
 EARLIEST = date(1995, 1, 1)
@@ -117,7 +118,8 @@ def _parse_iso(text: str) -> datetime | None:
 
 
 def _parse_rfc2822(text: str) -> datetime | None:
-    if not text[:1].isalpha() and not text[:2].strip().isdigit():
+    # Only the real form: the stdlib parser is lenient and reads "Nov 19, 2019 5:53 PM" as 05:53.
+    if not _RFC2822.match(text):
         return None
     try:
         parsed = parsedate_to_datetime(text)

@@ -26,6 +26,7 @@ from .dates import EARLIEST, parse_date, plausible, to_iso
 _OFFSET_STAMP = re.compile(r"\b(\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d)?)(?:\.\d+)?\s?([+-]\d\d:?\d\d)\b")
 _URL_DAY = re.compile(r"(?<!\d)(20\d\d|19\d\d)(?:([/_-])(\d\d?)\2(\d\d?)|(\d\d)(\d\d))(?!\d)")
 _SCAN_CHARS = 600_000
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
 # htmldate's text search runs over the whole page: 2 s for 7.5 MB of text. A
 # story's date sits in its first part (the dev sets' pages are under 1.5 MB).
 _LIBRARY_CHARS = 500_000
@@ -96,9 +97,10 @@ def labelled_dates(tree: HtmlElement, latest: date | None, lang: str | None) -> 
 
 
 def _block(el: HtmlElement) -> HtmlElement | None:
-    """The smallest element around a label that holds its date too (label and date often sit in siblings)."""
+    """The smallest element around a label or a time that holds its date too (they often sit in siblings)."""
     for _ in range(3):
-        if len(el.text_content().strip()) > 24 or el.getparent() is None:
+        text = " ".join(el.itertext())
+        if len(text) > 60 or _YEAR.search(text) or el.getparent() is None:
             return el
         el = el.getparent()
     return el
@@ -166,13 +168,14 @@ def fallback_dates(
     return (to_iso(published) if published else None, to_iso(updated) if updated else None)
 
 
-def localise(stamp: str | None, text: str, url: str | None) -> str | None:
+def localise(stamp: str | None, text: str, url: str | None, tree: HtmlElement | None = None) -> str | None:
     """A UTC timestamp expressed in the page's own offset, when the page tells it.
 
     Sites often put UTC in ``datePublished`` and the local time elsewhere:
     the same instant written with an offset in another tag or script
     (``2023-11-09T01:09:55Z`` and ``2023-11-08T18:09:55-07:00``) gives the
-    offset exactly. Failing that, a URL dated one day off the UTC day
+    offset exactly, and so does the local time shown to readers
+    (``Nov. 8, 2023 6:09 PM``). Failing that, a URL dated one day off the UTC day
     (``/2023/11/08/``) is the local day: the instant is shifted by the
     smallest whole number of hours that reaches it (the offset is then a
     lower bound, the instant exact and the day the page's).
@@ -180,7 +183,7 @@ def localise(stamp: str | None, text: str, url: str | None) -> str | None:
     if not stamp or not stamp.endswith("Z") or "T00:00:00Z" in stamp:
         return stamp
     moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    twin = _offset_twin(moment, text)
+    twin = _offset_twin(moment, text) or (_shown_twin(moment, tree) if tree is not None else None)
     if twin is not None:
         return to_iso(twin)
     day = url_day(url)
@@ -207,6 +210,30 @@ def _offset_twin(moment: datetime, text: str) -> datetime | None:
             continue
         if abs((found - moment).total_seconds()) < 60:
             return found
+    return None
+
+
+def _shown_twin(moment: datetime, tree: HtmlElement) -> datetime | None:
+    """The instant as the page shows it in local time: same minute, a whole quarter-hour offset away."""
+    for node in tree.xpath(f"//body//text()[contains(., ':{moment.minute:02d}')]"):
+        if len(node) > _MAX_LINE:
+            continue
+        parent = node.getparent()
+        if parent is None or parent.tag in _SKIP_PARENTS:
+            continue
+        block = _block(parent)
+        line = " ".join(" ".join(block.itertext()).split())[:_MAX_LINE] if block is not None else str(node)
+        shown = parse_date(line)
+        if shown is None or shown.minute != moment.minute:
+            continue
+        if shown.tzinfo is not None:
+            if abs((shown - moment).total_seconds()) < 60 and shown.utcoffset():
+                return shown
+            continue
+        offset = shown - moment.replace(tzinfo=None, second=0)
+        minutes = round(offset.total_seconds() / 60)
+        if minutes and minutes % 15 == 0 and _WEST_MOST * 60 <= minutes <= 14 * 60 and shown.second in (0, moment.second):
+            return moment.astimezone(timezone(timedelta(minutes=minutes)))
     return None
 
 

@@ -7,9 +7,10 @@ import re
 import pytest
 
 from worker.extract import extract
+from worker.extract.bylines import split_authors
 from worker.extract.dates import normalise
 from worker.extract.decode import decode_html
-from worker.extract.metadata import clean_title, split_authors
+from worker.extract.metadata import clean_title
 from worker.extract.wire_patterns import agency_name, credit_agency, dateline
 from worker.models import Rules
 

@@ -38,10 +38,12 @@ from lxml.html import HtmlElement, HTMLParser, document_fromstring
 from worker.models import Article, Rules
 
 from .body import MAX_PARAGRAPH_CHARS, drop_furniture, trafilatura_paragraphs
+from .bylines import is_person_name
 from .decode import decode_html
-from .metadata import Metadata, extract_metadata, is_person_name
+from .metadata import Metadata, extract_metadata
 from .page_dates import fallback_dates, localise
 from .rules import apply_strip, rule_body
+from .text import clean_inline
 from .walls import is_listing_body, is_section_front, sniff_not_html, wall_reason
 from .wire_patterns import credit_agency, dateline
 
@@ -132,7 +134,7 @@ def extract(
             # trafilatura on a pathological tree: best effort is no body.
             _LOG.debug("main-text extraction failed: %s", exc)
             paragraphs = []
-    paragraphs = [p[:MAX_PARAGRAPH_CHARS] for p in paragraphs]
+    paragraphs = [line for line in (clean_inline(p[:MAX_PARAGRAPH_CHARS]).strip() for p in paragraphs) if line]
     paragraphs = drop_furniture(paragraphs, rules.strip_text if rules else ())
     paragraphs = _drop_leading_headline_and_dek(paragraphs, md)
     body = "\n\n".join(paragraphs)
@@ -153,7 +155,7 @@ def extract(
     if len(_WORD.findall(body, 0, 200)) < MIN_BODY_WORDS:
         return _not_article("too_short", md, body)
 
-    place, agency = dateline(paragraphs[0])
+    place, agency = _opening_dateline(paragraphs)
     agency = agency or md.agency or credit_agency(paragraphs)
     authors = tuple(a for a in md.authors if is_person_name(a))
     return Article(
@@ -168,6 +170,15 @@ def extract(
         canonical_url=md.canonical_url,
         not_article=None,
     )
+
+
+def _opening_dateline(paragraphs: list[str]) -> tuple[str | None, str | None]:
+    """The dateline of the story's first paragraph of prose (a byline or date line may come before it)."""
+    for para in paragraphs[:3]:
+        place, agency = dateline(para)
+        if place or agency or len(para) > 150:
+            return place, agency
+    return None, None
 
 
 def _latest_day(fetched_at: float | None) -> date:

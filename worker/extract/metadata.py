@@ -18,7 +18,9 @@ from urllib.parse import urljoin, urlsplit
 
 from lxml.html import HtmlElement
 
+from .bylines import markup_byline, parse_byline, text_byline
 from .dates import normalise
+from .text import clean_inline
 from .wire_patterns import agency_name
 
 _ARTICLE_TYPES = {
@@ -36,16 +38,11 @@ _MODIFIED_META = (
     "article:modified_time", "og:article:modified_time", "og:updated_time", "datemodified",
     "lastmod", "last-modified", "dcterms.modified", "article:modified", "modified_time",
 )
-_AUTHOR_META = ("author", "article:author", "parsely-author", "sailthru.author", "dc.creator", "dcterms.creator", "byl", "og:article:author", "cxenseparse:author")
-_TITLE_SEPARATORS = re.compile(r"\s+(?:[|\-–—:·•»«/~]|::|\\\\)\s+")
-_NOT_PERSON = re.compile(
-    r"\b(?:staff|desk|team|editors?|editorial|newsroom|news|service|agency|wire|correspondents?|reporters?|"
-    r"bureau|admin|administrator|webmaster|contributors?|media|online|digital|press|times|post|daily|journal|"
-    r"magazine|herald|tribune|gazette|network|group|inc|ltd|llc|redaktion|rédaction|redacción|redazione)\b",
-    re.I,
+_AUTHOR_META = (
+    "author", "article:author", "article:author_name", "author_name", "parsely-author", "sailthru.author", "dc.creator",
+    "dc:creator", "dcterms.creator", "dcterms:creator", "byl", "og:article:author", "cxenseparse:author",
 )
-_BY_PREFIX = re.compile(r"^\s*(?:by|von|par|por|di|door|av|af|przez|от|autor(?:in)?:?|written by|posted by|words by)\s+", re.I)
-_AUTHOR_SPLIT = re.compile(r"\s*(?:,|;|\||&|\band\b|\bund\b|\bet\b|\by\b|\be\b|\ben\b|\bog\b|\boch\b|\bi\b)\s*")
+_TITLE_SEPARATORS = re.compile(r"\s+(?:[|\-–—:·•»«/~]|::|\\\\)\s+")
 _LANG = re.compile(r"^([a-zA-Z]{2,3})(?:[-_][a-zA-Z0-9]{2,8})*$")
 _WS = re.compile(r"\s+")
 # XHTML pages wrap script contents in CDATA sections or HTML comments.
@@ -67,17 +64,20 @@ class Metadata:
 
 
 def _norm(text: str | None) -> str:
-    return _WS.sub(" ", text or "").strip()
+    return _WS.sub(" ", clean_inline(text or "")).strip()
 
 
 def read_meta(tree: HtmlElement) -> dict[str, str]:
     """``<meta>`` name/property -> first content, lower-cased keys."""
     found: dict[str, str] = {}
     for el in tree.iter("meta"):
-        key = (el.get("property") or el.get("name") or el.get("itemprop") or el.get("http-equiv") or "").strip().lower()
         content = el.get("content")
-        if key and content and key not in found:
-            found[key] = content.strip()
+        if not content:
+            continue
+        # RDFa allows several properties in one attribute: property="dc:creator twitter:site_name"
+        keys = (el.get("property") or el.get("name") or el.get("itemprop") or el.get("http-equiv") or "").lower().split()
+        for key in keys:
+            found.setdefault(key, content.strip())
     return found
 
 
@@ -119,28 +119,6 @@ def _names(value: Any) -> Iterator[tuple[str, bool]]:
                 name = " ".join(str(n) for n in name)
             if isinstance(name, str):
                 yield name, "organization" not in _types(item) and "newsmediaorganization" not in _types(item)
-
-
-def split_authors(raw: str) -> list[str]:
-    """Person names out of a byline string; agencies and desks dropped."""
-    text = _BY_PREFIX.sub("", _norm(raw))
-    text = re.sub(r"\s*[|,]?\s*(?:updated|published|posted)\b.*$", "", text, flags=re.I)
-    names: list[str] = []
-    for part in _AUTHOR_SPLIT.split(text):
-        name = _BY_PREFIX.sub("", part).strip(" .,:;-—–()")
-        if is_person_name(name):
-            names.append(name)
-    return names
-
-
-def is_person_name(name: str) -> bool:
-    if not name or len(name) > 60 or "@" in name or "/" in name or any(c.isdigit() for c in name):
-        return False
-    words = name.split()
-    if not 1 < len(words) <= 5 or agency_name(name, strict=False) or _NOT_PERSON.search(name):
-        return False
-    # Names are capitalised words (allowing particles: van, de, bin, al-).
-    return sum(1 for w in words if w[:1].isupper()) >= 2 and not name.isupper() or name.istitle()
 
 
 def _dedupe(names: list[str]) -> tuple[str, ...]:
@@ -221,7 +199,9 @@ def extract_metadata(tree: HtmlElement, url: str | None, latest: date | None = N
                 if agency:
                     md.agency = md.agency or agency
                 elif is_person and strong:
-                    ld_authors.extend(split_authors(name))
+                    names, agency = parse_byline(name)
+                    ld_authors.extend(names)
+                    md.agency = md.agency or agency
         for name, _ in _names(obj.get("sourceOrganization")):
             md.agency = md.agency or agency_name(name, strict=False)
         publisher = obj.get("publisher")
@@ -248,9 +228,13 @@ def extract_metadata(tree: HtmlElement, url: str | None, latest: date | None = N
         value = meta.get(key)
         if value and not authors and not value.startswith("http"):
             md.agency = md.agency or agency_name(value, strict=False)
-            authors = split_authors(value)
-    if not authors:
-        authors = _visible_byline(tree)
+            authors, agency = parse_byline(value)
+            md.agency = md.agency or agency
+    for find in (markup_byline, text_byline):
+        if authors:
+            break
+        authors, agency = find(tree)
+        md.agency = md.agency or agency
     md.authors = _dedupe(authors)
 
     md.published_at = (
@@ -292,24 +276,3 @@ def _time_element(tree: HtmlElement, itemprop: str, latest: date | None) -> str 
             if value:
                 return value
     return None
-
-
-def _visible_byline(tree: HtmlElement) -> list[str]:
-    """Names from ``rel=author`` / ``itemprop=author`` / ``.byline`` markup, first match only.
-
-    Only the first byline counts: later ones belong to related stories.
-    """
-    candidates = tree.xpath(
-        '//*[@rel="author" or @itemprop="author" or contains(@class, "byline") or contains(@class, "author")]'
-    )
-    for el in candidates:
-        if el.tag not in ("a", "span", "div", "p", "address"):
-            continue
-        rel = (el.get("rel") or "").lower()
-        prop = (el.get("itemprop") or "").lower()
-        cls = (el.get("class") or "").lower()
-        if rel == "author" or prop == "author" or re.search(r"\b(?:byline|author-name|author__name|byline__name)\b", cls):
-            names = split_authors(el.text_content()[:200])
-            if names:
-                return names
-    return []

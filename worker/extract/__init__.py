@@ -37,7 +37,16 @@ from lxml.html import HtmlElement, HTMLParser, document_fromstring
 
 from worker.models import Article, Rules
 
-from .body import MAX_PARAGRAPH_CHARS, drop_furniture, trafilatura_paragraphs
+from .body import (
+    MAX_PARAGRAPH_CHARS,
+    MIN_PROSE_SHARE,
+    MIN_STORY_CHARS,
+    SHORT_BODY_CHARS,
+    drop_furniture,
+    prose_chars,
+    prose_share,
+    trafilatura_paragraphs,
+)
 from .bylines import is_person_name
 from .decode import decode_html
 from .metadata import Metadata, extract_metadata
@@ -130,6 +139,17 @@ def extract(
     if paragraphs is None:
         try:
             paragraphs = trafilatura_paragraphs(tree, url, copy_tree=False)
+            short = sum(len(p) for p in paragraphs) < SHORT_BODY_CHARS
+            if short or prose_share(paragraphs) < MIN_PROSE_SHARE:
+                fresh = _parse(text)
+                if fresh is not None:
+                    thorough = trafilatura_paragraphs(fresh, url, copy_tree=False, fast=False)
+                    if short and sum(len(p) for p in thorough) > sum(len(p) for p in paragraphs) or (
+                        not short
+                        and prose_share(thorough) >= 2 * prose_share(paragraphs)
+                        and prose_chars(thorough) >= MIN_STORY_CHARS
+                    ):
+                        paragraphs = thorough
         except (RecursionError, ValueError, TypeError, etree.LxmlError) as exc:
             # trafilatura on a pathological tree: best effort is no body.
             _LOG.debug("main-text extraction failed: %s", exc)

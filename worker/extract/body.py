@@ -53,16 +53,33 @@ _CALL_TO_ACTION = re.compile(
     r"\bapp\b|e-?mail|itunes|spotify|here\b|click)",
     re.I,
 )
+# Below this many characters from the fast extractor, the thorough one is tried
+# as well and kept when it finds more (dev sets: fast found 150-450 characters
+# of pages whose stories are 1-4 kB; above ~500 the thorough mode's extra text
+# was mostly furniture).
+SHORT_BODY_CHARS = 500
+# A result whose text is mostly short lines that are not sentences (menus,
+# lists of links, headlines) is checked against the thorough mode too.
+MIN_PROSE_SHARE = 0.5
+# ... and that thorough result is taken when it is at least twice as much prose
+# and holds a story's worth of it.
+MIN_STORY_CHARS = 200
+_SENTENCE_END = re.compile(r"[.!?…:;\"”’»)\]。！？]\s*$")
 # A single text node this long is not an article paragraph.
 MAX_PARAGRAPH_CHARS = 50_000
 _WS = re.compile(r"[ \t\u00a0\u2009\u200a\u202f]+")
 
 
-def trafilatura_paragraphs(tree: HtmlElement, url: str | None, *, copy_tree: bool) -> list[str]:
-    """Paragraphs of the main text as trafilatura sees it, minus link furniture (may be empty)."""
+def trafilatura_paragraphs(tree: HtmlElement, url: str | None, *, copy_tree: bool, fast: bool = True) -> list[str]:
+    """Paragraphs of the main text as trafilatura sees it, minus link furniture (may be empty).
+
+    `fast` runs trafilatura's own extractor only; without it trafilatura also
+    compares its result with readability's and jusText's (slower; better only
+    where its own extractor found next to nothing: see SHORT_BODY_CHARS).
+    """
     work = deepcopy(tree) if copy_tree else tree
     _mark_links(work)
-    options = Extractor(output_format="python", fast=True, comments=False, tables=True, formatting=False, url=url)
+    options = Extractor(output_format="python", fast=fast, comments=False, tables=True, formatting=False, url=url)
     doc = bare_extraction(work, options=options)
     if doc is None or isinstance(doc, dict) or doc.body is None:
         return []
@@ -187,3 +204,13 @@ def drop_furniture(paragraphs: list[str], strip_text: tuple[re.Pattern[str], ...
             continue
         kept.append(para)
     return kept
+
+
+def prose_chars(paragraphs: list[str]) -> int:
+    """Characters in paragraphs that read as prose: long, or ending like a sentence."""
+    return sum(len(p) for p in paragraphs if len(p) >= 80 or _SENTENCE_END.search(p))
+
+
+def prose_share(paragraphs: list[str]) -> float:
+    total = sum(len(p) for p in paragraphs)
+    return prose_chars(paragraphs) / total if total else 1.0

@@ -28,6 +28,10 @@ URLS = {
     "german_dpa_latin1": "https://rundschau.example/wirtschaft/bahnstreik-legt-fernverkehr-lahm-1.2345",
     "tables_lists": "https://valleytimes.example/elections/2022/05/06/greens-gain-three-seats",
     "liveblog": "https://citysport.example/live/marathon-2024?page=1",
+    "oldstyle_ap_table": "http://www.millbrooksentinel.example/news/nation/20261204-101.html",
+    "oldstyle_font_paragraphs": "http://www.valleycourier.example/news/kabul1204.html",
+    "oldstyle_br_mojibake_reuters": "http://www.lakeshoregazette.example/business/77812.html",
+    "modern_subscribe_reuters": "https://www.harborledger.example/nation/2026/12/04/senate-stopgap-bill/?utm_source=rss",
 }
 
 

@@ -47,10 +47,11 @@ from .body import (
     prose_share,
     trafilatura_paragraphs,
 )
-from .bylines import is_person_name
+from .bylines import is_byline_line, is_person_name, parse_byline
 from .decode import decode_html
+from .layout import unwrap_layout_tables
 from .metadata import Metadata, extract_metadata
-from .page_dates import fallback_dates, localise
+from .page_dates import fallback_dates, is_date_line, localise
 from .rules import apply_strip, rule_body
 from .text import clean_inline
 from .walls import is_listing_body, is_section_front, sniff_not_html, wall_reason
@@ -138,11 +139,13 @@ def extract(
     paragraphs = rule_body(text, rules) if rules and rules.body else None
     if paragraphs is None:
         try:
+            unwrap_layout_tables(tree)
             paragraphs = trafilatura_paragraphs(tree, url, copy_tree=False)
             short = sum(len(p) for p in paragraphs) < SHORT_BODY_CHARS
             if short or prose_share(paragraphs) < MIN_PROSE_SHARE:
                 fresh = _parse(text)
                 if fresh is not None:
+                    unwrap_layout_tables(fresh)
                     thorough = trafilatura_paragraphs(fresh, url, copy_tree=False, fast=False)
                     if short and sum(len(p) for p in thorough) > sum(len(p) for p in paragraphs) or (
                         not short
@@ -157,6 +160,14 @@ def extract(
     paragraphs = [line for line in (clean_inline(p[:MAX_PARAGRAPH_CHARS]).strip() for p in paragraphs) if line]
     paragraphs = drop_furniture(paragraphs, rules.strip_text if rules else ())
     paragraphs = _drop_leading_headline_and_dek(paragraphs, md)
+    paragraphs, header = _drop_leading_byline_and_date(paragraphs)
+    if not md.authors:
+        # "Jane Doe, Reuters" over the story: a byline without "By" or markup
+        for line in header:
+            names, found = parse_byline(line)
+            if names:
+                md.authors, md.agency = tuple(names), md.agency or found
+                break
     body = "\n\n".join(paragraphs)
 
     if len(body) < 1500:
@@ -190,6 +201,17 @@ def extract(
         canonical_url=md.canonical_url,
         not_article=None,
     )
+
+
+def _drop_leading_byline_and_date(paragraphs: list[str]) -> tuple[list[str], list[str]]:
+    """Byline and date lines above the story (old layouts keep them in the story's cell) are not its
+    text: ``(story, those lines)``."""
+    start = 0
+    while start < min(len(paragraphs) - 1, 4) and (
+        is_byline_line(paragraphs[start]) or is_date_line(paragraphs[start])
+    ):
+        start += 1
+    return paragraphs[start:], paragraphs[:start]
 
 
 def _opening_dateline(paragraphs: list[str]) -> tuple[str | None, str | None]:

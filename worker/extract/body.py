@@ -27,6 +27,8 @@ _FURNITURE = re.compile(
     r"(?:share|tweet|email|print|comment)(?: (?:this|on \w+|article|story))?|"
     r"(?:follow|like) us on .{0,60}|"
     r"(?:sign up|subscribe) (?:for|to) (?:our|the) .{0,40}newsletters?.{0,80}|"
+    r"(?:subscribe|sign up|become a (?:subscriber|member)|support local journalism)\b.{0,80}"
+    r"\b(?:unlimited|full|digital|premium|complete) access\b.{0,60}|"
     r"leave a (?:reply|comment)|your email address will not be published\.?.{0,80}|"
     r"required fields are marked.{0,20}|"
     r"(?:previous|next) (?:story|post|article)|"
@@ -67,6 +69,7 @@ MIN_STORY_CHARS = 200
 _SENTENCE_END = re.compile(r"[.!?…:;\"”’»)\]。！？]\s*$")
 # A single text node this long is not an article paragraph.
 MAX_PARAGRAPH_CHARS = 50_000
+_ROW_SEPARATOR = re.compile(r"\s[|•·]\s")
 _WS = re.compile(r"[ \t\u00a0\u2009\u200a\u202f]+")
 
 
@@ -145,8 +148,17 @@ def _link_density(text: str) -> float:
 
 
 def _lines(text: str) -> list[str]:
-    lines = (_collapse(line).strip() for line in _MARKERS.sub("", text).split("\n"))
-    return [line for line in lines if line]
+    """The lines of a block, without rows of links ("Printer-friendly version | E-mail this story",
+    "Home | News | Sports" between <br>s). (Every line of two or more links was measured too: it cost
+    lists of links the dev sets count as text.)"""
+    out = []
+    for raw in text.split("\n"):
+        line = _collapse(_MARKERS.sub("", raw)).strip()
+        if line and not (
+            len(line) < 160 and raw.count(LINK_START) >= 2 and _ROW_SEPARATOR.search(line) and _link_density(raw) >= 0.8
+        ):
+            out.append(line)
+    return out
 
 
 def body_paragraphs(body: _Element) -> list[str]:

@@ -258,3 +258,17 @@ def text_byline(tree: HtmlElement) -> tuple[list[str], str | None]:
         if names:
             return names, agency
     return [], None
+
+
+def is_byline_line(line: str) -> bool:
+    """A short line that is only a byline or an agency credit ("By JANE DOE", "Associated Press Writer")."""
+    if len(line) > 150:
+        return False
+    text = matchable(line).strip()
+    if agency_name(text) or _agency_with_title(text):
+        return True
+    names, agency = parse_byline(text)
+    if _BY_PREFIX.match(text):
+        return bool(names or agency)
+    # without "By": names and their agency and nothing else ("Jane Doe, Reuters", "Jane Doe | AP")
+    return bool(names and agency) and len(text) <= 80

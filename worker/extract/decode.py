@@ -60,7 +60,7 @@ _META_CHARSET = re.compile(
 )
 # C0 controls except tab/newline/carriage return, DEL, C1 controls, and
 # noncharacters: they carry no text and break downstream JSON consumers.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]|(?<!\u00e2\u20ac)[\x80-\x9f]")
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
 
 SNIFF_BYTES = 16_384
@@ -132,5 +132,10 @@ def decode_html(data: bytes, http_charset: str | None = None) -> tuple[str, str]
 
 
 def clean_text(text: str) -> str:
-    """Drop control characters (they are never text and break JSON and XML)."""
+    """Drop control characters (they are never text and break JSON and XML).
+
+    A C1 control right after "â€" is kept: it is the last byte of a
+    mis-decoded quotation mark ("â€\x9d" for "”"), which the text clean-up
+    repairs (and removes if it cannot).
+    """
     return _CONTROL.sub("", text)

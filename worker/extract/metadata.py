@@ -43,6 +43,8 @@ _AUTHOR_META = (
     "dc:creator", "dcterms.creator", "dcterms:creator", "byl", "og:article:author", "cxenseparse:author",
 )
 _TITLE_SEPARATORS = re.compile(r"\s+(?:[|\-–—:·•»«/~]|::|\\\\)\s+")
+# Old sites separate site and headline with "--", which headlines use too ("Dress -- STOLEN!!!").
+_DOUBLE_HYPHEN = re.compile(r"\s+--\s+|(?<=\w):\s+")
 _LANG = re.compile(r"^([a-zA-Z]{2,3})(?:[-_][a-zA-Z0-9]{2,8})*$")
 _WS = re.compile(r"\s+")
 # XHTML pages wrap script contents in CDATA sections or HTML comments.
@@ -151,6 +153,17 @@ def clean_title(title: str, site_names: list[str], h1: str | None) -> str:
     return " - ".join(kept) if kept else title
 
 
+def _shown_part(title: str, tree: HtmlElement) -> str:
+    """Of "Site -- Headline" or "Site: Headline", the part the page shows as text, when it does not
+    show the whole."""
+    body = tree.find("body")
+    shown = _norm(body.text_content()) if body is not None else ""
+    if title in shown:
+        return title
+    parts = [p for p in _DOUBLE_HYPHEN.split(title) if len(p.split()) >= 3 and p in shown]
+    return max(parts, key=len) if parts else title
+
+
 def _looks_like_domain(text: str) -> bool:
     return bool(re.fullmatch(r"(?:www\.)?[\w\-]+(?:\.[\w\-]+)*\.[a-z]{2,}", text.strip().lower()))
 
@@ -221,6 +234,8 @@ def extract_metadata(tree: HtmlElement, url: str | None, latest: date | None = N
     if raw_title is None:
         title_el = next(tree.iter("title"), None)
         raw_title = title_el.text_content() if title_el is not None else None
+    if raw_title and _DOUBLE_HYPHEN.search(raw_title) and not h1:
+        raw_title = _shown_part(_norm(raw_title), tree)
     md.title = clean_title(raw_title, site_names, h1) or None if raw_title else None
 
     authors = ld_authors

@@ -26,6 +26,7 @@ from .dates import EARLIEST, parse_date, plausible, to_iso
 _OFFSET_STAMP = re.compile(r"\b(\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d)?)(?:\.\d+)?\s?([+-]\d\d:?\d\d)\b")
 _URL_DAY = re.compile(r"(?<!\d)(20\d\d|19\d\d)(?:([/_-])(\d\d?)\2(\d\d?)|(\d\d)(\d\d))(?!\d)")
 _SCAN_CHARS = 600_000
+_PROSE = re.compile(r"\b(?:said|says|will|was|were|has|have|is|are)\b", re.I)
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
 # htmldate's text search runs over the whole page: 2 s for 7.5 MB of text. A
 # story's date sits in its first part (the dev sets' pages are under 1.5 MB).
@@ -78,12 +79,13 @@ def labelled_dates(tree: HtmlElement, latest: date | None, lang: str | None) -> 
         if parent is None or parent.tag in _SKIP_PARENTS:
             continue
         block = _block(parent)
-        if block is None or block in seen:
+        if block is None or block in seen and len(node) > _MAX_LINE:
             continue
         seen.append(block)
         line = " ".join(" ".join(block.itertext()).split())
         if len(line) > _MAX_LINE:
-            continue
+            # a line between <br>s of a long block: the text node itself
+            line = " ".join(str(node).split())
         for label, moment in _labelled(line, us):
             if moment is None or not plausible(moment, latest):
                 continue
@@ -121,6 +123,17 @@ def _labelled(line: str, us: bool) -> list[tuple[str, datetime | None]]:
     return out
 
 
+def is_date_line(line: str) -> bool:
+    """A short line that only dates the story ("Posted: 12/04/2026 09:10 PM", "Updated Dec. 4, 2026")."""
+    if len(line) > 120:
+        return False
+    words = line.split()
+    marks = list(_LABEL.finditer(line))
+    if marks and marks[0].start() == 0:
+        return any(moment is not None for _, moment in _labelled(line, True))
+    return len(words) <= 8 and any(c.isdigit() for c in line) and parse_date(line) is not None and not _PROSE.search(line)
+
+
 def story_time(tree: HtmlElement, latest: date | None) -> datetime | None:
     """The first ``<time datetime>`` outside asides, lists, quotes and footers (weak: related items use it too)."""
     for el in tree.iter("time"):
@@ -155,6 +168,10 @@ def fallback_dates(
 ) -> tuple[str | None, str | None]:
     """``(published_at, modified_at)`` for a page without machine-readable dates."""
     published, updated = labelled_dates(tree, latest, lang)
+    if published is None and updated is not None:
+        # a page that only shows "Updated: ..." was first published then or before; the
+        # library's reading of the same page (12/04 as 12 April) is no better
+        published = updated
     if published is None:
         # the page's text, not our tree: htmldate reads comments too (RDF trackback blocks carry dc:date)
         day = library_day(text[:_LIBRARY_CHARS], url, latest)

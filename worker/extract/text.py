@@ -19,6 +19,7 @@ import re
 
 from ftfy import fix_encoding
 
+_C1 = re.compile("[\x80-\x9f]")
 _INVISIBLE = re.compile("[\u200b\u2060\ufeff]")
 _LATIN = "\u0000-\u007f\u00c0-\u024f"
 _JOINER = re.compile(f"(?<=[{_LATIN}])[\u200c\u200d]+|[\u200c\u200d]+(?=[{_LATIN}])")
@@ -34,7 +35,7 @@ _MOJIBAKE = re.compile(
 def clean_inline(text: str) -> str:
     """`text` without invisible characters, with mis-decoded characters repaired."""
     if _MOJIBAKE.search(text):
-        text = fix_encoding(text)
+        text = _C1.sub("", fix_encoding(text))
     text = _INVISIBLE.sub("", text)
     return _JOINER.sub("", text) if "\u200c" in text or "\u200d" in text else text
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 
+from lxml import etree
 from lxml.html import HtmlElement
 
 from .text import matchable
@@ -174,12 +175,18 @@ _NOT_BYLINE_CLASS = re.compile(
 )
 _NOT_THE_STORY = ("nav", "footer", "form")
 _CONTAINER_CLASS = re.compile(r"comment|related|recommend|sidebar|footer|promo|newsletter|trending|popular", re.I)
-_BY_TEXT = (
-    "//body//text()[starts-with(normalize-space(.), 'By ') or starts-with(normalize-space(.), 'BY ') or "
-    "normalize-space(.)='By' or normalize-space(.)='BY' or "
-    "starts-with(normalize-space(.), 'Von ') or starts-with(normalize-space(.), 'Par ') or "
-    "starts-with(normalize-space(.), 'Por ')]"
+# contains() is cheap in libxml2; normalize-space() on every text node was not (1.4 ms a page).
+_BY_TEXT = etree.XPath(
+    "//body//text()[contains(., 'By') or contains(., 'BY') or contains(., 'Von ') or contains(., 'Par ') or "
+    "contains(., 'Por ')]"
 )
+# a union over the attribute axis: twice as fast as testing every element (results in page order)
+_BYLINE_ELEMENTS = etree.XPath(
+    '//body//@class[contains(., "yline") or contains(., "uthor") or contains(., "riter")]/..'
+    '|//body//@rel[. = "author"]/..|//body//@itemprop[contains(., "author")]/..|//body//@id[contains(., "yline")]/..'
+)
+_BY_IN_HTML = re.compile(r">\s*(?:By|BY|Von|Par|Por)\s")
+_BY_START = re.compile(r"^\s*(?:By|BY|Von|Par|Por)(?:\s|$)")
 _MAX_BYLINE = 200
 
 
@@ -197,23 +204,10 @@ def markup_byline(tree: HtmlElement) -> tuple[list[str], str | None]:
 
     Only the first byline counts: later ones belong to related stories.
     """
-    candidates = tree.xpath(
-        '//body//*[@rel="author" or contains(@itemprop, "author") or contains(@class, "yline") or '
-        'contains(@class, "uthor") or contains(@class, "riter") or contains(@id, "yline")]'
-    )
+    candidates = _BYLINE_ELEMENTS(tree)
     # Asides hold related stories, but also, on some blogs, the story's own byline: second choice.
     agency = None
-    for tags in (("aside", *_NOT_THE_STORY), _NOT_THE_STORY):
-        names, found = _first_byline(candidates, tags)
-        agency = agency or found
-        if names:
-            return names, agency
-    return [], agency
-
-
-def _first_byline(candidates: list[HtmlElement], tags: tuple[str, ...]) -> tuple[list[str], str | None]:
-    """The names of the first byline element with any (and the first agency a byline names)."""
-    agency = None
+    in_aside: list[str] = []
     for el in candidates:
         if el.tag in ("script", "style", "img", "meta", "link", "body", "html", "article", "section", "main"):
             continue
@@ -223,21 +217,35 @@ def _first_byline(candidates: list[HtmlElement], tags: tuple[str, ...]) -> tuple
         marked = rel == "author" or "author" in prop.split() or any(
             _BYLINE_CLASS.search(c) and not _NOT_BYLINE_CLASS.search(c) for c in classes
         )
-        if not marked or _outside_story(el, tags):
+        if not marked:
             continue
         text = " ".join(" ".join(el.itertext()).split())
         if not text or len(text) > _MAX_BYLINE:
             continue
         names, found = parse_byline(text)
-        agency = agency or found
-        if names:
-            return names, agency
-    return [], agency
+        if not (names or found) or _outside_story(el, _NOT_THE_STORY):
+            continue
+        aside = _outside_story(el, ("aside",))
+        if not aside:
+            agency = agency or found
+            if names:
+                return names, agency
+        elif names and not in_aside:
+            in_aside = names
+    return in_aside, agency
 
 
-def text_byline(tree: HtmlElement) -> tuple[list[str], str | None]:
-    """Names from the first short "By ..." line of the page (old layouts have no byline markup)."""
-    for node in tree.xpath(_BY_TEXT):
+def text_byline(tree: HtmlElement, html: str | None = None) -> tuple[list[str], str | None]:
+    """Names from the first short "By ..." line of the page (old layouts have no byline markup).
+
+    `html`, the page's text, lets pages without such a line skip the tree search (a regex over the
+    text costs a tenth of the search).
+    """
+    if html is not None and not _BY_IN_HTML.search(html):
+        return [], None
+    for node in _BY_TEXT(tree):
+        if not _BY_START.match(node):
+            continue
         parent = node.getparent()
         if parent is not None and node.is_tail:
             parent = parent.getparent()

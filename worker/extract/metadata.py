@@ -185,8 +185,11 @@ def _absolute(href: str | None, base: str | None) -> str | None:
     return resolved if urlsplit(resolved).scheme in ("http", "https") else None
 
 
-def extract_metadata(tree: HtmlElement, url: str | None, latest: date | None = None) -> Metadata:
-    """Metadata from markup; dates later than `latest` (the day after the fetch) are not believed."""
+def extract_metadata(
+    tree: HtmlElement, url: str | None, latest: date | None = None, html: str | None = None
+) -> Metadata:
+    """Metadata from markup; dates later than `latest` (the day after the fetch) are not believed.
+    `html` (the page's text) lets some searches be skipped quickly."""
     meta = read_meta(tree)
     md = Metadata(meta=meta)
     headline = ld_published = ld_modified = ld_lang = ld_url = None
@@ -245,10 +248,11 @@ def extract_metadata(tree: HtmlElement, url: str | None, latest: date | None = N
             md.agency = md.agency or agency_name(value, strict=False)
             authors, agency = parse_byline(value)
             md.agency = md.agency or agency
-    for find in (markup_byline, text_byline):
-        if authors:
-            break
-        authors, agency = find(tree)
+    if not authors:
+        authors, agency = markup_byline(tree)
+        md.agency = md.agency or agency
+    if not authors:
+        authors, agency = text_byline(tree, html)
         md.agency = md.agency or agency
     md.authors = _dedupe(authors)
 

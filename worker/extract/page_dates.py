@@ -15,6 +15,7 @@ Markup written for machines (JSON-LD ``datePublished``, ``article:published_time
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 
 from htmldate import find_date
@@ -23,7 +24,10 @@ from lxml.html import HtmlElement
 from .dates import EARLIEST, parse_date, plausible, to_iso
 
 # A timestamp written with a UTC offset ("2023-11-08T18:09:55-07:00"), in markup or scripts.
-_OFFSET_STAMP = re.compile(r"\b(\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d)?)(?:\.\d+)?\s?([+-]\d\d:?\d\d)\b")
+# (Searched from its "T": a pattern opening with a literal is scanned for far faster than one opening
+# with digits, 0.1 ms instead of 4 ms on a 500 kB page.)
+_OFFSET_STAMP = re.compile(r"T(\d\d:\d\d(?::\d\d)?)(?:\.\d+)?\s?([+-]\d\d:?\d\d)\b")
+_STAMP_DAY = re.compile(r"\d{4}-\d\d-\d\d$")
 _URL_DAY = re.compile(r"(?<!\d)(20\d\d|19\d\d)(?:([/_-])(\d\d?)\2(\d\d?)|(\d\d)(\d\d))(?!\d)")
 _SCAN_CHARS = 600_000
 _PROSE = re.compile(r"\b(?:said|says|will|was|were|has|have|is|are)\b", re.I)
@@ -43,13 +47,10 @@ _LABEL = re.compile(
     re.I,
 )
 _UPDATE_LABEL = re.compile(r"updated|modified|aktualisiert|mis à jour|actualizado|aggiornato|bijgewerkt", re.I)
-_LABEL_XPATH = " or ".join(
-    f"contains(., '{word}')"
-    for stem in ("osted", "ublished", "pdated", "odified", "eröffentlicht", "ktualisiert", "ublié", "is à jour",
-                 "ublicado", "ctualizado", "ubblicato", "ggiornato", "epubliceerd", "ijgewerkt")
-    for word in (stem, stem.upper())
+# Stems rather than words (capitals only for English), searched in each text of the body.
+_LABEL_STEM = re.compile(
+    "osted|OSTED|ubli|UBLI|pdated|PDATED|odified|ffentl|ktuali|ctuali|ubbli|ggiorn|is à jour|ijgewerkt"
 )
-_TEXT_WITH_LABEL = f"//body//text()[{_LABEL_XPATH}]"
 _MAX_LINE = 200
 _SKIP_PARENTS = {"script", "style", "noscript", "template", "textarea", "option", "a"}
 _NOT_THE_STORY = {"aside", "nav", "footer", "li", "blockquote", "figure", "form"}
@@ -70,22 +71,16 @@ def labelled_dates(tree: HtmlElement, latest: date | None, lang: str | None) -> 
     published = updated = None
     us = month_first(lang)
     seen: list[HtmlElement] = []
-    for node in tree.xpath(_TEXT_WITH_LABEL):
-        if len(node) > _MAX_LINE:
+    for text, owner in _texts_with_label(tree):
+        block = _block(owner)
+        line = " ".join(" ".join(block.itertext()).split()) if block is not None else ""
+        if not line or len(line) > _MAX_LINE:
+            # a line between <br>s of a long block: the text itself
+            line = " ".join(text.split())
+        elif block in seen:
             continue
-        parent = node.getparent()
-        if parent is not None and node.is_tail:
-            parent = parent.getparent()  # the text after an element belongs to that element's parent
-        if parent is None or parent.tag in _SKIP_PARENTS:
-            continue
-        block = _block(parent)
-        if block is None or block in seen and len(node) > _MAX_LINE:
-            continue
-        seen.append(block)
-        line = " ".join(" ".join(block.itertext()).split())
-        if len(line) > _MAX_LINE:
-            # a line between <br>s of a long block: the text node itself
-            line = " ".join(str(node).split())
+        else:
+            seen.append(block)
         for label, moment in _labelled(line, us):
             if moment is None or not plausible(moment, latest):
                 continue
@@ -96,6 +91,22 @@ def labelled_dates(tree: HtmlElement, latest: date | None, lang: str | None) -> 
         if published and updated:
             break
     return published, updated
+
+
+def _texts_with_label(tree: HtmlElement) -> Iterator[tuple[str, HtmlElement]]:
+    """Short texts of the body holding a label stem, with the element they sit in.
+
+    (A walk over the elements with one regex costs half of an XPath with a contains() per stem.)
+    """
+    body = tree.find("body")
+    for el in (body if body is not None else tree).iter():
+        if not isinstance(el.tag, str):
+            continue
+        for text, owner in ((el.text, el), (el.tail, el.getparent())):
+            if text and len(text) <= _MAX_LINE and owner is not None and owner.tag not in _SKIP_PARENTS and (
+                _LABEL_STEM.search(text)
+            ):
+                yield text, owner
 
 
 def _block(el: HtmlElement) -> HtmlElement | None:
@@ -222,7 +233,10 @@ def _offset_twin(moment: datetime, text: str) -> datetime | None:
     for match in _OFFSET_STAMP.finditer(text, 0, _SCAN_CHARS):
         if match.group(2) in ("+00:00", "+0000", "-00:00", "-0000"):
             continue
-        found = parse_date(match.group(1) + match.group(2))
+        day = text[max(0, match.start() - 10):match.start()]
+        if not _STAMP_DAY.match(day):
+            continue
+        found = parse_date(f"{day}T{match.group(1)}{match.group(2)}")
         if found is None or found.tzinfo is None:
             continue
         if abs((found - moment).total_seconds()) < 60:

@@ -86,7 +86,9 @@ def wall_reason(tree: HtmlElement, title: str | None, body: str) -> str | None:
 def _visible_text(tree: HtmlElement) -> str:
     body = tree.find("body")
     root = body if body is not None else tree
-    return " ".join(t.strip() for t in root.itertext("p", "div", "span", "h1", "h2", "title", "a", "button", "noscript", "main", "section", "form", "label", "li") if t.strip())
+    text = " ".join(t.strip() for t in root.itertext("p", "div", "span", "h1", "h2", "title", "a", "button", "noscript", "main", "section", "form", "label", "li") if t.strip())
+    # without the link markers the main-text step leaves in the tree
+    return text.replace("\ue000", "").replace("\ue001", "")
 
 
 def _script_hints(tree: HtmlElement) -> str:

@@ -20,6 +20,7 @@ story as published); these functions only read it.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from .text import matchable
 
@@ -107,8 +108,10 @@ _NOT_A_PLACE = {
 _NOT_A_FIRST_WORD = {"DEAR", "BY", "PHOTO", "PHOTOS", "VIDEO", "WATCH", "READ", "LISTEN", "UPDATED", "POSTED", "PUBLISHED"}
 
 
+@lru_cache(maxsize=4096)
 def agency_name(text: str | None, *, strict: bool = True) -> str | None:
-    """The canonical agency for a name as written ("Associated Press" -> "AP")."""
+    """The canonical agency for a name as written ("Associated Press" -> "AP"). (Cached: bylines ask
+    about the same few strings again and again.)"""
     if not text:
         return None
     key = re.sub(r"\s+", " ", matchable(text)).strip(" .,;:-—–()|").casefold()

@@ -46,3 +46,40 @@ def test_thorough_mode_when_the_fast_one_returns_a_menu() -> None:
     body = extract(html, truth["url"]).body
     assert truth["body"].split(".")[0] in body
     assert "Ouvidoria SUS" not in body and "Galeria dos Prefeitos" not in body
+
+
+STORY = "".join(
+    f"<p>Paragraph {i} of an ordinary news story, long enough to count as prose for the extractor to keep.</p>"
+    for i in range(6)
+)
+
+
+def test_teaser_lists_after_the_story_go_with_their_headings() -> None:
+    """After the last paragraph, a list whose items are a linked headline over a line of text is a rail of
+    other stories: it goes, and so do the headings left dangling above it ("More NFL")."""
+    teasers = "".join(
+        f'<li><a href="/s/{i}"><img src="/i/{i}.jpg"></a><a href="/s/{i}">Other headline number {i}</a><br>'
+        f"A one-line teaser for the other story number {i}</li>"
+        for i in range(5)
+    )
+    html = (f"<html><head><title>T</title></head><body><article>{STORY}<h3>Pick Six Newsletter</h3>"
+            f"<h3>More NFL</h3><ul>{teasers}</ul></article></body></html>").encode()
+    body = extract(html).body
+    assert body.endswith("Paragraph 5 of an ordinary news story, long enough to count as prose for the extractor to keep.")
+    assert "Other headline" not in body and "teaser" not in body and "More NFL" not in body
+
+
+def test_a_list_inside_the_story_stays() -> None:
+    """A list between paragraphs of the story, even one of links, is not a rail after it."""
+    items = "".join(f'<li><a href="/r/{i}">Result number {i}</a><br>Scored {i} points in the final</li>' for i in range(5))
+    html = (f"<html><head><title>T</title></head><body><article>{STORY[:300]}<ul>{items}</ul>{STORY}"
+            "</article></body></html>").encode()
+    assert "Result number 3" in extract(html).body
+
+
+def test_filed_under_lines_are_furniture() -> None:
+    """'Filed under: ...' and 'Tags: ...' lines under a story are not its text."""
+    html = (f"<html><head><title>T</title></head><body><article>{STORY}<p>Filed under: Politics, Elections</p>"
+            "<p>Tags: senate, budget</p></article></body></html>").encode()
+    body = extract(html).body
+    assert "Filed under" not in body and "Tags:" not in body

@@ -31,6 +31,7 @@ _FURNITURE = re.compile(
     r"leave a (?:reply|comment)|your email address will not be published\.?.{0,80}|"
     r"required fields are marked.{0,20}|"
     r"(?:previous|next) (?:story|post|article)|"
+    r"(?:filed under|posted in|tagged(?: with)?|tags|categories|category|topics)\s*:.{0,150}|"
     r"\+ posts|"
     r"(?:photo|image|file photo|credit|photograph)s?: ?.{0,80}|"
     r"click (?:here|to) .{0,80}|"
@@ -171,13 +172,18 @@ def body_paragraphs(body: _Element) -> list[str]:
     Dropped: the headline (``<head rend="h1">``) and a standfirst heading right
     after it; lists whose items are links (related stories); short paragraphs
     that are a link and nothing else ("Who will make the Rock Hall in 2020?");
-    headings left dangling at the end once those are gone.
+    after the story's last paragraph, lists of teasers (linked headline over a
+    line of text); headings left dangling at the end once those are gone.
     """
     out: list[tuple[str, bool]] = []  # (text, is_heading)
     children = list(body)
+    texts = [_text(el).strip() for el in children]
+    last_prose = max((i for i, (el, text) in enumerate(zip(children, texts, strict=True)) if _is_prose(el, text)), default=-1)
     seen_prose = False
     for index, el in enumerate(children):
-        text = _text(el).strip()
+        text = texts[index]
+        if index > last_prose >= 0 and _trailing_furniture(el, text):
+            continue
         if text and _keep_block(el, text, children[index - 1] if index else None, seen_prose):
             is_heading = el.tag == "head"
             seen_prose = seen_prose or not is_heading
@@ -189,6 +195,28 @@ def body_paragraphs(body: _Element) -> list[str]:
     while out and out[-1][1]:
         out.pop()
     return [text for text, _ in out]
+
+
+def _first_line(text: str) -> str:
+    """The first line with visible text (link markers kept)."""
+    return next((line for line in text.split("\n") if _MARKERS.sub("", line).strip()), "")
+
+
+def _is_prose(el: _Element, text: str) -> bool:
+    return el.tag in ("p", "quote") and (len(text) >= 80 or bool(_SENTENCE_END.search(text))) and (
+        _link_density(text) < 0.5
+    )
+
+
+def _trailing_furniture(el: _Element, text: str) -> bool:
+    """After the story's last paragraph: lists of teasers, each item a linked headline over a line of
+    text (the headings over them, "More NFL", are then left dangling and go too)."""
+    if el.tag == "list":
+        items = [_text(item).strip() for item in el.iter("item")]
+        items = [item for item in items if item]
+        teasers = sum(1 for item in items if _link_density(_first_line(item)) > 0.8)
+        return bool(items) and teasers >= 0.6 * len(items)
+    return False
 
 
 def _keep_block(el: _Element, text: str, previous: _Element | None, seen_prose: bool) -> bool:

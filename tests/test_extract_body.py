@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.extract import extract
+from worker.extract import block_fingerprint, extract
 
 SHARED = next((p / "shared" for p in Path(__file__).resolve().parents if (p / "shared" / "corpus").is_dir()), None)
 
@@ -83,3 +83,15 @@ def test_filed_under_lines_are_furniture() -> None:
             "<p>Tags: senate, budget</p></article></body></html>").encode()
     body = extract(html).body
     assert "Filed under" not in body and "Tags:" not in body
+
+
+def test_furniture_fingerprints_given_by_the_caller_are_dropped() -> None:
+    """Blocks whose fingerprint the caller passes (a site's learned furniture) leave the body; the
+    fingerprint ignores case, spacing and punctuation; without it the block stays."""
+    promo = "Read the Valley Courier's weekend edition, on sale at all good newsagents this Saturday."
+    html = (f"<html><head><title>T</title></head><body><article>{STORY}<p>{promo}</p>"
+            "</article></body></html>").encode()
+    assert promo in extract(html).body
+    known = {block_fingerprint("READ the Valley  Courier's weekend edition on sale at all good newsagents this saturday")}
+    body = extract(html, furniture=known).body
+    assert promo not in body and "Paragraph 5" in body

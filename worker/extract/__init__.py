@@ -1,9 +1,15 @@
-"""Article extraction: page bytes in, `Article` out (pure: no network, no Redis, no clock).
+"""Article extraction: page bytes in, `Article` out (pure: no network, no Redis; the clock only
+bounds plausible dates when the caller gives no fetch time).
 
 Pipeline: size/type guards -> decode (decode.py) -> lxml parse -> metadata
-(metadata.py) -> main text (body.py, or the source's ``body`` rule in
-rules.py) -> furniture filter -> wire agency and dateline (wire_patterns.py)
--> not-an-article checks (walls.py).
+(metadata.py: title, language, canonical URL; bylines.py: authors; dates.py
+and page_dates.py: publication and update times in the page's offset) ->
+layout tables unwrapped (layout.py) -> main text (body.py, or the source's
+``body`` rule in rules.py) -> invisible and mis-decoded characters repaired
+(text.py) -> furniture filter (generic rules, the source's ``strip_text``,
+and the caller's ``furniture`` fingerprints) -> byline and date lines above
+the story -> wire agency and dateline (wire_patterns.py) -> not-an-article
+checks (walls.py).
 
 Which parser where, and why:
 
@@ -29,6 +35,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Collection
 from datetime import UTC, date, datetime, timedelta
 
 from htmldate.extractors import external_date_parser
@@ -41,6 +48,7 @@ from .body import (
     MAX_PARAGRAPH_CHARS,
     MIN_STORY_CHARS,
     SHORT_BODY_CHARS,
+    block_fingerprint,
     drop_furniture,
     looks_like_a_menu,
     prose_chars,
@@ -57,7 +65,7 @@ from .text import clean_inline
 from .walls import is_listing_body, is_section_front, sniff_not_html, wall_reason
 from .wire_patterns import credit_agency, dateline
 
-__all__ = ["extract", "extract_dict", "warm_up", "MAX_HTML_BYTES", "MAX_ELEMENTS"]
+__all__ = ["extract", "extract_dict", "warm_up", "block_fingerprint", "MAX_HTML_BYTES", "MAX_ELEMENTS"]
 
 # Real article pages are under 3 MB (the dev set's largest is 1.5 MB); past
 # this the page is a dump or an attack and extraction would exceed its budget.
@@ -104,11 +112,14 @@ def extract(
     charset: str | None = None,
     rules: Rules | None = None,
     fetched_at: float | None = None,
+    furniture: Collection[str] = (),
 ) -> Article:
     """Extract the article (clean body text and metadata) from one page's bytes.
 
     `fetched_at` (unix seconds) bounds the dates believed: none later than the
-    day after the fetch (the current time when not given).
+    day after the fetch (the current time when not given). `furniture` holds
+    `block_fingerprint`s of blocks known to be a site's furniture (learned
+    elsewhere, from many pages of the host): paragraphs with those are dropped.
     """
     if not html or not html.strip():
         return _not_article("empty")
@@ -131,7 +142,7 @@ def extract(
     latest = _latest_day(fetched_at)
     md = extract_metadata(tree, url, latest, text)
     if md.published_at is None:
-        # before trafilatura: it prunes the tree these clues live in
+        # on the page as it came (the main-text step marks links and unwraps layout tables)
         md.published_at, modified = fallback_dates(tree, text, url, latest, tree.get("lang") or md.language)
         md.modified_at = md.modified_at or modified
     else:
@@ -158,6 +169,8 @@ def extract(
             paragraphs = []
     paragraphs = [line for line in (clean_inline(p[:MAX_PARAGRAPH_CHARS]).strip() for p in paragraphs) if line]
     paragraphs = drop_furniture(paragraphs, rules.strip_text if rules else ())
+    if furniture:
+        paragraphs = [p for p in paragraphs if block_fingerprint(p) not in furniture]
     paragraphs = _drop_leading_headline_and_dek(paragraphs, md)
     paragraphs, header = _drop_leading_byline_and_date(paragraphs)
     if not md.authors:

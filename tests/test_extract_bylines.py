@@ -62,7 +62,8 @@ def test_byline_with_nbsp_and_mojibake() -> None:
 
 def test_person_names() -> None:
     """What is and is not a person's name."""
-    for name in ("Jane Doe", "John C. Welch", "Gina Roberts-Grey", "Ludwig van Beethoven", "Jean DUPONT", "肖春芳"):
+    for name in ("Jane Doe", "John C. Welch", "Gina Roberts-Grey", "Ludwig van Beethoven", "Jean DUPONT", "肖春芳",
+                 "Иван Петров", "محمد علي", "אבי כהן"):
         assert is_person_name(name), name
     for name in ("Staff", "Associated Press", "Reuters Staff", "Editorial Board", "March 25, 2015", "jane@example.com",
                  "www.example.com", "Sports Desk", "Last Updated", "Kevin McCoy USA TODAY", "the news team"):

@@ -118,7 +118,8 @@ def _agency_with_title(part: str) -> str | None:
 
 
 def is_person_name(name: str) -> bool:
-    """Two to five capitalised words (particles allowed), or a two-to-four-character CJK name."""
+    """Two to five capitalised words (particles allowed; scripts without capitals count as capitalised),
+    or a two-to-four-character CJK name."""
     if not name or len(name) > 60:
         return False
     if _CJK_NAME.match(name):
@@ -133,9 +134,15 @@ def is_person_name(name: str) -> bool:
     # "Kevin McCoy USA TODAY": capitals after a mixed-case name are an outlet ("Jean DUPONT" stays a name).
     if any(c.islower() for c in name) and sum(1 for w in words if len(w) > 1 and w.isupper() and "." not in w) >= 2:
         return False
-    capitalised = sum(1 for w in words if w[:1].isupper())
-    lower = [w for w in words if not w[:1].isupper()]
+    capitalised = sum(1 for w in words if _capital(w))
+    lower = [w for w in words if not _capital(w)]
     return capitalised >= 2 and all(w.lower() in _PARTICLES for w in lower)
+
+
+def _capital(word: str) -> bool:
+    """Capitalised, or written in a script without capitals (Arabic, Hebrew, Devanagari...)."""
+    first = word[:1]
+    return first.isupper() or first.isalpha() and first.lower() == first.upper()
 
 
 def proper_case(name: str) -> str:

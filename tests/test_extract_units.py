@@ -201,6 +201,14 @@ def test_bot_challenge_page() -> None:
     assert extract(html).not_article == "bot_wall"
 
 
+def test_bot_challenge_known_only_by_its_script() -> None:
+    """A challenge whose only mark is its script's address is a bot_wall, though scripts leave the tree
+    before the main text is chosen."""
+    html = (b"<html><head><title>example.com</title></head><body><div id='wrap'><p>One moment please.</p></div>"
+            b"<script src='/cdn-cgi/challenge-platform/h/b/orchestrate/jsch/v1'></script></body></html>")
+    assert extract(html).not_article == "bot_wall"
+
+
 def test_login_wall_page() -> None:
     """A page that only asks the reader to sign in is a login_wall."""
     html = page("<h2>Subscribe to continue reading</h2><p>Already a subscriber? Log in.</p>")

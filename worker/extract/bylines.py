@@ -19,7 +19,7 @@ from lxml import etree
 from lxml.html import HtmlElement
 
 from .text import matchable
-from .wire_patterns import DASH, agency_in, agency_name
+from .wire_patterns import DASH, agency_in, agency_name, dateline
 
 _BY_PREFIX = re.compile(
     r"^\s*(?:(?:story|words|text|written|posted|reported|report|reporting|compiled)\s+by|by|von|par|por|di|door|av|af|"
@@ -64,13 +64,20 @@ _NAME_WORD = re.compile(r"^[^\W\d_][\w'’.\-]*$")
 
 def parse_byline(raw: str | None) -> tuple[list[str], str | None]:
     """``(person names, agency)`` named by a byline string."""
+    names, agency, _unread = _read_byline(raw)
+    return names, agency
+
+
+def _read_byline(raw: str | None) -> tuple[list[str], str | None, int]:
+    """``(person names, agency, number of parts that were neither)``."""
     if not raw:
-        return [], None
+        return [], None, 0
     text = " ".join(matchable(raw).split())[:300]
     text = _BY_PREFIX.sub("", text)
     text = _TRAILER.sub("", text)
     names: list[str] = []
     agency = None
+    unread = 0
     for part in _SPLIT.split(_SENTENCE_END.sub(",", text)):
         part = _BY_PREFIX.sub("", part).strip(" .,:;()[]{}\"'“”‘’|*" + "\u2010\u2011\u2012\u2013\u2014\u2015\u2212-")
         if not part:
@@ -83,7 +90,9 @@ def parse_byline(raw: str | None) -> tuple[list[str], str | None]:
         agency = agency or found
         if name:
             names.append(proper_case(name))
-    return names, agency
+        else:
+            unread += 1
+    return names, agency, unread
 
 
 def _name_and_organisation(part: str) -> tuple[str | None, str | None]:
@@ -283,10 +292,10 @@ def is_byline_line(line: str) -> bool:
     if agency_name(text) or _agency_with_title(text):
         return True
     by = _BY_PREFIX.match(text)
-    if not by and not agency_in(text):
+    if not by and not agency_in(text) or any(dateline(text)):
         return False
-    names, agency = parse_byline(text)
+    names, agency, unread = _read_byline(text)
     if by:
         return bool(names or agency)
     # without "By": names and their agency and nothing else ("Jane Doe, Reuters", "Jane Doe | AP")
-    return bool(names and agency) and len(text) <= 80
+    return bool(names and agency) and not unread and len(text) <= 80

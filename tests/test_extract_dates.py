@@ -8,7 +8,7 @@ import pytest
 
 from worker.extract import extract
 from worker.extract.dates import normalise, parse_date, to_iso
-from worker.extract.page_dates import localise, url_day
+from worker.extract.page_dates import is_date_line, localise, url_day
 
 STORY = "".join(
     f"<p>Paragraph {i} of an ordinary news story, long enough to count as prose for the extractor to keep.</p>"
@@ -138,3 +138,12 @@ def test_utc_markup_takes_the_offset_shown_to_readers() -> None:
     body = "<article><div class='published'>November 19, 2019<div class='time'>5:53 PM</div></div>" + STORY + "</article>"
     art = extract(page(body, head), "https://news.example/business/story/2019-11-19/gannett", fetched_at=FETCHED)
     assert art.published_at == "2019-11-19T17:53:14-08:00"
+
+
+def test_date_lines() -> None:
+    """Lines that only date the story, and short sentences with a date that are story text."""
+    for line in ("Posted: 12/04/2026 09:10 PM", "Updated Dec. 4, 2026 9:10 p.m. ET", "December 4, 2026",
+                 "Friday, Dec. 4, 2026 at 9:10 PM EST", "5:45 AM PST 11/19/2019 by Patrick Shanley"):
+        assert is_date_line(line), line
+    for line in ("On Dec. 4, 2026, the council met.", "Voters go to the polls on May 3, 2027."):
+        assert not is_date_line(line), line

@@ -30,7 +30,15 @@ _OFFSET_STAMP = re.compile(r"T(\d\d:\d\d(?::\d\d)?)(?:\.\d+)?\s?([+-]\d\d:?\d\d)
 _STAMP_DAY = re.compile(r"\d{4}-\d\d-\d\d$")
 _URL_DAY = re.compile(r"(?<!\d)(20\d\d|19\d\d)(?:([/_-])(\d\d?)\2(\d\d?)|(\d\d)(\d\d))(?!\d)")
 _SCAN_CHARS = 600_000
-_PROSE = re.compile(r"\b(?:said|says|will|was|were|has|have|is|are)\b", re.I)
+_BY_WORD = re.compile(r"\b[Bb][Yy]\b")
+# Words a line that only dates the story may hold besides numbers.
+_NOT_DATE_WORD = re.compile(r"[^\W\d_]+")
+_DATE_WORD = re.compile(
+    r"(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec|january|february|march|april|june|july|august|"
+    r"september|october|november|december|mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun|monday|tuesday|wednesday|"
+    r"thursday|friday|saturday|sunday|am|pm|a|p|m|at|on|st|nd|rd|th|et|ct|mt|pt|[a-z]{0,2}[sd]t|utc|gmt|cet|cest|"
+    r"bst|ist|jst|kst)"
+)
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
 # htmldate's text search runs over the whole page: 2 s for 7.5 MB of text. A
 # story's date sits in its first part (the dev sets' pages are under 1.5 MB).
@@ -142,7 +150,14 @@ def is_date_line(line: str) -> bool:
     marks = list(_LABEL.finditer(line))
     if marks and marks[0].start() == 0:
         return any(moment is not None for _, moment in _labelled(line, True))
-    return len(words) <= 8 and any(c.isdigit() for c in line) and parse_date(line) is not None and not _PROSE.search(line)
+    # "5:45 AM PST 11/19/2019 by Patrick Shanley": a date with a byline is such a line too
+    dated, *by = _BY_WORD.split(line, 1)
+    byline = by[0] if by else ""
+    rest = [w for w in _NOT_DATE_WORD.findall(dated) if not _DATE_WORD.fullmatch(w)]
+    return (
+        len(words) <= 8 and len(rest) <= 1 and len(byline.split()) <= 5 and any(c.isdigit() for c in line)
+        and parse_date(line) is not None
+    )
 
 
 def story_time(tree: HtmlElement, latest: date | None) -> datetime | None:

@@ -66,7 +66,8 @@ def test_person_names() -> None:
                  "Иван Петров", "محمد علي", "אבי כהן"):
         assert is_person_name(name), name
     for name in ("Staff", "Associated Press", "Reuters Staff", "Editorial Board", "March 25, 2015", "jane@example.com",
-                 "www.example.com", "Sports Desk", "Last Updated", "Kevin McCoy USA TODAY", "the news team"):
+                 "www.example.com", "Sports Desk", "Last Updated", "Kevin McCoy USA TODAY", "the news team",
+                 "Polizei Steinfurt", "Developed By Heba Musa", "經濟日報", "خبرگزاری باشگاه خبرنگاران"):
         assert not is_person_name(name), name
 
 
@@ -137,7 +138,9 @@ def test_dateline_with_nbsp_and_mojibake() -> None:
     assert dateline("S\u00c3\u0192O PAULO (Reuters) - Brazil's") == ("SÃO PAULO", "Reuters")
 
 
-@pytest.mark.parametrize("opening", ["COVID-19 cases rose again", "DEAR ABBY: My husband", "UPDATE — more to come"])
+@pytest.mark.parametrize(
+    "opening", ["COVID-19 cases rose again", "DEAR ABBY: My husband", "UPDATE — more to come", "FILE PHOTO: Protesters"]
+)
 def test_not_datelines(opening: str) -> None:
     """Hyphenated capitals, advice-column salutations and labels are not datelines."""
     assert dateline(opening)[0] is None

@@ -50,9 +50,14 @@ _NOT_PERSON = re.compile(
     r"special|guest|author|authors|follow|about|more|view|profile|share|contact|email|subscribe|sign|print|"
     r"comments?|login|menu|search|home|read|update[ds]?|published|posted|sponsored|advertis\w*|partner|"
     r"university|institute|foundation|council|department|ministry|office|association|society|committee|"
-    r"company|corporation|organi[sz]ation|project|projects|wikimedia|international|the)\b",
+    r"company|corporation|organi[sz]ation|project|projects|wikimedia|international|the|police|polizei|policía|"
+    r"polizia|gendarmerie|government|regierung|ministerium|county|city|stadt|gemeinde|developed|designed|powered|"
+    r"редакция|новости|служба|агентство|وكالة|أخبار|اخبار|الأخبار|جريدة|صحيفة|موقع|تحرير|فريق|خبرگزاری|خبر|"
+    r"سایت|تحریریه|מערכת|חדשות)(?!\w)",
     re.I,
 )
+# Han names ending like an organisation: a daily, a network, an agency, a newsroom, an editor.
+_CJK_ORGANISATION = re.compile(r"(?:[報报社網网台局部院會会司所]|新[闻聞]|[记記]者|[编編][辑輯])$")
 _PARTICLES = {
     "van", "von", "de", "da", "del", "della", "dei", "di", "du", "des", "la", "le", "bin", "bint", "al", "el", "ibn",
     "ter", "ten", "der", "den", "dos", "das", "do", "y", "zu", "af", "st.",
@@ -132,7 +137,7 @@ def is_person_name(name: str) -> bool:
     if not name or len(name) > 60:
         return False
     if _CJK_NAME.match(name):
-        return True
+        return not _CJK_ORGANISATION.search(name)
     if "@" in name or "/" in name or "http" in name.lower() or any(c.isdigit() for c in name):
         return False
     words = name.split()

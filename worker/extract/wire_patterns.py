@@ -105,7 +105,9 @@ _NOT_A_PLACE = {
 
 
 # Openings in capitals that are salutations or labels, not cities ("DEAR ABBY:", "BY JANE DOE —").
-_NOT_A_FIRST_WORD = {"DEAR", "BY", "PHOTO", "PHOTOS", "VIDEO", "WATCH", "READ", "LISTEN", "UPDATED", "POSTED", "PUBLISHED"}
+_NOT_A_FIRST_WORD = {
+    "DEAR", "BY", "PHOTO", "PHOTOS", "FILE", "VIDEO", "WATCH", "READ", "LISTEN", "UPDATED", "POSTED", "PUBLISHED",
+}
 
 
 @lru_cache(maxsize=4096)

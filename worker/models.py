@@ -166,8 +166,8 @@ class Article:
     authors: tuple[str, ...] = ()
     agency: str | None = None
     dateline: str | None = None
-    published_at: str | None = None  # ISO-8601 UTC
-    modified_at: str | None = None  # ISO-8601 UTC
+    published_at: str | None = None  # ISO-8601 with the offset the page states (Z: UTC or none stated)
+    modified_at: str | None = None  # same form as published_at
     language: str | None = None
     canonical_url: str | None = None
     not_article: str | None = None

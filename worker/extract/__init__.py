@@ -1,9 +1,15 @@
-"""Article extraction: page bytes in, `Article` out (pure: no network, no Redis, no clock).
+"""Article extraction: page bytes in, `Article` out (pure: no network, no Redis; the clock only
+bounds plausible dates when the caller gives no fetch time).
 
 Pipeline: size/type guards -> decode (decode.py) -> lxml parse -> metadata
-(metadata.py) -> main text (body.py, or the source's ``body`` rule in
-rules.py) -> furniture filter -> wire agency and dateline (wire_patterns.py)
--> not-an-article checks (walls.py).
+(metadata.py: title, language, canonical URL; bylines.py: authors; dates.py
+and page_dates.py: publication and update times in the page's offset) ->
+layout tables unwrapped (layout.py) -> main text (body.py, or the source's
+``body`` rule in rules.py) -> invisible and mis-decoded characters repaired
+(text.py) -> furniture filter (generic rules, the source's ``strip_text``,
+and the caller's ``furniture`` fingerprints) -> byline and date lines above
+the story -> wire agency and dateline (wire_patterns.py) -> not-an-article
+checks (walls.py).
 
 Which parser where, and why:
 
@@ -28,20 +34,38 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import Collection
+from datetime import UTC, date, datetime, timedelta
 
+from htmldate.extractors import external_date_parser
 from lxml import etree
 from lxml.html import HtmlElement, HTMLParser, document_fromstring
 
 from worker.models import Article, Rules
 
-from .body import MAX_PARAGRAPH_CHARS, drop_furniture, trafilatura_paragraphs
+from .body import (
+    MAX_PARAGRAPH_CHARS,
+    MIN_STORY_CHARS,
+    SHORT_BODY_CHARS,
+    block_fingerprint,
+    drop_furniture,
+    looks_like_a_menu,
+    prose_chars,
+    prose_share,
+    trafilatura_paragraphs,
+)
+from .bylines import is_byline_line, is_person_name, parse_byline
 from .decode import decode_html
-from .metadata import Metadata, extract_metadata, is_person_name
+from .layout import drop_scripts, unwrap_layout_tables
+from .metadata import Metadata, extract_metadata
+from .page_dates import fallback_dates, is_date_line, localise
 from .rules import apply_strip, rule_body
+from .text import clean_inline
 from .walls import is_listing_body, is_section_front, sniff_not_html, wall_reason
 from .wire_patterns import credit_agency, dateline
 
-__all__ = ["extract", "extract_dict", "MAX_HTML_BYTES", "MAX_ELEMENTS"]
+__all__ = ["extract", "extract_dict", "warm_up", "block_fingerprint", "MAX_HTML_BYTES", "MAX_ELEMENTS"]
 
 # Real article pages are under 3 MB (the dev set's largest is 1.5 MB); past
 # this the page is a dump or an attack and extraction would exceed its budget.
@@ -53,11 +77,13 @@ MAX_ELEMENTS = 25_000
 # megabytes of attributes takes minutes. No real tag is this long (inline
 # data: images come close, and images are not text), so such tags lose their
 # attributes before parsing.
+_HUGE_TAG_CHARS = 20000
 _HUGE_TAG = re.compile(r"<([a-zA-Z][\w:-]*)[^<>]{20000,}>")
 # fewer words than this is no story (a stray "t" left by a broken page), while a
 # one-line wire flash ("Magnitude 7.1 quake strikes off Japan") still passes
 MIN_BODY_WORDS = 5
 
+_COUNT_ELEMENTS = etree.XPath("count(//*)")
 _PARSER = HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True, collect_ids=False, huge_tree=False)
 _LOG = logging.getLogger(__name__)
 _WORD = re.compile(r"\w+")
@@ -85,8 +111,16 @@ def extract(
     *,
     charset: str | None = None,
     rules: Rules | None = None,
+    fetched_at: float | None = None,
+    furniture: Collection[str] = (),
 ) -> Article:
-    """Extract the article (clean body text and metadata) from one page's bytes."""
+    """Extract the article (clean body text and metadata) from one page's bytes.
+
+    `fetched_at` (unix seconds) bounds the dates believed: none later than the
+    day after the fetch (the current time when not given). `furniture` holds
+    `block_fingerprint`s of blocks known to be a site's furniture (learned
+    elsewhere, from many pages of the host): paragraphs with those are dropped.
+    """
     if not html or not html.strip():
         return _not_article("empty")
     if len(html) > MAX_HTML_BYTES:
@@ -97,38 +131,66 @@ def extract(
     text, _codec = decode_html(html, charset)
     if "<" not in text[:65536]:
         return _not_article("not_html")
-    text = _HUGE_TAG.sub(r"<\1>", text)
+    text = _without_huge_tags(text)
     if rules and rules.strip and not rules.body:
         text = apply_strip(text, rules)
     tree = _parse(text)
     if tree is None:
         return _not_article("empty")
-    if tree.xpath("count(//*)") > MAX_ELEMENTS:
+    if _COUNT_ELEMENTS(tree) > MAX_ELEMENTS:
         return _not_article("too_large")
-    md = extract_metadata(tree, url)
+    latest = _latest_day(fetched_at)
+    md = extract_metadata(tree, url, latest, text)
+    if md.published_at is None:
+        # on the page as it came (the main-text step marks links and unwraps layout tables)
+        md.published_at, modified = fallback_dates(tree, text, url, latest, tree.get("lang") or md.language)
+        md.modified_at = md.modified_at or modified
+    else:
+        md.published_at = localise(md.published_at, text, url, tree)
+        md.modified_at = localise(md.modified_at, text, None)
 
+    hints = ""
     paragraphs = rule_body(text, rules) if rules and rules.body else None
     if paragraphs is None:
         try:
-            paragraphs = trafilatura_paragraphs(tree, url, copy_tree=False)
+            unwrap_layout_tables(tree)
+            hints = drop_scripts(tree)
+            paragraphs = trafilatura_paragraphs(tree, url)
+            short = sum(len(p) for p in paragraphs) < SHORT_BODY_CHARS
+            if short or looks_like_a_menu(paragraphs):
+                thorough = trafilatura_paragraphs(tree, url, fast=False, marked=True)
+                if short and sum(len(p) for p in thorough) > sum(len(p) for p in paragraphs) or (
+                    not short
+                    and prose_share(thorough) >= 2 * prose_share(paragraphs)
+                    and prose_chars(thorough) >= MIN_STORY_CHARS
+                ):
+                    paragraphs = thorough
         except (RecursionError, ValueError, TypeError, etree.LxmlError) as exc:
             # trafilatura on a pathological tree: best effort is no body.
             _LOG.debug("main-text extraction failed: %s", exc)
             paragraphs = []
-    paragraphs = [p[:MAX_PARAGRAPH_CHARS] for p in paragraphs]
+    paragraphs = [line for line in (clean_inline(p[:MAX_PARAGRAPH_CHARS]).strip() for p in paragraphs) if line]
     paragraphs = drop_furniture(paragraphs, rules.strip_text if rules else ())
+    if furniture:
+        paragraphs = [p for p in paragraphs if block_fingerprint(p) not in furniture]
     paragraphs = _drop_leading_headline_and_dek(paragraphs, md)
+    paragraphs, header = _drop_leading_byline_and_date(paragraphs)
+    if not md.authors:
+        # "Jane Doe, Reuters" over the story: a byline without "By" or markup
+        for line in header:
+            names, found = parse_byline(line)
+            if names:
+                md.authors, md.agency = tuple(names), md.agency or found
+                break
     body = "\n\n".join(paragraphs)
 
     if len(body) < 1500:
-        # trafilatura consumed the tree; a fresh one tells walls from short stories.
-        fresh = _parse(text)
-        if fresh is not None:
-            reason = wall_reason(fresh, md.title, body)
-            if reason is None and is_section_front(fresh, body, md.is_article_typed):
-                reason = "section_front"
-            if reason:
-                return _not_article(reason, md, body)
+        # trafilatura worked on a copy: the page's own tree tells walls from short stories
+        reason = wall_reason(tree, md.title, body, hints)
+        if reason is None and is_section_front(tree, body, md.is_article_typed):
+            reason = "section_front"
+        if reason:
+            return _not_article(reason, md, body)
     if is_listing_body(paragraphs, md.is_article_typed):
         return _not_article("section_front", md, body)
     if not body:
@@ -136,7 +198,7 @@ def extract(
     if len(_WORD.findall(body, 0, 200)) < MIN_BODY_WORDS:
         return _not_article("too_short", md, body)
 
-    place, agency = dateline(paragraphs[0])
+    place, agency = _opening_dateline(paragraphs)
     agency = agency or md.agency or credit_agency(paragraphs)
     authors = tuple(a for a in md.authors if is_person_name(a))
     return Article(
@@ -151,6 +213,43 @@ def extract(
         canonical_url=md.canonical_url,
         not_article=None,
     )
+
+
+def _drop_leading_byline_and_date(paragraphs: list[str]) -> tuple[list[str], list[str]]:
+    """Byline and date lines above the story (old layouts keep them in the story's cell) are not its
+    text: ``(story, those lines)``."""
+    start = 0
+    while start < min(len(paragraphs) - 1, 4) and (
+        is_byline_line(paragraphs[start]) or is_date_line(paragraphs[start])
+    ):
+        start += 1
+    return paragraphs[start:], paragraphs[:start]
+
+
+def _opening_dateline(paragraphs: list[str]) -> tuple[str | None, str | None]:
+    """The dateline of the story's first paragraph of prose (a byline or date line may come before it)."""
+    for para in paragraphs[:3]:
+        place, agency = dateline(para)
+        if place or agency or len(para) > 150:
+            return place, agency
+    return None, None
+
+
+def _latest_day(fetched_at: float | None) -> date:
+    """The last plausible publication day: the day after the fetch, in UTC (a page's zone is at most +14 h)."""
+    when = datetime.fromtimestamp(time.time() if fetched_at is None else fetched_at, UTC)
+    return when.date() + timedelta(days=1)
+
+
+def _without_huge_tags(text: str) -> str:
+    """`text` with attribute-bloated start tags emptied. The regex costs ~1 ms on every page; splitting
+    on "<" tells in a fifth of that whether any tag is long enough to need it."""
+    chunks = text.split("<")
+    if max(map(len, chunks)) < _HUGE_TAG_CHARS or not any(
+        len(chunk) >= _HUGE_TAG_CHARS and not 0 <= chunk.find(">") < _HUGE_TAG_CHARS for chunk in chunks
+    ):
+        return text
+    return _HUGE_TAG.sub(r"<\1>", text)
 
 
 def _key(text: str | None) -> str:
@@ -168,6 +267,23 @@ def _drop_leading_headline_and_dek(paragraphs: list[str], md: Metadata) -> list[
         return paragraphs[1:]
     return paragraphs
 
+
+
+_WARM_UP_PAGE = (
+    b"<html><body><article><p>Stand-in story text, long enough to be read as one paragraph of prose.</p>"
+    b"</article></body></html>"
+)
+
+
+def warm_up() -> None:
+    """Pay once, when a worker process starts, what its first pages would otherwise pay.
+
+    htmldate's extensive search hands date expressions it cannot read itself to
+    dateparser, which loads every locale the first time an expression matches
+    none of them (about 1.4 s, once per process).
+    """
+    external_date_parser("qqzx 24 vvkw 2020 09:22", "%Y-%m-%d")
+    extract(_WARM_UP_PAGE, "https://example.com/warm-up")
 
 
 def extract_dict(html: bytes, url: str | None = None) -> dict[str, object]:

@@ -61,7 +61,11 @@ _META_CHARSET = re.compile(
 # C0 controls except tab/newline/carriage return, DEL, C1 controls, and
 # noncharacters: they carry no text and break downstream JSON consumers.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+# A C1 control after "â€" is the last byte of a mis-decoded quotation mark ("â€\x9d" for "”").
+_CONTROL_KEEPING_MOJIBAKE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]|(?<!\u00e2\u20ac)[\x80-\x9f]")
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
+_C0_BYTES = bytes([*range(9), 11, 12, *range(14, 32), 127])
+_C1_UTF8 = re.compile(rb"\xc2[\x80-\x9f]")
 
 SNIFF_BYTES = 16_384
 
@@ -115,13 +119,13 @@ def decode_html(data: bytes, http_charset: str | None = None) -> tuple[str, str]
         if declared in _SINGLE_BYTE_WESTERN and _NON_ASCII.search(data):
             utf8 = _decodes(data, "utf-8")
             if utf8 is not None:
-                return clean_text(utf8), "utf-8"
+                return clean_text(utf8, data), "utf-8"
         decoded = _decodes(data, declared)
         if decoded is not None:
-            return clean_text(decoded), declared
+            return clean_text(decoded, data if declared == "utf-8" else None), declared
     sniffed = _decodes(data, "utf-8")
     if sniffed is not None:
-        return clean_text(sniffed), "utf-8"
+        return clean_text(sniffed, data), "utf-8"
     # Mostly-UTF-8 pages with a few broken bytes (truncated by a CMS) stay
     # UTF-8; anything else is most likely a Western single-byte page.
     sample = data[:SNIFF_BYTES * 4]
@@ -131,6 +135,27 @@ def decode_html(data: bytes, http_charset: str | None = None) -> tuple[str, str]
     return clean_text(data.decode("cp1252", "replace")), "cp1252"
 
 
-def clean_text(text: str) -> str:
-    """Drop control characters (they are never text and break JSON and XML)."""
+def _utf8_has_controls(data: bytes) -> bool:
+    """Whether UTF-8 `data` encodes a character `_CONTROL` removes, told from the bytes: ~5x faster
+    than scanning the decoded text (C0 and DEL by deletion, the others by their byte sequences)."""
+    return (
+        len(data.translate(None, _C0_BYTES)) != len(data)
+        or b"\xc2" in data and _C1_UTF8.search(data) is not None
+        or b"\xef\xbf\xbe" in data or b"\xef\xbf\xbf" in data
+    )
+
+
+def clean_text(text: str, utf8: bytes | None = None) -> str:
+    """Drop control characters (they are never text and break JSON and XML).
+
+    A C1 control right after "â€" is kept: it is the last byte of a
+    mis-decoded quotation mark ("â€\x9d" for "”"), which the text clean-up
+    repairs (and removes if it cannot). `utf8`, the bytes `text` was decoded
+    from, when they were UTF-8, lets a page without controls skip the scan.
+    """
+    if utf8 is not None and not _utf8_has_controls(utf8):
+        return text
+    # the simple pattern is ~10x faster; the careful one only where mojibake may hide behind a control
+    if "\u00e2\u20ac" in text:
+        return _CONTROL_KEEPING_MOJIBAKE.sub("", text)
     return _CONTROL.sub("", text)

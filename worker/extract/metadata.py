@@ -12,12 +12,15 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from lxml.html import HtmlElement
 
-from .dates import to_utc_iso
+from .bylines import markup_byline, parse_byline, text_byline
+from .dates import normalise
+from .text import clean_inline
 from .wire_patterns import agency_name
 
 _ARTICLE_TYPES = {
@@ -35,18 +38,17 @@ _MODIFIED_META = (
     "article:modified_time", "og:article:modified_time", "og:updated_time", "datemodified",
     "lastmod", "last-modified", "dcterms.modified", "article:modified", "modified_time",
 )
-_AUTHOR_META = ("author", "article:author", "parsely-author", "sailthru.author", "dc.creator", "dcterms.creator", "byl", "og:article:author", "cxenseparse:author")
-_TITLE_SEPARATORS = re.compile(r"\s+(?:[|\-–—:·•»«/~]|::|\\\\)\s+")
-_NOT_PERSON = re.compile(
-    r"\b(?:staff|desk|team|editors?|editorial|newsroom|news|service|agency|wire|correspondents?|reporters?|"
-    r"bureau|admin|administrator|webmaster|contributors?|media|online|digital|press|times|post|daily|journal|"
-    r"magazine|herald|tribune|gazette|network|group|inc|ltd|llc|redaktion|rédaction|redacción|redazione)\b",
-    re.I,
+_AUTHOR_META = (
+    "author", "article:author", "article:author_name", "author_name", "parsely-author", "sailthru.author", "dc.creator",
+    "dc:creator", "dcterms.creator", "dcterms:creator", "byl", "og:article:author", "cxenseparse:author",
 )
-_BY_PREFIX = re.compile(r"^\s*(?:by|von|par|por|di|door|av|af|przez|от|autor(?:in)?:?|written by|posted by|words by)\s+", re.I)
-_AUTHOR_SPLIT = re.compile(r"\s*(?:,|;|\||&|\band\b|\bund\b|\bet\b|\by\b|\be\b|\ben\b|\bog\b|\boch\b|\bi\b)\s*")
+_TITLE_SEPARATORS = re.compile(r"\s+(?:[|\-–—:·•»«/~]|::|\\\\)\s+")
+# Old sites separate site and headline with "--", which headlines use too ("Dress -- STOLEN!!!").
+_DOUBLE_HYPHEN = re.compile(r"\s+--\s+|(?<=\w):\s+")
 _LANG = re.compile(r"^([a-zA-Z]{2,3})(?:[-_][a-zA-Z0-9]{2,8})*$")
 _WS = re.compile(r"\s+")
+# XHTML pages wrap script contents in CDATA sections or HTML comments.
+_JSON_WRAPPER = re.compile(r"^\s*(?://\s*)?(?:<!\[CDATA\[|<!--)|(?://\s*)?(?:\]\]>|-->)\s*$")
 
 
 @dataclass
@@ -64,17 +66,20 @@ class Metadata:
 
 
 def _norm(text: str | None) -> str:
-    return _WS.sub(" ", text or "").strip()
+    return _WS.sub(" ", clean_inline(text or "")).strip()
 
 
 def read_meta(tree: HtmlElement) -> dict[str, str]:
     """``<meta>`` name/property -> first content, lower-cased keys."""
     found: dict[str, str] = {}
     for el in tree.iter("meta"):
-        key = (el.get("property") or el.get("name") or el.get("itemprop") or el.get("http-equiv") or "").strip().lower()
         content = el.get("content")
-        if key and content and key not in found:
-            found[key] = content.strip()
+        if not content:
+            continue
+        # RDFa allows several properties in one attribute: property="dc:creator twitter:site_name"
+        keys = (el.get("property") or el.get("name") or el.get("itemprop") or el.get("http-equiv") or "").lower().split()
+        for key in keys:
+            found.setdefault(key, content.strip())
     return found
 
 
@@ -84,7 +89,7 @@ def json_ld_objects(tree: HtmlElement) -> Iterator[dict[str, Any]]:
         if (script.get("type") or "").strip().lower() != "application/ld+json" or not script.text:
             continue
         try:
-            data = json.loads(script.text.strip().rstrip(";"), strict=False)
+            data = json.loads(_JSON_WRAPPER.sub("", script.text).strip().rstrip(";"), strict=False)
         except ValueError:
             continue
         stack = [data]
@@ -118,28 +123,6 @@ def _names(value: Any) -> Iterator[tuple[str, bool]]:
                 yield name, "organization" not in _types(item) and "newsmediaorganization" not in _types(item)
 
 
-def split_authors(raw: str) -> list[str]:
-    """Person names out of a byline string; agencies and desks dropped."""
-    text = _BY_PREFIX.sub("", _norm(raw))
-    text = re.sub(r"\s*[|,]?\s*(?:updated|published|posted)\b.*$", "", text, flags=re.I)
-    names: list[str] = []
-    for part in _AUTHOR_SPLIT.split(text):
-        name = _BY_PREFIX.sub("", part).strip(" .,:;-—–()")
-        if is_person_name(name):
-            names.append(name)
-    return names
-
-
-def is_person_name(name: str) -> bool:
-    if not name or len(name) > 60 or "@" in name or "/" in name or any(c.isdigit() for c in name):
-        return False
-    words = name.split()
-    if not 1 < len(words) <= 5 or agency_name(name, strict=False) or _NOT_PERSON.search(name):
-        return False
-    # Names are capitalised words (allowing particles: van, de, bin, al-).
-    return sum(1 for w in words if w[:1].isupper()) >= 2 and not name.isupper() or name.istitle()
-
-
 def _dedupe(names: list[str]) -> tuple[str, ...]:
     seen: dict[str, str] = {}
     for name in names:
@@ -170,6 +153,17 @@ def clean_title(title: str, site_names: list[str], h1: str | None) -> str:
     return " - ".join(kept) if kept else title
 
 
+def _shown_part(title: str, tree: HtmlElement) -> str:
+    """Of "Site -- Headline" or "Site: Headline", the part the page shows as text, when it does not
+    show the whole."""
+    body = tree.find("body")
+    shown = _norm(body.text_content()) if body is not None else ""
+    if title in shown:
+        return title
+    parts = [p for p in _DOUBLE_HYPHEN.split(title) if len(p.split()) >= 3 and p in shown]
+    return max(parts, key=len) if parts else title
+
+
 def _looks_like_domain(text: str) -> bool:
     return bool(re.fullmatch(r"(?:www\.)?[\w\-]+(?:\.[\w\-]+)*\.[a-z]{2,}", text.strip().lower()))
 
@@ -191,7 +185,11 @@ def _absolute(href: str | None, base: str | None) -> str | None:
     return resolved if urlsplit(resolved).scheme in ("http", "https") else None
 
 
-def extract_metadata(tree: HtmlElement, url: str | None) -> Metadata:
+def extract_metadata(
+    tree: HtmlElement, url: str | None, latest: date | None = None, html: str | None = None
+) -> Metadata:
+    """Metadata from markup; dates later than `latest` (the day after the fetch) are not believed.
+    `html` (the page's text) lets some searches be skipped quickly."""
     meta = read_meta(tree)
     md = Metadata(meta=meta)
     headline = ld_published = ld_modified = ld_lang = ld_url = None
@@ -204,8 +202,10 @@ def extract_metadata(tree: HtmlElement, url: str | None) -> Metadata:
         md.is_article_typed = md.is_article_typed or strong
         if not headline or strong and not ld_authors:
             headline = obj.get("headline") if isinstance(obj.get("headline"), str) else headline or obj.get("name")
-        ld_published = ld_published or to_utc_iso(obj.get("datePublished")) or to_utc_iso(obj.get("dateCreated"))
-        ld_modified = ld_modified or to_utc_iso(obj.get("dateModified"))
+        ld_published = (
+            ld_published or normalise(obj.get("datePublished"), latest) or normalise(obj.get("dateCreated"), latest)
+        )
+        ld_modified = ld_modified or normalise(obj.get("dateModified"), latest)
         lang = obj.get("inLanguage")
         ld_lang = ld_lang or (lang if isinstance(lang, str) else None)
         ld_url = ld_url or (obj.get("url") if isinstance(obj.get("url"), str) else None)
@@ -215,7 +215,9 @@ def extract_metadata(tree: HtmlElement, url: str | None) -> Metadata:
                 if agency:
                     md.agency = md.agency or agency
                 elif is_person and strong:
-                    ld_authors.extend(split_authors(name))
+                    names, agency = parse_byline(name)
+                    ld_authors.extend(names)
+                    md.agency = md.agency or agency
         for name, _ in _names(obj.get("sourceOrganization")):
             md.agency = md.agency or agency_name(name, strict=False)
         publisher = obj.get("publisher")
@@ -235,6 +237,8 @@ def extract_metadata(tree: HtmlElement, url: str | None) -> Metadata:
     if raw_title is None:
         title_el = next(tree.iter("title"), None)
         raw_title = title_el.text_content() if title_el is not None else None
+    if raw_title and _DOUBLE_HYPHEN.search(raw_title) and not h1:
+        raw_title = _shown_part(_norm(raw_title), tree)
     md.title = clean_title(raw_title, site_names, h1) or None if raw_title else None
 
     authors = ld_authors
@@ -242,13 +246,22 @@ def extract_metadata(tree: HtmlElement, url: str | None) -> Metadata:
         value = meta.get(key)
         if value and not authors and not value.startswith("http"):
             md.agency = md.agency or agency_name(value, strict=False)
-            authors = split_authors(value)
+            authors, agency = parse_byline(value)
+            md.agency = md.agency or agency
     if not authors:
-        authors = _visible_byline(tree)
+        authors, agency = markup_byline(tree)
+        md.agency = md.agency or agency
+    if not authors:
+        authors, agency = text_byline(tree, html)
+        md.agency = md.agency or agency
     md.authors = _dedupe(authors)
 
-    md.published_at = ld_published or _first_date(meta, _PUBLISHED_META) or _time_element(tree, "datepublished")
-    md.modified_at = ld_modified or _first_date(meta, _MODIFIED_META) or _time_element(tree, "datemodified")
+    md.published_at = (
+        ld_published or _first_date(meta, _PUBLISHED_META, latest) or _time_element(tree, "datepublished", latest)
+    )
+    md.modified_at = (
+        ld_modified or _first_date(meta, _MODIFIED_META, latest) or _time_element(tree, "datemodified", latest)
+    )
 
     html_lang = tree.get("lang") or tree.get("xml:lang")
     md.language = (
@@ -266,40 +279,19 @@ def extract_metadata(tree: HtmlElement, url: str | None) -> Metadata:
     return md
 
 
-def _first_date(meta: dict[str, str], keys: tuple[str, ...]) -> str | None:
+def _first_date(meta: dict[str, str], keys: tuple[str, ...], latest: date | None) -> str | None:
     for key in keys:
-        value = to_utc_iso(meta.get(key))
+        value = normalise(meta.get(key), latest)
         if value:
             return value
     return None
 
 
-def _time_element(tree: HtmlElement, itemprop: str) -> str | None:
-    first = None
+def _time_element(tree: HtmlElement, itemprop: str, latest: date | None) -> str | None:
+    """A ``<time itemprop=...>`` (a bare ``<time>`` is weak evidence, weighed later with other clues)."""
     for el in tree.iter("time"):
-        value = to_utc_iso(el.get("datetime"))
-        if value and (el.get("itemprop") or "").lower() == itemprop:
-            return value
-        first = first or value
-    return first if itemprop == "datepublished" else None
-
-
-def _visible_byline(tree: HtmlElement) -> list[str]:
-    """Names from ``rel=author`` / ``itemprop=author`` / ``.byline`` markup, first match only.
-
-    Only the first byline counts: later ones belong to related stories.
-    """
-    candidates = tree.xpath(
-        '//*[@rel="author" or @itemprop="author" or contains(@class, "byline") or contains(@class, "author")]'
-    )
-    for el in candidates:
-        if el.tag not in ("a", "span", "div", "p", "address"):
-            continue
-        rel = (el.get("rel") or "").lower()
-        prop = (el.get("itemprop") or "").lower()
-        cls = (el.get("class") or "").lower()
-        if rel == "author" or prop == "author" or re.search(r"\b(?:byline|author-name|author__name|byline__name)\b", cls):
-            names = split_authors(el.text_content()[:200])
-            if names:
-                return names
-    return []
+        if (el.get("itemprop") or "").lower() == itemprop:
+            value = normalise(el.get("datetime") or el.text_content(), latest)
+            if value:
+                return value
+    return None

@@ -8,6 +8,7 @@ has no substantial article text of its own, because real stories quote
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from lxml.html import HtmlElement
 
@@ -67,12 +68,13 @@ def sniff_not_html(data: bytes) -> str | None:
     return None
 
 
-def wall_reason(tree: HtmlElement, title: str | None, body: str) -> str | None:
-    """``bot_wall`` / ``login_wall`` / ``cookie_wall`` when the page is only a wall."""
+def wall_reason(tree: HtmlElement, title: str | None, body: str, hints: str = "") -> str | None:
+    """``bot_wall`` / ``login_wall`` / ``cookie_wall`` when the page is only a wall. `hints`: the
+    attributes of scripts already removed from the tree (`script_hints`)."""
     if len(body) >= WALL_MAX_BODY_CHARS:
         return None
     page_text = " ".join((title or "", _visible_text(tree)[:5000]))
-    if _BOT_WALL.search(page_text) or _BOT_WALL.search(_script_hints(tree)):
+    if _BOT_WALL.search(page_text) or _BOT_WALL.search(hints) or _BOT_WALL.search(_script_hints(tree)):
         return "bot_wall"
     if _LOGIN_WALL.search(page_text):
         return "login_wall"
@@ -86,7 +88,20 @@ def wall_reason(tree: HtmlElement, title: str | None, body: str) -> str | None:
 def _visible_text(tree: HtmlElement) -> str:
     body = tree.find("body")
     root = body if body is not None else tree
-    return " ".join(t.strip() for t in root.itertext("p", "div", "span", "h1", "h2", "title", "a", "button", "noscript", "main", "section", "form", "label", "li") if t.strip())
+    text = " ".join(t.strip() for t in root.itertext("p", "div", "span", "h1", "h2", "title", "a", "button", "noscript", "main", "section", "form", "label", "li") if t.strip())
+    # without the link markers the main-text step leaves in the tree
+    return text.replace("\ue000", "").replace("\ue001", "")
+
+
+def script_hints(elements: Iterable[HtmlElement]) -> str:
+    """The attributes challenge markers live in, of the given elements."""
+    hints = []
+    for el in elements:
+        for attr in ("id", "action", "src", "class"):
+            value = el.get(attr)
+            if value:
+                hints.append(value)
+    return " ".join(hints)[:20_000]
 
 
 def _script_hints(tree: HtmlElement) -> str:

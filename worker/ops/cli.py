@@ -95,6 +95,10 @@ def worker(queues: str, pool: str, concurrency: int | None, name: str) -> None:
             "--loglevel", "WARNING"]
     if concurrency:
         argv += ["-c", str(concurrency)]
+    if "process" in queues.split(","):
+        from ..extract import warm_up
+
+        warm_up()  # before the pool forks: its children inherit the loaded date locales (~1.4 s each)
     app.worker_main(argv)
 
 

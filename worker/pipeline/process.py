@@ -77,7 +77,9 @@ def extract_page(ref: PageRef, raw: bytes | None, deps: Deps, batch: MetricsBatc
         return work
     html = page_store.unpack(raw)
     started, cpu = time.perf_counter(), time.thread_time()
-    article = extract(html, ref.final_url, charset=ref.charset, rules=source.rules)
+    # dates later than the day after the fetch are implausible: the fetch time, not the clock, bounds them
+    article = extract(html, ref.final_url, charset=ref.charset, rules=source.rules,
+                      fetched_at=ref.fetched_at or None)
     batch.observe("wire_extract_seconds", time.perf_counter() - started)
     batch.inc("wire_extract_cpu_seconds_total", time.thread_time() - cpu)
     work.bot_wall = article.not_article == "bot_wall"

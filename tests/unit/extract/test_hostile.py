@@ -11,11 +11,17 @@ from collections.abc import Callable
 import pytest
 
 from tests.support import paths
-from worker.extract import body, extract
+from worker.extract import body, extract, warm_up
 from worker.models import Article
 
 BUDGET_S = 2.0
 DEV_SET = paths.FIXTURES / "devset"  # 8 real pages of the Scrapinghub dev set with non-ASCII text
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _warm() -> None:
+    """As a worker process does when it starts: the budget is per page, not the libraries' one-time loading."""
+    warm_up()
 
 
 def timed(html: bytes) -> tuple[Article, float]:

@@ -7,9 +7,10 @@ import re
 import pytest
 
 from worker.extract import extract
-from worker.extract.dates import to_utc_iso
+from worker.extract.bylines import split_authors
+from worker.extract.dates import normalise
 from worker.extract.decode import decode_html
-from worker.extract.metadata import clean_title, split_authors
+from worker.extract.metadata import clean_title
 from worker.extract.wire_patterns import agency_name, credit_agency, dateline
 from worker.models import Rules
 
@@ -156,13 +157,16 @@ def test_authors_are_people_only() -> None:
     assert split_authors("By Dana Whitfield, Staff Writer") == ["Dana Whitfield"]
 
 
-def test_dates_to_utc() -> None:
-    """Dates with offsets, Z, none, or RFC 2822 become ISO-8601 UTC."""
-    assert to_utc_iso("2021-07-06T14:02:11+04:30") == "2021-07-06T09:32:11Z"
-    assert to_utc_iso("2021-07-06T10:00:00Z") == "2021-07-06T10:00:00Z"
-    assert to_utc_iso("2021-07-06") == "2021-07-06T00:00:00Z"
-    assert to_utc_iso("Tue, 06 Jul 2021 10:00:00 GMT") == "2021-07-06T10:00:00Z"
-    assert to_utc_iso("yesterday") is None
+def test_dates_keep_the_page_offset() -> None:
+    """Dates keep the offset the page states; UTC and zone-less dates end in Z; RFC 2822 is read."""
+    assert normalise("2021-07-06T14:02:11+04:30") == "2021-07-06T14:02:11+04:30"
+    assert normalise("2021-07-06T22:10:00-0500") == "2021-07-06T22:10:00-05:00"
+    assert normalise("2021-07-06T10:00:00Z") == "2021-07-06T10:00:00Z"
+    assert normalise("2021-07-06T10:00:00+00:00") == "2021-07-06T10:00:00Z"
+    assert normalise("2021-07-06") == "2021-07-06T00:00:00Z"
+    assert normalise("Tue, 06 Jul 2021 10:00:00 GMT") == "2021-07-06T10:00:00Z"
+    assert normalise("Tue, 06 Jul 2021 10:00:00 -0400") == "2021-07-06T10:00:00-04:00"
+    assert normalise("yesterday") is None
 
 
 def test_metadata_from_meta_tags() -> None:
@@ -175,7 +179,7 @@ def test_metadata_from_meta_tags() -> None:
     art = extract(page(STORY, head), "https://site.example/a/b?x=1")
     assert art.language == "pt"
     assert art.canonical_url == "https://site.example/noticia/1"
-    assert art.published_at == "2020-01-02T06:04:05Z"
+    assert art.published_at == "2020-01-02T03:04:05-03:00"
     assert art.authors == ("Maria Silva",)
 
 
@@ -194,6 +198,14 @@ def test_bot_challenge_page() -> None:
         b"<html><head><title>Just a moment...</title></head><body><h1>Checking your browser before accessing "
         b"example.com.</h1><p>Please enable JavaScript and cookies to continue</p></body></html>"
     )
+    assert extract(html).not_article == "bot_wall"
+
+
+def test_bot_challenge_known_only_by_its_script() -> None:
+    """A challenge whose only mark is its script's address is a bot_wall, though scripts leave the tree
+    before the main text is chosen."""
+    html = (b"<html><head><title>example.com</title></head><body><div id='wrap'><p>One moment please.</p></div>"
+            b"<script src='/cdn-cgi/challenge-platform/h/b/orchestrate/jsch/v1'></script></body></html>")
     assert extract(html).not_article == "bot_wall"
 
 

@@ -1,0 +1,118 @@
+"""Old layouts and site furniture: each page's body is exactly its story, as cleanly as a WordPress page's.
+
+The pages (tests/fixtures/extract/*.html, written for these tests) carry the furniture small local sites
+wrap wire copy in: nested layout tables, <FONT> markup, paragraphs split by <BR><BR>, a row of
+"|"-separated section links, a "Most Popular Stories" rail, "Printer-friendly version | E-mail this story",
+"Back to top", upper-case bylines with a "Posted:" line, a "Subscribe to ... for unlimited access." line,
+zero-width spaces and mis-decoded characters. The expected bodies below are the stories as written.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.support import paths
+from worker.extract import extract
+
+FIXTURES = paths.FIXTURES / "extract"
+FETCHED = datetime(2026, 12, 5, 3, 0, tzinfo=UTC).timestamp()
+
+ROME_STORY = [
+    "ROME (AP) — Pope Francis on Friday urged Romans to stay calm and help their neighbors as the Tiber rose to "
+    "its highest level in more than a decade, with forecasters warning of more rain through the weekend.",
+    "Civil protection officials closed several bridges in the historic center and moved hundreds of residents "
+    "from low-lying neighborhoods near the river, where water had already reached the ground floors of some buildings.",
+    "\"Nobody should be left alone in these hours,\" the pope said during a brief appearance at his window "
+    "overlooking St. Peter's Square, asking parishes to open their halls to families forced from their homes.",
+    "Mayor Livia Carbonetti said the city had opened six emergency shelters and that schools in three districts "
+    "would remain closed on Monday. She said crews were working through the night to clear storm drains blocked "
+    "by fallen leaves.",
+    "The national weather service said another 80 millimeters of rain could fall on the capital by Sunday "
+    "evening. Farmers north of the city reported flooded fields and livestock moved to higher ground.",
+    "Rome last saw comparable flooding in 2012, when the river overflowed its banks in the northern suburbs and "
+    "forced the closure of a main ring road for two days.",
+    "Associated Press writer Tomasz Kowalczyk in Rome contributed to this report.",
+]
+KABUL_STORY = [
+    "KABUL, Afghanistan (AP) -- Taliban fighters seized a district headquarters about 40 kilometers (25 miles) "
+    "south of Kabul on Friday, officials said, the closest the insurgents have come to the capital in months.",
+    "The district governor, Abdul Qayum Naziri, said government forces withdrew overnight after a six-hour "
+    "battle, taking their wounded with them. He said at least nine police officers were killed.",
+    "“We asked for reinforcements three times and nobody came,” Naziri told The Associated Press by telephone "
+    "from the provincial capital, where he had fled with his family.",
+    "A spokesman for the Defense Ministry said troops were regrouping and would retake the district “in the "
+    "coming days.” He declined to give casualty figures for the army.",
+    "The fighting came as negotiators from both sides met in Doha for a third round of talks that have made "
+    "little progress since September. Diplomats said the sides could not yet agree on an agenda.",
+    "Residents reached by phone said the insurgents had set up checkpoints on the main highway and were "
+    "searching cars for government employees.",
+    "Associated Press writers Rahim Faiez in Islamabad and Kathy Gannon in Kabul contributed to this report.",
+]
+OIL_STORY = [
+    "LONDON, Dec 4 (Reuters) – Oil prices rose more than 2% on Friday as traders bet that OPEC+ would agree to "
+    "deepen output cuts at its meeting next week, while a weaker dollar made crude cheaper for holders of other "
+    "currencies.",
+    "Brent crude futures were up $1.74, or 2.3%, at $77.90 a barrel by 1530 GMT. U.S. West Texas Intermediate "
+    "crude gained $1.62, or 2.3%, to $72.41.",
+    "Both contracts were on track for a weekly gain after three straight weeks of losses, as producers signalled "
+    "concern about slowing demand in Europe and China.",
+    "“The market is pricing in a cut of at least 500,000 barrels per day,” said Ingrid Solvang, an analyst at a "
+    "Norwegian bank.",
+    "(Reporting by Marisol Etxeberria; Editing by Jan Harvey)",
+]
+SENATE_STORY = [
+    "WASHINGTON, Dec 4 (Reuters) - The U.S. Senate on Friday passed a stopgap spending bill that keeps the "
+    "federal government funded through late January, sending the measure to the House hours before a midnight "
+    "deadline.",
+    "The bill passed 71-27, with a majority of Republicans joining Democrats in support after leaders agreed to "
+    "hold votes next week on several amendments sought by conservatives.",
+    "\"This is not how we should be funding the government, but a shutdown before the holidays would hurt "
+    "millions of families,\" the Senate majority leader said on the floor before the vote.",
+    "The House was expected to take up the measure late on Friday. Its speaker said he had the votes to pass "
+    "it, though several members of his party said they would oppose any bill that did not cut spending.",
+    "The stopgap measure extends funding at current levels and includes money for disaster relief in states hit "
+    "by wildfires and hurricanes this year.",
+    "(Reporting by Dana Okafor and Lukas Brenner; Editing by Mireille Duchamp)",
+]
+
+CASES = {
+    "oldstyle_ap_table": dict(
+        story=ROME_STORY, title="Pope urges calm as Rome braces for winter floods",
+        authors=("Farid Bellweather", "Nikhil Whitcombe"), agency="AP", dateline="ROME",
+        published_at="2026-12-04T21:10:00Z",
+    ),
+    "oldstyle_font_paragraphs": dict(
+        story=KABUL_STORY, title="Taliban seize district near Kabul",
+        authors=("Samira Quinlan-Hayes",), agency="AP", dateline="KABUL, Afghanistan",
+        published_at="2026-12-04T21:10:00-05:00",
+    ),
+    "oldstyle_br_mojibake_reuters": dict(
+        story=OIL_STORY, title="Oil prices climb as OPEC+ weighs deeper cuts",
+        authors=("Marisol Etxeberria",), agency="Reuters", dateline="LONDON",
+        published_at="2026-12-04T18:45:00Z",
+    ),
+    "modern_subscribe_reuters": dict(
+        story=SENATE_STORY, title="Senate passes stopgap bill to avert shutdown",
+        authors=("Dana Okafor", "Lukas Brenner"), agency="Reuters", dateline="WASHINGTON",
+        published_at="2026-12-04T21:10:00-05:00",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_body_is_the_story_and_nothing_else(name: str) -> None:
+    """The body equals the story's paragraphs: no navigation row, rail, byline, date line, print/e-mail links,
+    subscribe line, back-to-top link or footer."""
+    article = extract((FIXTURES / f"{name}.html").read_bytes(), fetched_at=FETCHED)
+    assert article.body == "\n\n".join(CASES[name]["story"])
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_metadata_of_old_and_modern_layouts(name: str) -> None:
+    """Title, person names, agency, dateline and publication time come out of each layout."""
+    article = extract((FIXTURES / f"{name}.html").read_bytes(), fetched_at=FETCHED)
+    want = CASES[name]
+    got = (article.title, article.authors, article.agency, article.dateline, article.published_at)
+    assert got == (want["title"], want["authors"], want["agency"], want["dateline"], want["published_at"])

@@ -24,6 +24,7 @@ test-fast: install
 lint: install
 	$(VENV)/bin/ruff check worker tests bench
 	$(VENV)/bin/mypy worker
+	$(VENV)/bin/hadolint Dockerfile
 
 bench-extract: install
 	$(PY) bench/extract.py

@@ -26,10 +26,17 @@ def site_server() -> Iterator[tuple[SiteServer, dict]]:
 
 
 @pytest.fixture
-def cluster_env(redis_server: RedisProcess, prefix: str, tmp_path: Path, site_server) -> dict[str, str]:
+def redis_db_url(redis_server: RedisProcess) -> str:
+    """A Redis database of the throwaway server for this test alone: Celery's queues are not prefixed."""
     db = next(_db) % 16 or 1
     url = f"redis://127.0.0.1:{redis_server.port}/{db}"
     redis.Redis.from_url(url).flushdb()  # our own throwaway server: this DB belongs to this test
+    return url
+
+
+@pytest.fixture
+def cluster_env(redis_db_url: str, prefix: str, tmp_path: Path, site_server) -> dict[str, str]:
+    url = redis_db_url
     _, sites = site_server
     sources = tmp_path / "sources.yaml"
     sources.write_text(sources_yaml(sites).replace("ROUTE_STREAM", f"{prefix}:items:ap"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -135,13 +136,31 @@ def beat() -> None:
     _die_with_run()
     settings = _settings()
     sources = _sources(settings)
+    data = _writable_data_dir(settings)
     _configure_logs(settings)
     app = _app(settings, sources)
     _wait_for_redis(redis.Redis.from_url(settings.broker), settings.key_prefix)
-    data = Path(settings.data_dir)
-    data.mkdir(parents=True, exist_ok=True)
     app.Beat(schedule=str(data / "celerybeat-schedule"), loglevel="WARNING", max_interval=5,
              scheduler="worker.queue.beat:WireScheduler").run()
+
+
+def _writable_data_dir(settings: Settings) -> Path:
+    """WIRE_DATA_DIR, created; a ConfigError naming it when this user cannot write there.
+
+    In a container the working directory is root's and the user writes only
+    to its volume: a relative or mistyped path must say so, not crash-loop
+    on a traceback.
+    """
+    data = Path(settings.data_dir)
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("environment", "WIRE_DATA_DIR",
+                          f"cannot create {str(data.absolute())!r}: {exc.strerror or exc}") from None
+    if not os.access(data, os.W_OK | os.X_OK):
+        raise ConfigError("environment", "WIRE_DATA_DIR",
+                          f"{str(data.absolute())!r} is not writable by this user (uid {os.getuid()})")
+    return data
 
 
 @cli.command()

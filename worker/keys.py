@@ -49,6 +49,8 @@ BROKER_UNACKED = "unacked"  # kombu's hash of delivered, unacknowledged messages
 CONSUMER_TTL = 15
 BEAT_EVERY = 3.0
 WRITE_PROBE_TTL = 60  # the key written to learn whether Redis takes writes again (out of memory, restarted)
+BROKER_MALFORMED_MAX = 1000  # payloads kept aside in queue/broker.py's `unacked_malformed` (the newest)
+BROKER_MALFORMED_TTL = 30 * DAY  # ... and how long after the last one the list is kept
 
 
 def as_text(value: object) -> str:

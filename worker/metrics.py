@@ -33,6 +33,8 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     # reason: heartbeat_expired (its consumer died), visibility_timeout (the last resort),
     # requeued (its own consumer handed it back: a pool child died, Redis went away), shutdown
     "wire_tasks_recovered_total": ("Unacked tasks put back on their queue, by reason.", ("queue", "reason")),
+    "wire_broker_malformed_dropped_total": (
+        "Payloads that were not Celery messages, dropped from the full unacked_malformed list.", ()),
 }
 HISTOGRAMS: dict[str, tuple[str, tuple[str, ...], tuple[float, ...]]] = {
     "wire_fetch_seconds": ("Time to fetch one page.", ("source",),

@@ -33,7 +33,8 @@ Differences from kombu: the queues of one BRPOP are tried in queue order and
 each queue in priority order (kombu interleaves priority first); a foreign
 producer that pushes without a bell is still served, one message per second
 until the script has put its bells back. A payload that is not a kombu message
-is moved to the `unacked_malformed` list instead of being lost.
+is moved to the `unacked_malformed` list instead of being lost (the newest
+BROKER_MALFORMED_MAX kept, each drop logged and counted).
 
 **And one avoidable cost.** kombu builds a new `redis.Redis` client object for
 each ack and each event it publishes (`Channel._create_client`, reached through
@@ -55,8 +56,9 @@ from kombu.transport import virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
-from ..keys import Keys
+from ..keys import BROKER_MALFORMED_MAX, BROKER_MALFORMED_TTL, Keys
 from ..logs import get_logger
+from ..metrics import MetricsBatch
 from . import liveness
 from .outage import is_oom
 from .unacked import Records
@@ -67,21 +69,22 @@ from .unacked import Records
 # to these, and tests/unit/queue/test_kombu_version.py fails on any other.
 KOMBU_TESTED = ("5.7",)
 
-MALFORMED_KEY = "unacked_malformed"
-log = get_logger("wire.broker")
+MALFORMED_KEY = "unacked_malformed"  # capped at BROKER_MALFORMED_MAX (the newest), expiring BROKER_MALFORMED_TTL
 # Delivery tag -> the heartbeat key of the consumer holding the message. Beside kombu's own
 # `unacked` hash (unprefixed, like it): it is written in the same script as kombu's record, and
 # the owner's key names its own prefix, so any reaper can judge any record.
 OWNER_KEY = "unacked_owner"
 STALE = -1  # TAKE's answer to a taker whose heartbeat key is gone
+log = get_logger("wire.broker")
 
 # KEYS: unacked hash, unacked index, malformed list, unacked owner hash, the taker's heartbeat key,
 #       then per queue its bell and its P priority lists.
-# ARGV: P, now, then per queue 1 (record as unacked) or 0 (a no-ack consumer).
+# ARGV: P, now, the malformed list's cap and TTL, then per queue 1 (record as unacked) or 0 (a
+#       no-ack consumer). A malformed payload answers {-1, payloads dropped to make room}.
 TAKE = """
 local p = tonumber(ARGV[1])
 local width = p + 1
-for i = 3, #ARGV do
+for i = 5, #ARGV do
   if ARGV[i] == '1' then
     -- a taker whose heartbeat is gone may have lost its messages to a reaper already, and one
     -- would restore this record at once: it beats again before it takes any more
@@ -108,14 +111,18 @@ for g = 0, (#KEYS - 5) / width - 1 do
     for _ = 1, math.min(left - bells, 100) do redis.call('LPUSH', KEYS[first], 1) end
   end
   if item then
-    if ARGV[3 + g] == '1' then
+    if ARGV[5 + g] == '1' then
       local ok, msg = pcall(cjson.decode, item)
       local props = ok and type(msg) == 'table' and type(msg['properties']) == 'table' and msg['properties']
       local info = props and type(props['delivery_info']) == 'table' and props['delivery_info']
       local tag = props and props['delivery_tag']
       if not (info and type(tag) == 'string') then
-        redis.call('LPUSH', KEYS[3], item)
-        return false
+        local cap = tonumber(ARGV[3])
+        local n = redis.call('LPUSH', KEYS[3], item)
+        local dropped = math.max(0, n - cap)
+        if dropped > 0 then redis.call('LTRIM', KEYS[3], 0, cap - 1) end
+        redis.call('EXPIRE', KEYS[3], ARGV[4])
+        return {-1, dropped}
       end
       local ex = cjson.encode(info['exchange'] or '')
       local rk = cjson.encode(info['routing_key'] or '')
@@ -274,13 +281,28 @@ class Channel(kombu_redis.Channel):
             if self._take_script is None:
                 self._take_script = client.register_script(TAKE)
             script = self._take_script
-            reply = script(keys=keys, args=[len(self.priority_steps), time.time(), *flags], client=client)
+            args = [len(self.priority_steps), time.time(), BROKER_MALFORMED_MAX, BROKER_MALFORMED_TTL, *flags]
+            reply = script(keys=keys, args=args, client=client)
             if reply == STALE and beat is not None and beat.beat():
                 # this process was frozen or cut off past its heartbeat's TTL: alive again, it may take
-                reply = script(keys=keys, args=[len(self.priority_steps), time.time(), *flags], client=client)
+                args[1] = time.time()
+                reply = script(keys=keys, args=args, client=client)
+            if reply and reply != STALE and int(reply[0]) < 0:
+                self._set_aside(client, int(reply[1]))
+                return None
         if not reply or reply == STALE:
             return None
         return queues[int(reply[0])], reply[1]
+
+    def _set_aside(self, client: Any, dropped: int) -> None:
+        """Log a payload TAKE moved to the malformed list, and count those its cap pushed out."""
+        log.warning("a payload that is not a Celery message was set aside" if not dropped else
+                    "a payload that is not a Celery message was set aside; the list is full: oldest dropped",
+                    list=MALFORMED_KEY, cap=BROKER_MALFORMED_MAX, dropped=dropped)
+        if dropped:
+            batch = MetricsBatch()
+            batch.inc("wire_broker_malformed_dropped_total", dropped)
+            liveness.count(client, self.wire_key_prefix, batch)
 
     def _brpop_start(self, timeout: float | None = None) -> None:
         if timeout is None:

@@ -288,6 +288,14 @@ def _counters_client(broker: redis.Redis) -> redis.Redis:
     return client
 
 
+def count(client: redis.Redis, prefix: str, batch: MetricsBatch) -> None:
+    """Add `batch` to wire's counters, in the Redis of its state and metrics (see `count_in`)."""
+    try:
+        batch.flush(_counters_client(client), Keys.for_prefix(prefix).metrics())
+    except redis.RedisError as exc:
+        log.warning("broker events not counted", error=f"{type(exc).__name__}: {exc}")
+
+
 def report(client: redis.Redis, prefix: str, restored: Iterable[Restored]) -> None:
     """A log line per restored message and `wire_tasks_recovered_total{queue,reason}`."""
     restored = list(restored)

@@ -198,3 +198,33 @@ def test_batch_messages_carry_a_short_argsrepr_and_every_item(redis_server, pref
     finally:
         client.flushdb()
         client.close()
+
+
+def test_the_malformed_list_is_capped_counted_and_expires(redis_url: str, prefix: str, r) -> None:
+    """Once `unacked_malformed` holds BROKER_MALFORMED_MAX payloads, each new one pushes the oldest out, in
+    the same script: the list keeps the newest, has a TTL, and the drops are counted in wire's metrics
+    and logged (on main it grew without bound and never expired)."""
+    from structlog.testing import capture_logs
+
+    from worker.keys import BROKER_MALFORMED_MAX, BROKER_MALFORMED_TTL, Keys
+    from worker.metrics import counter_sum
+
+    queue = f"{prefix}-q"
+    r.delete(MALFORMED_KEY)
+    r.lpush(MALFORMED_KEY, *[f"old {i}" for i in range(BROKER_MALFORMED_MAX)])
+    settings = Settings.from_env({"WIRE_REDIS_URL": redis_url, "WIRE_KEY_PREFIX": prefix})
+    app = create_app(settings, SourcesConfig(path="none.yaml", sources=()))
+    with app.connection_for_write() as conn, capture_logs() as logs:
+        channel = conn.default_channel
+        for i in range(3):
+            r.lpush(queue, f"not a message {i}")
+            r.lpush(channel.bell(queue), 1)
+            assert channel.basic_get(queue) is None
+    kept = r.lrange(MALFORMED_KEY, 0, -1)
+    assert len(kept) == BROKER_MALFORMED_MAX
+    assert kept[:3] == [b"not a message 2", b"not a message 1", b"not a message 0"]
+    assert b"old 0" not in kept and b"old 3" in kept
+    assert 0 < r.ttl(MALFORMED_KEY) <= BROKER_MALFORMED_TTL
+    assert counter_sum(r, Keys.for_prefix(prefix).metrics(), "wire_broker_malformed_dropped_total") == 3
+    assert [e["dropped"] for e in logs if "set aside" in e["event"]] == [1, 1, 1]
+    r.delete(MALFORMED_KEY)

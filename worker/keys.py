@@ -37,6 +37,7 @@ SKIP_TTL = DAY  # a page skipped for good (PDF, too large, redirect loop) is not
 WALLS_TTL = DAY  # bot-wall circuit breaker counters per host
 PAUSE_LOG_MAX = 1000  # host pauses remembered for operators and tests
 DEDUP_WINDOW = 14 * DAY  # default; Settings.dedup_window overrides
+DECISION_LOG_MAX = 100  # decisions kept per story (the oldest give way to a count of those dropped)
 BEAT_LOCK_TTL = 30.0  # seconds; renewed on every tick (beat ticks at most every max_interval = 5 s)
 SESSION_TTL = 8 * 3600  # a console session (and its cookie)
 FLASH_TTL = 300  # a console message waiting for the next page of its session

@@ -182,6 +182,10 @@ def stories_page(items: list[dict[str, Any]], ctx: Ctx) -> str:
 def _decision_rows(entries: list[dict[str, Any]], ctx: Ctx) -> list[str]:
     rows = []
     for d in entries:
+        if d.get("event") == "dropped":  # the count heading a full decision log
+            rows.append(f'<tr><td colspan=7>{e(d.get("dropped"))} earlier decision(s) dropped: '
+                        "the log keeps the newest ones</td></tr>")
+            continue
         kind = f' ({e(d["kind"])})' if d.get("kind") else ""
         rows.append(
             f'<tr><td>{when(d.get("time"), ctx.now) if d.get("time") is not None else ""}</td>'

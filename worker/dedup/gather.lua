@@ -125,9 +125,33 @@ local function gather(ns, url_key, query, maxc)
   return redis.sha1hex(table.concat(parts, '\1')), url_sid or '', cands, recs
 end
 
+-- The decision log keeps a story's newest `cap` decisions. Once it is full,
+-- the entry after the record counts the decisions dropped, as a JSON object
+-- ({"dropped":n}; decisions are JSON arrays), and each new decision pushes
+-- the oldest out: the record and the count stay in place, nothing is copied.
+local DROPPED = '\0dropped\0'
+local function trim_log(skey, n, cap)
+  local head = redis.call('LINDEX', skey, 1)
+  local counted = string.sub(head, 1, 1) == '{'
+  local dropped = counted and tonumber(string.match(head, '%d+')) or 0
+  local first = counted and 2 or 1
+  local over = n - first - cap
+  if over <= 0 then return end
+  if not counted then
+    -- the oldest decision becomes the count
+    dropped, over = 1, over - 1
+  end
+  for _ = 1, over do
+    redis.call('LSET', skey, 2, DROPPED)
+    redis.call('LREM', skey, 1, DROPPED)
+    dropped = dropped + 1
+  end
+  redis.call('LSET', skey, 1, '{"dropped":' .. dropped .. '}')
+end
+
 -- URL key -> story; the story list: record at index 0 ('' keeps the stored
--- one), then the decision log
-local function record(ns, url_key, sid, rec, log, ttl)
+-- one), then the decision log (at most `cap` decisions)
+local function record(ns, url_key, sid, rec, log, ttl, cap)
   redis.call('SET', url_key, sid, 'PX', ttl)
   local skey = ns .. ':s:' .. sid
   local exists = redis.call('EXISTS', skey) == 1
@@ -136,8 +160,9 @@ local function record(ns, url_key, sid, rec, log, ttl)
     exists = true
   end
   if exists then
-    redis.call('RPUSH', skey, log)
+    local n = redis.call('RPUSH', skey, log)
     redis.call('PEXPIRE', skey, ttl)
+    if n - 1 > cap then trim_log(skey, n, cap) end
   end
 end
 
@@ -184,17 +209,17 @@ end
 -- Write a decision: record it, index a new version, bump the epoch and XADD
 -- its stream entries. ARGV from `a` on: window ms, story id (8 bytes), record
 -- ('' = keep the stored one), log entry, index hashes (packed, '' = none), max
--- entries per hash, then per stream (KEYS[2..]): maxlen ('' = none), n, f1,
--- v1 .. fn, vn. Returns the stream entry ids.
+-- entries per hash, max decisions logged, then per stream (KEYS[2..]): maxlen
+-- ('' = none), n, f1, v1 .. fn, vn. Returns the stream entry ids.
 local function write(ns, keys, argv, a)
   local ttl = tonumber(argv[a])
   local sid = argv[a + 1]
-  record(ns, keys[1], sid, argv[a + 2], argv[a + 3], ttl)
+  record(ns, keys[1], sid, argv[a + 2], argv[a + 3], ttl, tonumber(argv[a + 6]))
   add_index(ns, argv[a + 4], sid, ttl, tonumber(argv[a + 5]))
   bump_epoch(ns, ttl)
   local ids = {}
   local k = 2
-  a = a + 6
+  a = a + 7
   while a <= #argv do
     local maxlen, n = argv[a], tonumber(argv[a + 1])
     local args = {keys[k]}

@@ -110,7 +110,8 @@ class Story:
 
 # The decision log is kept beside the record (same Redis list), one compact
 # JSON array per decision: field names and the story id (the key) are not
-# repeated in every entry.
+# repeated in every entry. It keeps the newest keys.DECISION_LOG_MAX decisions;
+# a full log starts with a count of those dropped (a JSON object).
 LOG_FIELDS = (
     "time",
     "url",
@@ -129,6 +130,11 @@ def pack_log(entry: dict[str, Any]) -> bytes:
 
 
 def unpack_log(story_id: str, raw: bytes | str) -> dict[str, Any]:
-    entry: dict[str, Any] = dict(zip(LOG_FIELDS, json.loads(raw), strict=False))
+    """One log entry; the count of decisions dropped from a full log (gather.lua's `trim_log`)
+    reads as the entry `{"event": "dropped", "dropped": n}`."""
+    value = json.loads(raw)
+    if isinstance(value, dict):
+        return {"event": "dropped", "dropped": int(value.get("dropped", 0)), "story_id": story_id}
+    entry: dict[str, Any] = dict(zip(LOG_FIELDS, value, strict=False))
     entry["story_id"] = story_id
     return entry

@@ -6,7 +6,8 @@ Keys (all under the namespace, all with a TTL of the window; no sweep job):
     {ns}:u:{url hash}       story id (8 bytes) last decided for this canonical URL
     {ns}:s:{story id}       list: the story's current version (record.Story,
                             binary) at index 0, then its decision log (every
-                            version and alias, for explain)
+                            version and alias, for explain: the newest
+                            DECISION_LOG_MAX, after a count of those dropped)
     {ns}:epoch              commit counter (optimistic concurrency, see below)
     {ns}:i:{bucket}         the near-duplicate index: 2**15 hashes (named by bits
                             1-15 of the shingle hash, 2 raw bytes) of up to 16
@@ -54,7 +55,7 @@ import redis
 from redis.commands.core import Script
 
 from ..errors import DedupError
-from ..keys import dedup_bucket_key, dedup_story_key, dedup_url_key
+from ..keys import DECISION_LOG_MAX, dedup_bucket_key, dedup_story_key, dedup_url_key
 from .fingerprint import U32, Fingerprint
 from .models import Decision
 from .record import Story, pack_log, unpack_log
@@ -138,6 +139,7 @@ class Write:
             pack_log(self.log_entry),
             self.index,
             INDEX_MAX_IDS,
+            DECISION_LOG_MAX,
         ]
         for stream, fields in self.entries:
             keys.append(stream)
@@ -298,7 +300,7 @@ class Store:
         """
         pipe = self.r.pipeline(transaction=False)
         for i in range(0, len(rows), LOAD_CHUNK):
-            args: list[Any] = [self.ns, self.window_ms, INDEX_MAX_IDS]
+            args: list[Any] = [self.ns, self.window_ms, INDEX_MAX_IDS, DECISION_LOG_MAX]
             for row in rows[i : i + LOAD_CHUNK]:
                 args += [self.url_key(row.url_id), bytes.fromhex(row.story_id), row.record, row.log, row.hashes]
             self._load(keys=[], args=args, client=pipe)

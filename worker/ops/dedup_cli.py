@@ -22,7 +22,7 @@ import redis
 
 from ..dedup import Dedup
 from ..dedup.replay import replay as run_replay
-from ..keys import Keys
+from ..keys import DECISION_LOG_MAX, Keys
 from .redis_server import start_redis
 
 
@@ -77,6 +77,8 @@ def replay_cmd(file: IO[str], namespace: str | None, redis_url: str | None) -> N
 
 
 def _format(e: dict[str, object]) -> str:
+    if e.get("event") == "dropped":
+        return f"... {e.get('dropped')} earlier decision(s) dropped: the log keeps the newest {DECISION_LOG_MAX}"
     kind = f" ({e['kind']})" if e.get("kind") else ""
     match = f" ~ {e['matched_url']}" if e.get("matched_url") else ""
     return (

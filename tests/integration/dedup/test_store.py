@@ -404,3 +404,30 @@ def test_submit_iter_raises_at_the_document_whose_publish_fails(r: redis.Redis, 
     assert dd.explain(docs[2].url) == [] and dd.explain(docs[3].url) == []
     with pytest.raises(ValueError, match="one time and one publish"):
         dd.submit_many(docs, now=1.0, publish=pubs[:3])
+
+
+def test_a_story_decision_log_keeps_its_newest_decisions(dedup: Dedup, r: redis.Redis, prefix: str,
+                                                         redis_url: str) -> None:
+    """A replay loop decides the same page 150 times: the story's list holds its record, a count of the
+    decisions dropped and the newest DECISION_LOG_MAX decisions (on main it grew by one entry per
+    decision, without end); the stored version is untouched and `wire explain` says what was dropped."""
+    from click.testing import CliRunner
+
+    from worker.keys import DECISION_LOG_MAX
+    from worker.ops.cli import cli
+
+    doc = Doc("https://a.example/loop", "T", BODY)
+    first = dedup.submit(doc, now=1.0)
+    for i in range(149):
+        dedup.submit(doc, now=2.0 + i)
+    key = dedup.store.story_key(first.story_id)
+    assert r.llen(key) == 1 + 1 + DECISION_LOG_MAX
+    log = dedup.history(doc.url)
+    assert log[0] == {"event": "dropped", "dropped": 150 - DECISION_LOG_MAX, "story_id": first.story_id}
+    assert [e["time"] for e in log[1:]] == [2.0 + i for i in range(149 - DECISION_LOG_MAX, 149)]
+    assert dedup.submit(doc, now=500.0).event == "duplicate"  # the record at index 0 is intact
+    assert dedup.history(doc.url)[0]["dropped"] == 151 - DECISION_LOG_MAX
+    assert r.ttl(key) > 0
+    out = CliRunner().invoke(cli, ["explain", doc.url, "--redis-url", redis_url],
+                             env={"WIRE_KEY_PREFIX": prefix}).output
+    assert f"... {151 - DECISION_LOG_MAX} earlier decision(s) dropped: the log keeps the newest" in out

@@ -38,6 +38,7 @@ WALLS_TTL = DAY  # bot-wall circuit breaker counters per host
 PAUSE_LOG_MAX = 1000  # host pauses remembered for operators and tests
 DEDUP_WINDOW = 14 * DAY  # default; Settings.dedup_window overrides
 DECISION_LOG_MAX = 100  # decisions kept per story (the oldest give way to a count of those dropped)
+TRAIL_MAX_EVENTS = 50  # events kept per URL trail (the newest); the trail expires with the dedup window
 BEAT_LOCK_TTL = 30.0  # seconds; renewed on every tick (beat ticks at most every max_interval = 5 s)
 SESSION_TTL = 8 * 3600  # a console session (and its cookie)
 FLASH_TTL = 300  # a console message waiting for the next page of its session
@@ -150,6 +151,15 @@ class Keys:
 
     def attempts(self, task_key: str) -> str:
         return f"{self.prefix}:attempts:{task_key}"
+
+    # the path of each URL (worker/trail.py), for `wire explain`
+    def trail(self, url: str) -> str:
+        """List of compact JSON events about one candidate URL, oldest first (capped, expiring)."""
+        return f"{self.prefix}:trail:{url_hash(url)}"
+
+    def trail_alias(self, url: str) -> str:
+        """The candidate URL whose trail another spelling (after redirects, rel=canonical) belongs to."""
+        return f"{self.prefix}:trail:alias:{url_hash(url)}"
 
     # dedup (the dedup module owns everything under this namespace)
     def dedup_ns(self) -> str:

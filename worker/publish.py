@@ -21,6 +21,7 @@ from .keys import Keys
 from .logs import mask_credentials
 from .metrics import MetricsBatch
 from .models import SCHEMA_VERSION, Article, Route
+from .trail import Trail, event
 
 DEAD_MAXLEN = 100_000
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -106,8 +107,15 @@ def dead_letter(
     payload: dict[str, Any],
     attempts: int,
     now: float | None = None,
+    trail: Trail | None = None,
+    events: Sequence[dict[str, Any]] = (),
 ) -> str:
-    """Append a failed work item to the dead-letter stream with what is needed to replay it."""
+    """Append a failed work item to the dead-letter stream with what is needed to replay it.
+
+    With `trail`, the URL's trail gets `events` (what led here) and the dead letter itself,
+    in the same transaction.
+    """
+    now = now if now is not None else time.time()
     fields = {
         "stage": stage,
         "reason": reason,
@@ -116,7 +124,7 @@ def dead_letter(
         "source": source or "",
         "payload": json.dumps(payload, sort_keys=True),
         "attempts": str(attempts),
-        "failed_at": iso_utc(now if now is not None else time.time()),
+        "failed_at": iso_utc(now),
     }
     batch = MetricsBatch()
     batch.inc("wire_dead_letters_total", stage=stage)
@@ -124,5 +132,7 @@ def dead_letter(
     pipe.xadd(keys.dead_stream, fields, maxlen=DEAD_MAXLEN, approximate=True)  # type: ignore[arg-type]
     batch.flush_into(pipe, keys.metrics())
     pipe.hincrby(keys.stats(), "failed", 1)
+    if trail is not None and url:
+        trail.add(pipe, url, *events, event("dead", now, stage=stage, reason=reason, error=error))
     entry_id = pipe.execute()[0]
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)

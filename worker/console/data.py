@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import redis
 
+from .. import trail
 from ..keys import as_text
 from ..models import Source
 from ..ops import status
@@ -65,7 +66,8 @@ def recent_stories(deps: Deps, count: int = RECENT) -> list[dict[str, Any]]:
 
 
 def story(deps: Deps, entry_id: str) -> dict[str, Any] | None:
-    """One published event with its story's dedup log (versions and copies) and this URL's decisions."""
+    """One published event with its story's dedup log (versions and copies), this URL's decisions
+    and its path through wire (its trail)."""
     try:
         raw: Any = deps.redis.xrange(deps.keys.items_stream, entry_id, entry_id)
     except redis.ResponseError:  # a malformed id is a 404, not a 503
@@ -79,6 +81,8 @@ def story(deps: Deps, entry_id: str) -> dict[str, Any] | None:
     out["log"] = dd.store.log(story_id) if story_id else []
     canonical = str(item.get("canonical_url") or item.get("url") or "")
     out["decisions"] = dd.explain(canonical) if canonical else []
+    fetched = str(item.get("url") or canonical)
+    out["trail"] = trail.read(deps.redis, deps.keys, fetched).events if fetched else []
     return out
 
 

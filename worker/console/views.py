@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from .. import trail
 from ..urls import redact, redact_text
 
 NAV = (("/", "Sources"), ("/queues", "Queues & streams"), ("/stories", "Recent stories"),
@@ -208,8 +209,12 @@ def story_page(s: dict[str, Any], ctx: Ctx) -> str:
             ("Words", e(d.get("word_count")))]
     dl = "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in meta)
     paragraphs = "".join(f"<p>{e(p)}</p>" for p in str(d.get("body") or "").split("\n") if p.strip())
+    path = [f'<tr><td>{when(ev.get("t"), ctx.now) if ev.get("t") is not None else ""}</td>'
+            f"<td>{e(trail.describe(ev))}</td></tr>" for ev in s.get("trail", [])]
     body = (f"<dl class=meta>{dl}</dl>"
-            "<h2>Versions</h2>" + table(head, _decision_rows(versions, ctx), empty="No dedup record (expired?).")
+            + "<h2>Path of this URL (<code>wire explain</code>)</h2>"
+            + table(["Time", "What happened"], path, empty="No path recorded for this URL (expired?).")
+            + "<h2>Versions</h2>" + table(head, _decision_rows(versions, ctx), empty="No dedup record (expired?).")
             + "<h2>Copies (duplicates of this story)</h2>" + table(head, _decision_rows(copies, ctx),
                                                                    empty="No copies recorded.")
             + "<h2>Decisions for this URL (<code>wire explain</code>)</h2>"

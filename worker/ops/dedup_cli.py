@@ -1,5 +1,7 @@
 """`wire dedup replay` and `wire explain` (registered in worker.ops.cli with add_command).
 
+`wire explain` reads a URL's trail (worker/trail.py) and its dedup decisions.
+
 Replay never touches production state: it runs under a fresh random
 namespace (``<WIRE_KEY_PREFIX>:replay:<hex>``) unless one is given, and deletes that
 namespace afterwards. Without --redis-url or WIRE_REDIS_URL it starts a
@@ -15,14 +17,15 @@ import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import click
 import redis
 
+from .. import trail
 from ..dedup import Dedup
 from ..dedup.replay import replay as run_replay
-from ..keys import DECISION_LOG_MAX, Keys
+from ..keys import DECISION_LOG_MAX, TRAIL_MAX_EVENTS, Keys
 from .redis_server import start_redis
 
 
@@ -82,9 +85,25 @@ def _format(e: dict[str, object]) -> str:
     kind = f" ({e['kind']})" if e.get("kind") else ""
     match = f" ~ {e['matched_url']}" if e.get("matched_url") else ""
     return (
-        f"{e.get('time')}  {e.get('event')}{kind}  story {e.get('story_id')} v{e.get('version')}  "
+        f"{trail.when(e.get('time'))}  {e.get('event')}{kind}  story {e.get('story_id')} v{e.get('version')}  "
         f"sim {e.get('similarity')}  rule: {e.get('rule')}  {e.get('url')}{match}"
     )
+
+
+def explain_doc(client: redis.Redis, keys: Keys, url: str) -> dict[str, Any]:
+    """Everything wire knows of `url` (as fetched, canonical or after redirects): its trail, the dedup
+    decisions about it and its story's versions and copies (`wire explain --json`, the console)."""
+    found = trail.read(client, keys, url)
+    # the dedup decisions are keyed by the URL the page named canonical; the trail knows it
+    named = [str(e["canonical"]) for e in reversed(found.events) if e.get("canonical")]
+    dd = Dedup(client, keys.dedup_ns())
+    decisions: list[dict[str, Any]] = []
+    story: list[dict[str, Any]] = []
+    for candidate in dict.fromkeys([*named, *([found.url] if found.url else []), *trail.spellings(url)]):
+        decisions, story = dd.explain(candidate), dd.history(candidate)
+        if story:
+            break
+    return {"url": url, "trail_url": found.url, "trail": found.events, "decisions": decisions, "story": story}
 
 
 @click.command("explain")
@@ -92,24 +111,31 @@ def _format(e: dict[str, object]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of readable lines.")
 @click.option("--redis-url", default=None, help="Redis URL (default: $WIRE_REDIS_URL).")
 def explain(url: str, as_json: bool, redis_url: str | None) -> None:
-    """The dedup decisions for URL: which story, which copy, what similarity, which rule."""
-    ns = Keys.for_prefix(_prefix()).dedup_ns()
+    """The whole path of URL: discovered, each fetch, its outcome, and the dedup decisions about it.
+
+    URL may be given as fetched, in canonical form or as it was after redirects.
+    """
     rurl = redis_url or os.environ.get("WIRE_REDIS_URL") or "redis://127.0.0.1:6379/0"
     client = redis.Redis.from_url(rurl)
     try:
-        dd = Dedup(client, ns)
-        mine = dd.explain(url)
-        story = dd.history(url)
+        doc = explain_doc(client, Keys.for_prefix(_prefix()), url)
     finally:
         client.close()
     if as_json:
-        click.echo(json.dumps({"url": url, "decisions": mine, "story": story}, ensure_ascii=False, indent=1))
+        click.echo(json.dumps(doc, ensure_ascii=False, indent=1))
         return
+    if doc["trail"]:
+        click.echo(f"path of {doc['trail_url']} (its newest {TRAIL_MAX_EVENTS} events):")
+        for ev in doc["trail"]:
+            click.echo(f"  {trail.when(ev.get('t'))}  {trail.describe(ev)}")
+    else:
+        click.echo(f"no path recorded for {url} (within the dedup window)")
+    story = doc["story"]
     if not story:
         click.echo(f"no dedup decisions recorded for {url} (within the window)")
         return
-    click.echo(f"decisions for {url}:")
-    for e in mine:
+    click.echo(f"decisions for {doc['decisions'][0]['url'] if doc['decisions'] else url}:")
+    for e in doc["decisions"]:
         click.echo("  " + _format(e))
     click.echo(f"story {story[-1].get('story_id')}: versions and copies")
     for e in story:

@@ -12,6 +12,7 @@ from ..fetch.fetcher import Fetcher
 from ..keys import Keys
 from ..models import Source
 from ..settings import Settings, SourcesConfig
+from ..trail import Trail
 
 
 @dataclass
@@ -36,6 +37,11 @@ class Deps:
         if self._fetcher is None:
             self._fetcher = Fetcher(self.redis, self.keys, self.settings)
         return self._fetcher
+
+    @property
+    def trail(self) -> Trail:
+        """Writes to the URL trails (expiring with the dedup window)."""
+        return Trail(self.keys, int(self.settings.dedup_window))
 
     @property
     def dedup(self) -> Dedup:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -19,8 +19,11 @@ from ..fetch.fetcher import NotModified
 from ..keys import CONDITIONAL_TTL, SEEN_TTL, as_text
 from ..metrics import MetricsBatch
 from ..models import Candidate, Page, Source
+from ..trail import event
 from ..urls import canonicalize, redact_text
 from .deps import Deps
+
+Found = tuple[disc.Entry, str, str]  # an entry, the document it was found in, and that document's kind
 
 MAX_SITEMAP_FETCHES = 25  # per source per run: an index can list thousands of children
 SITEMAP_MAX_AGE = 3 * 86400.0  # sitemap entries with an older lastmod are not fetched
@@ -53,11 +56,12 @@ def discover(source_name: str, deps: Deps, enqueue: Callable[[list[Candidate]], 
 
     `last_success` is set only when at least one configured document was read
     (200 and parsed, or 304): a source whose discovery fails goes stale.
+    Each new URL's trail records where it was found.
     """
     now = time.time() if now is None else now
     source = deps.source(source_name)
     reader = _Reader(deps, source)
-    entries: list[disc.Entry] = []
+    entries: list[Found] = []
     ok = 0
     for url in source.feeds:
         ok += reader.read_feed(url, entries, now)
@@ -80,7 +84,7 @@ def discover(source_name: str, deps: Deps, enqueue: Callable[[list[Candidate]], 
             ok += 1
         elif got is not None:
             try:
-                entries.extend(disc.parse_listing(got.content, listing.url, listing.links))
+                _keep(entries, disc.parse_listing(got.content, listing.url, listing.links), listing.url, "listing")
                 ok += 1
             except WorkerError as exc:
                 reader.errors.append(f"{listing.url}: {exc}")
@@ -88,7 +92,9 @@ def discover(source_name: str, deps: Deps, enqueue: Callable[[list[Candidate]], 
 
     candidates: dict[str, Candidate] = {}
     marks: dict[str, str] = {}
-    for entry in entries:
+    origins: dict[str, Found] = {}
+    for found in entries:
+        entry = found[0]
         try:
             url = canonicalize(entry.url)
         except (BadURL, ValueError):
@@ -97,6 +103,7 @@ def discover(source_name: str, deps: Deps, enqueue: Callable[[list[Candidate]], 
             continue
         candidates[url] = Candidate(url=url, source=source.name, title=entry.title, published=entry.published)
         marks[url] = entry.lastmod or "1"
+        origins[url] = found
     urls = list(candidates)
     seen_values = deps.redis.mget([deps.keys.seen(u) for u in urls]) if urls else []
     new: list[Candidate] = []
@@ -109,6 +116,9 @@ def discover(source_name: str, deps: Deps, enqueue: Callable[[list[Candidate]], 
     pipe = deps.redis.pipeline(transaction=False)
     for cand in new:
         pipe.set(deps.keys.seen(cand.url), marks[cand.url], ex=SEEN_TTL)
+        entry, via, doc = origins[cand.url]
+        deps.trail.add(pipe, cand.url, event("discovered", now, source=source.name, via=via, doc=doc,
+                                             lastmod=entry.lastmod))
     if new:
         log_key = deps.keys.source_urls(source.name)
         pipe.zadd(log_key, {c.url: now for c in new})
@@ -134,6 +144,10 @@ def discover(source_name: str, deps: Deps, enqueue: Callable[[list[Candidate]], 
 
 
 MAX_AUTODISCOVERED_FEEDS = 3  # feeds read from one home page
+
+
+def _keep(entries: list[Found], found: Iterable[disc.Entry], via: str, doc: str) -> None:
+    entries.extend((entry, via, doc) for entry in found)
 
 
 def _is_site_root(url: str) -> bool:
@@ -172,7 +186,7 @@ class _Reader:
         raw = self.deps.redis.hget(self.deps.keys.feed_validators(url), "links")
         return [str(u) for u in json.loads(as_text(raw))] if raw else []
 
-    def read_feed(self, url: str, entries: list[disc.Entry], now: float, *, nested: bool = False) -> bool:
+    def read_feed(self, url: str, entries: list[Found], now: float, *, nested: bool = False) -> bool:
         got = self.load(url)
         if got is None:
             return False
@@ -191,13 +205,13 @@ class _Reader:
             if kind == "sitemap":
                 self.pending.pop()  # read again as a sitemap below (validators saved there)
                 return self.read_sitemaps([url], entries, now, first=got)
-            entries.extend(disc.parse_feed(got.content, got.final_url))
+            _keep(entries, disc.parse_feed(got.content, got.final_url), url, "feed")
         except WorkerError as exc:
             self.errors.append(f"{url}: {exc}")
             return False
         return True
 
-    def read_sitemaps(self, roots: list[str], entries: list[disc.Entry], now: float, *,
+    def read_sitemaps(self, roots: list[str], entries: list[Found], now: float, *,
                       first: Page | None = None) -> bool:
         """Read sitemaps and indexes breadth first (at most MAX_SITEMAP_FETCHES documents)."""
         queue = list(roots)
@@ -226,7 +240,7 @@ class _Reader:
                 self.errors.append(f"{url}: {exc}")
                 continue
             ok = True
-            entries.extend(disc.filter_recent(sitemap.entries, now, SITEMAP_MAX_AGE))
+            _keep(entries, disc.filter_recent(sitemap.entries, now, SITEMAP_MAX_AGE), url, "sitemap")
             if sitemap.sitemaps:
                 # an index lists monthly or daily children: the old ones hold no news
                 kids = [k.url for k in disc.filter_recent(sitemap.children, now, SITEMAP_MAX_AGE)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..dedup import Decision, Doc
 from ..dedup.engine import Publish
@@ -20,6 +21,7 @@ from ..logs import get_logger
 from ..metrics import MetricsBatch
 from ..models import Article, Outcome, PageRef, Source
 from ..publish import build_item, stream_fields, streams_for
+from ..trail import event
 from ..urls import canonicalize, choose_canonical
 from .deps import Deps
 
@@ -131,9 +133,10 @@ def settle(work: PageWork, decision: Decision, batch: MetricsBatch) -> None:
 def finish_pages(pages: Sequence[PageWork], deps: Deps, batch: MetricsBatch) -> None:
     """Record the end of pages that have their outcome, in one round trip.
 
-    Counters, validators for the next conditional GET (saved only now, so a
-    crash before this never turns the redelivery into a 304), the bot-wall
-    reset of the page's host, the page bytes dropped.
+    Counters, each page's outcome in its URL's trail, validators for the next
+    conditional GET (saved only now, so a crash before this never turns the
+    redelivery into a 304), the bot-wall reset of the page's host, the page
+    bytes dropped.
     """
     pipe = deps.redis.pipeline(transaction=False)
     stats: dict[str, int] = {}
@@ -147,6 +150,7 @@ def finish_pages(pages: Sequence[PageWork], deps: Deps, batch: MetricsBatch) -> 
         now = max(now, page.now)
         if page.stat:
             stats[page.stat] = stats.get(page.stat, 0) + 1
+        _record(page, deps, pipe)
         if not page.delete:
             continue
         if not page.bot_wall:
@@ -165,6 +169,25 @@ def finish_pages(pages: Sequence[PageWork], deps: Deps, batch: MetricsBatch) -> 
     if pages:
         pipe.hset(deps.keys.heartbeat(), "process", now)
     pipe.execute()
+
+
+def _record(page: PageWork, deps: Deps, pipe: Any) -> None:
+    """Queue the page's outcome for its URL's trail (and let its canonical URL find the trail)."""
+    out, url = page.outcome, page.ref.url
+    assert out is not None
+    canonical = page.doc.url if page.doc is not None and page.doc.url != url else None
+    if out.status == "published":
+        ev = event("published", page.now, story=out.story_id, version=out.version, event=out.event,
+                   canonical=canonical)
+    elif out.status == "duplicate":
+        sim = out.detail.get("similarity")
+        ev = event("duplicate", page.now, story=out.story_id, version=out.version, kind=out.reason,
+                   sim=round(sim, 4) if isinstance(sim, float) else sim, matched=out.detail.get("matched_url"),
+                   canonical=canonical)
+    else:
+        ev = event(out.status, page.now, stage="process", reason=out.reason)
+    deps.trail.add(pipe, url, ev)
+    deps.trail.alias(pipe, canonical, url)
 
 
 def note_bot_wall(deps: Deps, final_url: str, article: Article) -> None:

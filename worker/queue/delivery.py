@@ -28,6 +28,7 @@ from ..keys import ATTEMPTS_TTL, WRITE_PROBE_TTL
 from ..logs import get_logger
 from ..pipeline.deps import Deps
 from ..publish import dead_letter
+from ..trail import event
 from . import outage
 
 log = get_logger("wire.tasks")
@@ -113,10 +114,20 @@ def backoff(retries: int, cap: float) -> float:
     return base + random.uniform(0, base)
 
 
-def park(d: Deps, candidate: Batch, *, force: bool, parks: int, not_before: float) -> None:
-    """Hold a URL in Redis until `not_before` instead of in a broker ETA (see queue/app.py)."""
+def park(d: Deps, candidate: Batch, *, force: bool, parks: int, not_before: float, reason: str,
+         events: list[dict[str, Any]] | tuple[()] = ()) -> None:
+    """Hold a URL in Redis until `not_before` instead of in a broker ETA (see queue/app.py).
+
+    Each candidate's trail records it, the first one's after `events` (its fetch attempt).
+    """
     member = json.dumps({"candidate": compact(candidate), "force": force, "parks": parks + 1}, sort_keys=True)
-    d.redis.zadd(d.keys.parked(), {member: not_before})
+    pipe = d.redis.pipeline(transaction=False)
+    pipe.zadd(d.keys.parked(), {member: not_before})
+    now = time.time()
+    for i, c in enumerate(items(candidate)):
+        parked = event("parked", now, reason=reason, until=round(not_before, 3))
+        d.trail.add(pipe, str(c["url"]), *(events if i == 0 else ()), parked)
+    pipe.execute()
 
 
 def split(d: Deps, task: Task, stage: str, work: list[dict[str, Any]],
@@ -134,9 +145,11 @@ def split(d: Deps, task: Task, stage: str, work: list[dict[str, Any]],
     done(d, task, stage)
 
 
-def dead(d: Deps, stage: str, reason: str, error: str, payload: dict[str, Any], retries: int) -> None:
-    """Dead-letter one candidate or page ref (both carry `url` and `source`) with what replays it."""
+def dead(d: Deps, stage: str, reason: str, error: str, payload: dict[str, Any], retries: int,
+         events: list[dict[str, Any]] | tuple[()] = ()) -> None:
+    """Dead-letter one candidate or page ref (both carry `url` and `source`) with what replays it,
+    and record it in its URL's trail after `events`."""
     url, source = str(payload["url"]), str(payload["source"])
     dead_letter(d.redis, d.keys, stage=stage, reason=reason, error=error, url=url, source=source,
-                payload=payload, attempts=retries + 1)
+                payload=payload, attempts=retries + 1, trail=d.trail, events=events)
     log.warning("dead-lettered", stage=stage, reason=reason, error=error, url=url)

@@ -26,9 +26,10 @@ from ..metrics import MetricsBatch
 from ..models import Candidate, Outcome, PageRef
 from ..pipeline.deps import Deps
 from ..pipeline.discover import discover
-from ..pipeline.fetch import fetch
+from ..pipeline.fetch import attempt_event, fetch
 from ..pipeline.process import PageWork, extract_page, finish_pages, settle
 from ..settings import Settings, SourcesConfig
+from ..trail import event
 from . import delivery
 from .delivery import Batch
 
@@ -233,7 +234,7 @@ def _fetch_one(d: Deps, candidate: dict[str, Any], rest: list[dict[str, Any]], p
     cand = Candidate.from_json(candidate)
     with structlog.contextvars.bound_contextvars(source=cand.source, url=cand.url):
         try:
-            result = fetch(cand, d, force=force, pipe=pipe)
+            result = fetch(cand, d, force=force, pipe=pipe, attempt=attempt)
         except HostPaused as exc:
             # the rest of the batch on this host would only find it paused too: they wait together
             host = host_of(cand.url)
@@ -246,22 +247,28 @@ def _fetch_one(d: Deps, candidate: dict[str, Any], rest: list[dict[str, Any]], p
                 return None
             if wait <= d.settings.max_countdown:
                 enqueue_fetch(waiting, force=force, parks=parks + 1, attempt=attempt, countdown=wait)
+                for c in waiting:
+                    d.trail.add(pipe, c["url"], event("retry", time.time(), reason=exc.reason, error=str(exc),
+                                                      wait=round(wait, 1)))
             else:
-                delivery.park(d, waiting, force=force, parks=parks, not_before=time.time() + wait)
+                delivery.park(d, waiting, force=force, parks=parks, not_before=time.time() + wait, reason=exc.reason)
             _summary("fetch", started, None, status="parked", reason=exc.reason, wait_s=round(wait, 1),
                      urls=len(waiting))
             return None
         except TransientFetchError as exc:
+            tried = attempt_event(started, attempt, exc)
             if attempt + 1 >= d.settings.max_attempts:
-                delivery.dead(d, "fetch", exc.reason, str(exc), candidate, attempt)
+                delivery.dead(d, "fetch", exc.reason, str(exc), candidate, attempt, events=[tried])
                 return None
             wait = finite_wait(exc.retry_after, delivery.backoff(attempt, d.settings.max_countdown))
             if wait > d.settings.max_countdown:
-                delivery.park(d, candidate, force=force, parks=parks, not_before=time.time() + wait)
+                delivery.park(d, candidate, force=force, parks=parks, not_before=time.time() + wait,
+                              reason=exc.reason, events=[tried])
                 _summary("fetch", started, None, status="parked", reason=exc.reason, wait_s=round(wait, 1))
                 return None
             # a new task with its own delivery count, after a backoff held as a (bounded) countdown
             enqueue_fetch(candidate, force=force, parks=parks, attempt=attempt + 1, countdown=wait)
+            d.trail.add(pipe, cand.url, tried, event("retry", time.time(), reason=exc.reason, wait=round(wait, 1)))
             _summary("fetch", started, None, status="retry", reason=exc.reason, wait_s=round(wait, 1))
             return None
         except FetchError as exc:  # a permanent error not already turned into an outcome

@@ -11,18 +11,24 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
 from urllib.parse import urlsplit
 
+import redis
+from billiard.exceptions import SoftTimeLimitExceeded  # Celery's, raised into the task: not a document's
+
 from .. import discover as disc
-from ..errors import BadURL, FetchError, WorkerError
+from ..errors import BadURL, WorkerError
 from ..fetch.fetcher import NotModified
 from ..keys import CONDITIONAL_TTL, SEEN_TTL, as_text
 from ..metrics import MetricsBatch
-from ..models import Candidate, Page, Source
+from ..models import Candidate, Listing, Page, Source
 from ..trail import event
 from ..urls import canonicalize, redact_text
 from .deps import Deps
 
+T = TypeVar("T")
 Found = tuple[disc.Entry, str, str]  # an entry, the document it was found in, and that document's kind
 
 MAX_SITEMAP_FETCHES = 25  # per source per run: an index can list thousands of children
@@ -56,6 +62,9 @@ def discover(source_name: str, deps: Deps, enqueue: Callable[[list[Candidate]], 
 
     `last_success` is set only when at least one configured document was read
     (200 and parsed, or 304): a source whose discovery fails goes stale.
+    Each document fails alone: whatever goes wrong reading one (even an
+    unexpected error) is recorded as the source's error and the others are
+    read; only a Redis failure ends the discovery (the task is requeued).
     Each new URL's trail records where it was found.
     """
     now = time.time() if now is None else now
@@ -64,30 +73,21 @@ def discover(source_name: str, deps: Deps, enqueue: Callable[[list[Candidate]], 
     entries: list[Found] = []
     ok = 0
     for url in source.feeds:
-        ok += reader.read_feed(url, entries, now)
+        ok += reader.alone(url, partial(reader.read_feed, url, entries, now), False)
     for url in source.sitemaps:
         if _is_site_root(url):
-            try:
-                roots = deps.fetcher.politeness.robots_sitemaps(url, source.rate)
-            except (FetchError, WorkerError) as exc:
-                reader.errors.append(f"{url}: robots.txt: {exc}")
+            roots = reader.alone(url, partial(deps.fetcher.politeness.robots_sitemaps, url, source.rate), None,
+                                 what="robots.txt")
+            if roots is None:
                 continue
             if not roots:
                 reader.errors.append(f"{url}: robots.txt lists no Sitemap")
                 continue
         else:
             roots = [url]
-        ok += reader.read_sitemaps(roots, entries, now)
+        ok += reader.alone(url, partial(reader.read_sitemaps, roots, entries, now), False)
     for listing in source.listings:
-        got = reader.load(listing.url)
-        if isinstance(got, NotModified):
-            ok += 1
-        elif got is not None:
-            try:
-                _keep(entries, disc.parse_listing(got.content, listing.url, listing.links), listing.url, "listing")
-                ok += 1
-            except WorkerError as exc:
-                reader.errors.append(f"{listing.url}: {exc}")
+        ok += reader.alone(listing.url, partial(reader.read_listing, listing, entries), False)
     errors = reader.errors
 
     candidates: dict[str, Candidate] = {}
@@ -166,17 +166,42 @@ class _Reader:
         # validators (and derived links) are saved after the candidates are enqueued
         self.pending: list[tuple[str, Page, list[str] | None]] = []
 
-    def load(self, url: str) -> Page | NotModified | None:
-        """The document, NotModified, or None after recording an error."""
-        self.fetches += 1
+    def alone(self, url: str, read: Callable[[], T], failed: T, *, what: str = "") -> T:
+        """`read()`, or `failed` after recording its error: one document never costs the others.
+
+        Redis failing is not the document's fault: it ends the discovery, whose task is requeued;
+        nor is the task's time limit.
+        """
         try:
-            got = self.deps.fetcher.fetch(url, rate=self.source.rate, kind="feed")
-        except (FetchError, WorkerError) as exc:
-            self.errors.append(f"{url}: {exc}")
-            return None
+            return read()
+        except (redis.RedisError, SoftTimeLimitExceeded):
+            raise
+        except Exception as exc:
+            where = f"{url}: {what}: " if what else f"{url}: "
+            self.errors.append(where + (str(exc) if isinstance(exc, WorkerError) else f"{type(exc).__name__}: {exc}"))
+            return failed
+
+    def load(self, url: str) -> Page | NotModified | None:
+        """The document, NotModified, or None after recording an error (an unexpected one too)."""
+        self.fetches += 1
+        got = self.alone(url, partial(self.deps.fetcher.fetch, url, rate=self.source.rate, kind="feed"), None)
         if isinstance(got, Page):
             self.pending.append((url, got, None))
         return got
+
+    def read_listing(self, listing: Listing, entries: list[Found]) -> bool:
+        got = self.load(listing.url)
+        if isinstance(got, NotModified):
+            return True
+        if got is None:
+            return False
+        try:
+            found = disc.parse_listing(got.content, listing.url, listing.links)
+        except WorkerError as exc:
+            self.errors.append(f"{listing.url}: {exc}")
+            return False
+        _keep(entries, found, listing.url, "listing")
+        return True
 
     def keep_links(self, url: str, links: list[str]) -> None:
         """Remember the feeds or child sitemaps `url` pointed to, for when it answers 304."""

@@ -7,7 +7,8 @@
 - a batch delivered again comes back one item per task (`split`);
 - transient errors are retried with backoff and jitter (`backoff`); waits
   too long for a broker countdown are parked in Redis (`park`);
-- after the last attempt, the item is dead-lettered (`dead`).
+- after the last attempt, the item is dead-lettered (`dead`), and so is an
+  item that is not one (`malformed`): each item of a batch ends on its own.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 from celery import Task
@@ -145,11 +147,37 @@ def split(d: Deps, task: Task, stage: str, work: list[dict[str, Any]],
     done(d, task, stage)
 
 
-def dead(d: Deps, stage: str, reason: str, error: str, payload: dict[str, Any], retries: int,
+def malformed(item: Any, fields: tuple[str, ...] = ("url", "source")) -> str | None:
+    """What makes `item` no task item (None: nothing): not a JSON object, or a field missing,
+    not a string, or a `url` that cannot even be parsed. A parseable URL wire will not fetch
+    (`file:`, a private address) is the fetcher's to refuse, with its reason."""
+    if not isinstance(item, dict):
+        return f"not an object but {type(item).__name__}"
+    for name in fields:
+        value = item.get(name)
+        if value is None:
+            return f"{name} missing"
+        if not isinstance(value, str) or not value:
+            return f"{name} is not a non-empty string: {value!r:.100}"
+    try:
+        urlsplit(item["url"]).port  # noqa: B018 - parsing is the check: brackets and port raise ValueError
+    except ValueError as exc:
+        return f"url unparseable: {exc}"
+    return None
+
+
+def dead(d: Deps, stage: str, reason: str, error: str, payload: Any, retries: int,
          events: list[dict[str, Any]] | tuple[()] = ()) -> None:
-    """Dead-letter one candidate or page ref (both carry `url` and `source`) with what replays it,
-    and record it in its URL's trail after `events`."""
-    url, source = str(payload["url"]), str(payload["source"])
-    dead_letter(d.redis, d.keys, stage=stage, reason=reason, error=error, url=url, source=source,
-                payload=payload, attempts=retries + 1, trail=d.trail, events=events)
+    """Dead-letter one work item with what replays it, and record it in its URL's trail after `events`.
+
+    Candidates and page refs carry `url` and `source`; a malformed item may
+    carry neither, or not be an object at all (it is kept under `item`).
+    """
+    if not isinstance(payload, dict):
+        payload = {"item": payload}
+    url, source = payload.get("url"), payload.get("source")
+    url = url if isinstance(url, str) else None
+    dead_letter(d.redis, d.keys, stage=stage, reason=reason, error=error, url=url,
+                source=source if isinstance(source, str) else None, payload=payload, attempts=retries + 1,
+                trail=d.trail, events=events)
     log.warning("dead-lettered", stage=stage, reason=reason, error=error, url=url)

@@ -20,7 +20,6 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from ..errors import FetchError, HostPaused, TransientFetchError
 from ..fetch.politeness import finite_wait, host_of
-from ..keys import as_text
 from ..logs import get_logger
 from ..metrics import MetricsBatch
 from ..models import Candidate, Outcome, PageRef
@@ -93,7 +92,7 @@ def _argsrepr(work: Batch, noun: str) -> str:
     much as storing the 8 pages' bytes. The URLs are in the page logs.
     """
     items = delivery.items(work)
-    first = str(items[0].get("url", ""))[:200] if items else ""
+    first = str(items[0].get("url", "") if isinstance(items[0], dict) else items[0])[:200] if items else ""
     plural = "" if len(items) == 1 else "s"
     return f"[{len(items)} {noun}{plural}: {first}{' ...' if len(items) > 1 else ''}]"
 
@@ -119,14 +118,27 @@ def enqueue_process(refs: Batch) -> None:
 
 @shared_task(name="wire.unpark", bind=True, ignore_result=True)
 def unpark_task(self: Task) -> int:
-    """Move due parked fetches back to the fetch queue (enqueue first, then remove: never lose)."""
+    """Move due parked fetches back to the fetch queue (enqueue first, then remove: never lose).
+
+    A member that is not a parked fetch is dead-lettered (`malformed_task`) and
+    removed: read first every time, it would otherwise hold back the others forever.
+    """
     d = deps()
     with delivery.requeue_if_redis_down(d, "unpark"):  # nothing is lost: the parked set keeps whatever was not moved
-        due = d.redis.zrangebyscore(d.keys.parked(), "-inf", time.time(), start=0, num=500)
+        due: list[bytes] = d.redis.zrangebyscore(d.keys.parked(), "-inf", time.time(), start=0,  # type: ignore[assignment]
+                                                 num=500)
         for member in due:
-            data = json.loads(as_text(member))
-            enqueue_fetch(data["candidate"], force=data.get("force", False), parks=data.get("parks", 0))
-            d.redis.zrem(d.keys.parked(), as_text(member))
+            try:
+                data = json.loads(member)
+                work, force, parks = data["candidate"], bool(data.get("force", False)), int(data.get("parks", 0))
+                if not delivery.items(work):
+                    raise ValueError("no candidate")
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                delivery.dead(d, "fetch", "malformed_task", f"parked member unreadable: {type(exc).__name__}: {exc}",
+                              {"parked": member.decode("utf-8", "replace")[:2000]}, 0)
+            else:
+                enqueue_fetch(work, force=force, parks=parks)
+            d.redis.zrem(d.keys.parked(), member)
         delivery.done(d, self, "discover")
     return len(due)
 
@@ -199,6 +211,7 @@ def fetch_task(self: Task, candidates: Batch, force: bool = False, parks: int = 
                 delivery.dead(d, "fetch", "poison", f"delivered {deliveries} times without finishing", work[0], attempt)
                 delivery.done(d, self, "fetch")
                 return
+            work = _well_formed(d, "fetch", work, ("url", "source"), attempt)
             handoff = _Handoff(d.redis, d.settings.process_batch, HANDOFF_LINGER)
             per_fetch = d.fetcher.politeness.max_wait + d.settings.fetch_timeout
             paused: set[str] = set()
@@ -212,8 +225,16 @@ def fetch_task(self: Task, candidates: Batch, force: bool = False, parks: int = 
                 handoff.flush_if_stale()
                 if host_of(candidate.get("url", "")) in paused:
                     continue  # handed back with the candidate that found its host paused
-                ref = _fetch_one(d, candidate, work[i + 1:], paused, handoff.pipe, force=force, parks=parks,
-                                 attempt=attempt)
+                try:
+                    ref = _fetch_one(d, candidate, work[i + 1:], paused, handoff.pipe, force=force, parks=parks,
+                                     attempt=attempt)
+                except SoftTimeLimitExceeded as exc:  # this fetch never ended: it alone is dead-lettered
+                    log.warning("fetch hit the soft time limit", url=candidate["url"])
+                    delivery.dead(d, "fetch", type(exc).__name__, repr(exc), candidate, attempt)
+                    if work[i + 1:]:
+                        enqueue_fetch(work[i + 1:], force=force, parks=parks, attempt=attempt)
+                        log.info("batch handed on: time limit struck", stage="fetch", items=len(work) - i - 1)
+                    break
                 if ref is not None:
                     handoff.add(ref)
             # pages are enqueued before the batch counts as done: a crash in between
@@ -222,6 +243,19 @@ def fetch_task(self: Task, candidates: Batch, force: bool = False, parks: int = 
             delivery.done(d, self, "fetch")
     finally:
         structlog.contextvars.clear_contextvars()
+
+
+def _well_formed(d: Deps, stage: str, work: list[Any], fields: tuple[str, ...], attempt: int) -> list[Any]:
+    """The items of a batch that are work items; each other one is dead-lettered as `malformed_task`
+    with what was there, so it never costs its neighbours (or the batch) anything."""
+    good = []
+    for item in work:
+        wrong = delivery.malformed(item, fields)
+        if wrong is None:
+            good.append(item)
+        else:
+            delivery.dead(d, stage, "malformed_task", wrong, item, attempt)
+    return good
 
 
 def _fetch_one(d: Deps, candidate: dict[str, Any], rest: list[dict[str, Any]], paused: set[str],
@@ -274,6 +308,14 @@ def _fetch_one(d: Deps, candidate: dict[str, Any], rest: list[dict[str, Any]], p
         except FetchError as exc:  # a permanent error not already turned into an outcome
             delivery.dead(d, "fetch", exc.reason, str(exc), candidate, attempt)
             return None
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception as exc:  # a bug or a value nobody expected: this URL ends here, its neighbours go on
+            if delivery.redis_down(exc):
+                raise
+            log.exception("fetch failed")
+            delivery.dead(d, "fetch", type(exc).__name__, str(exc) or repr(exc), candidate, attempt)
+            return None
         if isinstance(result, PageRef):
             _summary("fetch", started, None, status="fetched")
             return result
@@ -289,18 +331,21 @@ def process_task(self: Task, refs: Batch) -> None:
     structlog.contextvars.bind_contextvars(task_id=self.request.id)
     try:
         with delivery.requeue_if_redis_down(d, "process", self):
-            work = [PageRef.from_json(ref) for ref in delivery.items(refs)]
+            work, malformed = _page_refs(delivery.items(refs))
             # one round trip: count this delivery and read the pages
             pipe = d.redis.pipeline(transaction=False)
             delivery.count_delivery(d, self, pipe)
-            pipe.mget([ref.page_key for ref in work])
-            deliveries, _, pages = pipe.execute()
+            if work:
+                pipe.mget([ref.page_key for ref in work])
+            deliveries, _, *read = pipe.execute()
+            pages = read[0] if work else []
             self.request.wire_counted = True  # for delivery.requeue
-            self.request.wire_counted = True
-            if int(deliveries) > 1 and len(work) > 1:
+            if int(deliveries) > 1 and len(delivery.items(refs)) > 1:
                 delivery.split(d, self, "process", delivery.items(refs), enqueue_process)
                 return
-            if int(deliveries) > d.settings.max_attempts:
+            for item, wrong in malformed:  # each ends alone; the well-formed pages go on
+                delivery.dead(d, "process", "malformed_task", wrong, item, int(deliveries) - 1)
+            if work and int(deliveries) > d.settings.max_attempts:
                 ref = work[0]
                 delivery.dead(d, "process", "poison", f"delivered {deliveries} times without finishing",
                               ref.to_json(), int(deliveries) - 1)
@@ -311,6 +356,22 @@ def process_task(self: Task, refs: Batch) -> None:
             delivery.done(d, self, "process")
     finally:
         structlog.contextvars.clear_contextvars()
+
+
+def _page_refs(items: list[Any]) -> tuple[list[PageRef], list[tuple[Any, str]]]:
+    """A process batch's page refs, and the items that are none (with what is wrong with each)."""
+    work: list[PageRef] = []
+    malformed: list[tuple[Any, str]] = []
+    for item in items:
+        wrong = delivery.malformed(item, ("url", "source", "final_url", "page_key"))
+        if wrong is None:
+            try:
+                work.append(PageRef.from_json(item))
+                continue
+            except (TypeError, ValueError) as exc:
+                wrong = f"{type(exc).__name__}: {exc}"
+        malformed.append((item, wrong))
+    return work, malformed
 
 
 def _process_batch(d: Deps, work: list[PageRef], pages: list[bytes | None], started: float) -> None:

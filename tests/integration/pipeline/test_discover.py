@@ -14,6 +14,7 @@ from worker.models import Candidate
 from worker.pipeline.deps import Deps
 from worker.pipeline.discover import discover
 from worker.settings import parse_sources
+from worker.trail import read
 
 
 @pytest.fixture
@@ -84,3 +85,31 @@ def test_failed_discovery_leaves_the_source_stale(fault: SiteServer, r: _redis.R
     assert b"last_success" not in state and state[b"errors"] == b"1"
     discover("down", deps, enqueue=lambda c: None, now=2000.0)
     assert r.hget(deps.keys.source_state("down"), "last_success") == b"2000.0"
+
+
+def test_one_failing_document_never_costs_the_others(fault: SiteServer, r: _redis.Redis, redis_url: str,
+                                                      prefix: str) -> None:
+    """A feed redirecting to `http://[::1` and a sitemap answering 503 with `Retry-After: ²` (each raised
+    ValueError out of the whole discovery) are recorded as the source's errors; the listing and the feed
+    beside them are read and their URLs enqueued, each with its trail saying where it was found."""
+    site = fault.add("mixed", "127.0.0.34")
+    site.routes["/robots.txt"] = fixed(404)
+    site.routes["/bad-feed"] = fixed(302, {"Location": "http://[::1"})
+    site.routes["/bad-sitemap.xml"] = fixed(503, {"Retry-After": "²"})
+    site.routes["/feed"] = static(f'<rss version="2.0"><channel><item><link>{site.base}/a.html</link></item>'
+                                  "</channel></rss>", RSS)
+    site.routes["/list/"] = static(f'<html><body><a class=s href="{site.base}/b.html">B</a></body></html>')
+    deps = _deps(f"sources:\n- name: mixed\n  feeds: ['{site.base}/bad-feed', '{site.base}/feed']\n"
+                 f"  sitemaps: ['{site.base}/bad-sitemap.xml']\n"
+                 f"  listings: [{{url: '{site.base}/list/', links: 'a.s'}}]\n  rate: 50\n", redis_url, prefix, r)
+    found: list[Candidate] = []
+    report = discover("mixed", deps, enqueue=found.extend)
+    assert sorted(c.url for c in found) == [f"{site.base}/a.html", f"{site.base}/b.html"]
+    assert len(report.errors) == 2
+    assert report.errors[0].startswith(f"{site.base}/bad-feed: ")
+    assert report.errors[1].startswith(f"{site.base}/bad-sitemap.xml: ")
+    assert r.hget(deps.keys.source_state("mixed"), "last_success") is not None
+    (feed_event,) = read(r, deps.keys, f"{site.base}/a.html").events
+    assert (feed_event["ev"], feed_event["source"], feed_event["doc"], feed_event["via"]) == (
+        "discovered", "mixed", "feed", f"{site.base}/feed")
+    assert read(r, deps.keys, f"{site.base}/b.html").events[0]["doc"] == "listing"

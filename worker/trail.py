@@ -21,6 +21,7 @@ of its kind:
     skipped       stage, reason, error: the URL ends here (robots.txt, the address guard, 404, not an article ...)
     retry         reason, wait (seconds)
     parked        reason, until (unix time)
+    refetch       n: the stored page expired before the process stage read it, so it is fetched again
     dead          stage, reason, error: dead-lettered (`wire dlq`)
     published     story, version, event (new|update), canonical
     duplicate     story, version, kind (url|exact|near), sim, matched, canonical
@@ -181,6 +182,8 @@ def describe(ev: dict[str, Any]) -> str:
         return f"retried after {float(g('wait') or 0):.1f} s ({g('reason')})"
     if kind == "parked":
         return f"parked until {when(g('until'))} ({g('reason')})"
+    if kind == "refetch":
+        return f"the stored page expired before it was processed: fetched again (refetch {g('n')})"
     if kind == "dead":
         return f"dead-lettered at {g('stage')}: {g('reason')}{why} (see wire dlq list)"
     if kind == "published":

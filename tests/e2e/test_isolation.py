@@ -1,5 +1,5 @@
-"""End to end with real workers: one bad URL never costs its neighbours, and `wire explain` tells each
-URL's outcome."""
+"""End to end with real workers: one bad URL never costs its neighbours, a page that expired before it
+was processed is fetched again, and `wire explain` tells each URL's outcome."""
 
 from __future__ import annotations
 
@@ -98,3 +98,28 @@ def test_hostile_urls_in_a_feed_end_alone_and_are_explained(cluster: Cluster, cl
     published = _explain(cluster.env, f"{site.base}/honest-after.html")
     assert "fetch #1: HTTP 200" in published and "published as story" in published
 
+
+def test_a_page_expired_before_processing_is_fetched_again(cluster: Cluster, cluster_env: dict[str, str],
+                                                           prefix: str, hostile) -> None:
+    """A page fetched while no process worker runs, whose stored bytes are gone when one starts (the key
+    is deleted: what a backlog older than the page TTL does), is fetched again and published, and its
+    trail says so; on main it ended `skipped: page_gone`, marked seen, never fetched again."""
+    server, site = hostile
+    Path(cluster_env["WIRE_SOURCES"]).write_text(
+        f"sources:\n- name: hostile\n  feeds: ['{site.base}/feed']\n  interval: 1h\n  rate: 20\n")
+    site.routes["/feed"] = (200, RSS, f'<rss version="2.0"><channel><item><link>{site.base}/honest-before.html'
+                                      "</link></item></channel></rss>")
+    client = redis.Redis.from_url(cluster_env["WIRE_REDIS_URL"])
+    keys = Keys.for_prefix(prefix)
+    url = f"{site.base}/honest-before.html"
+    cluster.start("fetcher", "worker", "--queues", "discover,fetch", "--pool", "threads", "--concurrency", "2")
+    cluster.start("beat", "beat")
+    pages = cluster.wait(lambda: list(client.scan_iter(match=f"{prefix}:page:*")), timeout=60,
+                         what="the page stored for the process stage")
+    assert client.delete(*pages) == 1  # as if it had expired in the queue
+    cluster.start("processor", "worker", "--queues", "process", "--pool", "prefork", "--concurrency", "1")
+    cluster.wait(lambda: client.xlen(keys.items_stream) >= 1, timeout=90, what="the story, fetched again")
+    assert len(server.requests("hostile", "/honest-before.html")) == 2
+    kinds = [e["ev"] for e in read(client, keys, url).events]
+    assert kinds == ["discovered", "fetch", "refetch", "fetch", "published"], kinds
+    assert client.xlen(keys.dead_stream) == 0

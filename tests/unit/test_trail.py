@@ -40,6 +40,7 @@ def test_each_kind_reads_as_a_sentence() -> None:
         ("duplicate", (("story", "ab12"), ("version", 1), ("kind", "near"), ("sim", 0.93),
                        ("matched", "https://h/a"))):
             "duplicate of story ab12 version 1 (near, similarity 0.93) ~ https://h/a",
+        ("refetch", (("n", 1),)): "the stored page expired before it was processed: fetched again (refetch 1)",
     }
     for (kind, fields), text in cases.items():
         assert describe(event(kind, 0.0, **dict(fields))) == text

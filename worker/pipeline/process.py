@@ -21,11 +21,12 @@ from ..logs import get_logger
 from ..metrics import MetricsBatch
 from ..models import Article, Outcome, PageRef, Source
 from ..publish import build_item, stream_fields, streams_for
-from ..trail import event
+from ..trail import event, events_of
 from ..urls import canonicalize, choose_canonical
 from .deps import Deps
 
 log = get_logger("wire.pipeline")
+MAX_REFETCHES = 3  # a page that expired unprocessed this often is dead-lettered instead of fetched again
 
 
 def process(ref: PageRef, deps: Deps, *, now: float | None = None) -> Outcome:
@@ -184,10 +185,30 @@ def _record(page: PageWork, deps: Deps, pipe: Any) -> None:
         ev = event("duplicate", page.now, story=out.story_id, version=out.version, kind=out.reason,
                    sim=round(sim, 4) if isinstance(sim, float) else sim, matched=out.detail.get("matched_url"),
                    canonical=canonical)
+    elif out.status == "refetch":
+        ev = event("refetch", page.now, n=out.detail.get("n"))
     else:
         ev = event(out.status, page.now, stage="process", reason=out.reason)
     deps.trail.add(pipe, url, ev)
     deps.trail.alias(pipe, canonical, url)
+
+
+def gone_pages(refs: Sequence[PageRef], deps: Deps) -> list[int | None]:
+    """For pages whose stored bytes are gone: None for one an earlier delivery already processed
+    (its trail holds an outcome since it was fetched), else how often its URL was fetched again
+    for this reason before (one round trip)."""
+    pipe = deps.redis.pipeline(transaction=False)
+    for ref in refs:
+        pipe.lrange(deps.keys.trail(ref.url), 0, -1)
+    out: list[int | None] = []
+    for ref, raw in zip(refs, pipe.execute(), strict=True):
+        events = events_of(raw)
+        ended = any(e.get("ev") in _OUTCOMES and float(e.get("t") or 0) >= ref.fetched_at for e in events)
+        out.append(None if ended else sum(e.get("ev") == "refetch" for e in events))
+    return out
+
+
+_OUTCOMES = frozenset({"published", "duplicate", "skipped", "dead", "refetch"})
 
 
 def note_bot_wall(deps: Deps, final_url: str, article: Article) -> None:

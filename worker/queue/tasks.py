@@ -26,7 +26,7 @@ from ..models import Candidate, Outcome, PageRef
 from ..pipeline.deps import Deps
 from ..pipeline.discover import discover
 from ..pipeline.fetch import attempt_event, fetch
-from ..pipeline.process import PageWork, extract_page, finish_pages, settle
+from ..pipeline.process import MAX_REFETCHES, PageWork, extract_page, finish_pages, gone_pages, settle
 from ..settings import Settings, SourcesConfig
 from ..trail import event
 from . import delivery
@@ -402,12 +402,41 @@ def _process_batch(d: Deps, work: list[PageRef], pages: list[bytes | None], star
             break
         if got is not None:
             (ended if got.doc is None else ready).append(got)
+    gone = [w for w in ended if w.outcome is not None and w.outcome.reason == "page_gone"]
+    if gone:
+        ended = [w for w in ended if w not in gone] + _refetch_gone(d, gone)
     ended += _decide(d, ready, batch)
     finish_pages(ended, d, batch)
     for w in ended:
         assert w.outcome is not None
         with structlog.contextvars.bound_contextvars(source=w.ref.source, url=w.ref.url):
             _summary("process", w.started, w.outcome, story_id=w.outcome.story_id, story_event=w.outcome.event)
+
+
+def _refetch_gone(d: Deps, gone: list[PageWork]) -> list[PageWork]:
+    """Pages whose stored bytes are gone: those to finish, with their outcome.
+
+    An earlier delivery that processed the page deleted them: `skipped: page_gone`
+    as before. Otherwise they expired in a backlog older than PAGE_TTL, and the
+    URL (marked seen, so discovery will not bring it back) is fetched again, at
+    most MAX_REFETCHES times; after that it is dead-lettered.
+    """
+    out = []
+    for w, refetched in zip(gone, gone_pages([w.ref for w in gone], d), strict=True):
+        if refetched is None:
+            out.append(w)
+            continue
+        ref = w.ref
+        if refetched >= MAX_REFETCHES:
+            delivery.dead(d, "process", "page_gone",
+                          f"the stored page expired before it was processed, {refetched + 1} times", ref.to_json(),
+                          refetched)
+            continue
+        # enqueued before the trail records it: a crash in between fetches twice, which dedup absorbs
+        enqueue_fetch({"url": ref.url, "source": ref.source, "published": ref.published}, force=ref.force)
+        w.outcome = Outcome(status="refetch", reason="page_gone", detail={"n": refetched + 1})
+        out.append(w)
+    return out
 
 
 def _extract_one(d: Deps, ref: PageRef, page: bytes | None,

@@ -1,5 +1,5 @@
 """The task bodies in this process against real Redis, a real broker queue and loopback sites:
-each item of a batch ends on its own."""
+each item of a batch ends on its own, and a page that expired unprocessed is fetched again."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ import redis
 from tests.support.faultnet import article_page
 from tests.support.helpers import test_settings
 from tests.support.loopback import HTML, RSS, Site, SiteServer
+from worker.keys import TRAIL_MAX_EVENTS
 from worker.models import Candidate, PageRef
 from worker.ops.redis_server import RedisProcess
 from worker.pipeline.deps import Deps
 from worker.pipeline.fetch import fetch
+from worker.pipeline.process import MAX_REFETCHES
 from worker.queue import tasks
 from worker.queue.app import create_app
 from worker.settings import parse_sources
@@ -139,3 +141,34 @@ def test_a_process_batch_dead_letters_items_that_are_no_page_refs(d: Deps, site:
     assert [x["error"] for x in dead] == ["final_url missing", "not an object but int",
                                           "page_key is not a non-empty string: 5"]
 
+
+def test_a_page_that_expired_unprocessed_is_fetched_again_then_given_up(d: Deps, site: Site) -> None:
+    """A page whose stored bytes are gone when process reads it (expired: the key is deleted here) and
+    whose URL has no outcome since that fetch is fetched again, recorded in its trail; after
+    MAX_REFETCHES such refetches the URL is dead-lettered. A page an earlier delivery processed
+    stays `skipped: page_gone` and is not fetched again."""
+    url = f"{site.base}/ok-1.html"
+    for n in range(1, MAX_REFETCHES + 1):
+        ref = _fetched(d, site)
+        d.redis.delete(ref.page_key)
+        tasks.process_task(ref.to_json())
+        queued = _queued(d, "fetch")
+        assert len(queued) == n and queued[0] == {"url": url, "source": "h", "published": None}
+        last = read_trail(d.redis, d.keys, url).events[-1]
+        assert (last["ev"], last["n"]) == ("refetch", n)
+    ref = _fetched(d, site)
+    d.redis.delete(ref.page_key)
+    tasks.process_task(ref.to_json())
+    assert len(_queued(d, "fetch")) == MAX_REFETCHES
+    (dead,) = _dead(d)
+    assert (dead["stage"], dead["reason"], dead["url"]) == ("process", "page_gone", url)
+    assert d.redis.xlen(d.keys.items_stream) == 0
+
+    # processed, then delivered again: its bytes were dropped on purpose
+    done = _fetched(d, site, 2)
+    tasks.process_task(done.to_json())
+    tasks.process_task(done.to_json())
+    assert len(_queued(d, "fetch")) == MAX_REFETCHES
+    events = read_trail(d.redis, d.keys, done.url).events
+    assert [e["ev"] for e in events][-2:] == ["published", "skipped"] and events[-1]["reason"] == "page_gone"
+    assert len(events) <= TRAIL_MAX_EVENTS

@@ -38,13 +38,18 @@ def in_use(host: str, port: int, setting: str) -> str:
 
 def ensure_free(host: str, port: int, setting: str) -> None:
     """Raise PortInUse (naming `setting`) when an HTTP server could not bind `host:port` now."""
-    if port == 0:
-        return
+    if port != 0 and not is_free(host, port):
+        raise PortInUse(in_use(host, port, setting))
+
+
+def is_free(host: str, port: int) -> bool:
+    """Whether a server could bind `host:port` now (other errors than "in use" are raised)."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as http.server binds
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as http.server and redis-server bind
         try:
             sock.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise PortInUse(in_use(host, port, setting)) from None
+                return False
             raise
+    return True

@@ -25,7 +25,7 @@ import redis
 from ..keys import Keys, as_text
 from ..settings import Settings
 from . import malloc, orphans, ports
-from .redis_server import RedisProcess, start_redis
+from .redis_server import RedisProcess, start_embedded
 
 STOP_GRACE = 30.0
 
@@ -61,7 +61,7 @@ def run(settings: Settings, *, progress_every: float = 10.0) -> int:
     if not settings.redis_url:
         data = Path(settings.data_dir).resolve() / "redis"
         # SIGTERM, not SIGKILL: Redis writes its AOF out and exits at once
-        embedded = start_redis(data, preexec_fn=orphans.preexec(me, signal.SIGTERM))
+        embedded = start_embedded(data, preexec_fn=orphans.preexec(me, signal.SIGTERM))
         env["WIRE_REDIS_URL"] = embedded.url
         print(f"wire: embedded Redis on {embedded.url} (data in {data})", file=sys.stderr, flush=True)
     redis_url = env["WIRE_REDIS_URL"]

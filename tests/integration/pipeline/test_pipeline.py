@@ -205,3 +205,36 @@ def test_process_batch_dead_letters_only_the_pages_that_fail(deps: Deps, r: redi
     assert len(published) == 3 and len({i["story_id"] for i in published}) == 3
     assert counter_sum(r, deps.keys.metrics(), "wire_items_published_total") == 3
     assert counter_sum(r, deps.keys.metrics(), "wire_duplicates_total") == 3
+
+
+def test_newest_first_feed_publishes_the_newest_version_and_drops_the_older(sites, redis_url: str, prefix: str,
+                                                                           r: redis.Redis) -> None:
+    """A feed listing a story's updated version (two paragraphs more, another URL) above its first version:
+    entries are taken in feed order, so the newest is published as `new` and the older one, contained in it,
+    is recorded as a duplicate of it, not published."""
+    from tests.support.loopback import HTML, RSS
+    from tests.support.sites import jsonld_page, rss
+
+    server, _ = sites
+    first = STORIES["harbor-bridge-reopens"]
+    newest = {**first, "title": first["title"] + ", officials say",
+              "paragraphs": first["paragraphs"] + [
+                  "Late on Tuesday the transport ministry said the western span would stay closed to lorries "
+                  "until inspectors had checked every bearing, a task it expects to take about three weeks.",
+                  "Shipping companies welcomed the reopening but warned that a backlog of containers waiting at "
+                  "the northern terminal could take until the end of the month to clear."]}
+    delta = server.add("delta", "127.0.0.5")
+    old_path, new_path = f"/2021/07/06/{first['slug']}/", f"/2021/07/07/{first['slug']}-updated/"
+    delta.routes.update({
+        "/robots.txt": (404, {"Content-Type": "text/plain"}, ""),
+        "/feed/": (200, RSS, rss(delta.base, [(newest["title"], new_path), (first["title"], old_path)])),
+        new_path: (200, HTML, jsonld_page(newest, delta.base)),
+        old_path: (200, HTML, jsonld_page(first, delta.base)),
+    })
+    config = parse_sources(f"sources:\n- name: delta\n  feeds: ['{delta.base}/feed/']\n", "test-sources.yaml")
+    deps = Deps.create(test_settings(redis_url, prefix), config, client=r)
+    outcomes = drive(deps, ["delta"])
+    assert [(o.status, o.event) for o in outcomes] == [("published", "new"), ("duplicate", "duplicate")]
+    assert outcomes[1].story_id == outcomes[0].story_id
+    published = items(r, deps.keys.items_stream)
+    assert [(i["event"], i["version"], i["url"]) for i in published] == [("new", 1, f"{delta.base}{new_path}")]

@@ -11,7 +11,8 @@
     ├── DedupError                dedup could not record a decision (Redis failed, endless conflicts)
     ├── ReingestError             a re-ingest request that cannot be carried out
     ├── BadURL                    not an http(s) URL wire fetches (also a ValueError)
-    └── PortInUse                 a port wire must listen on is taken (names the setting and the holder)
+    ├── PortInUse                 a port wire must listen on is taken (names the setting and the holder)
+    └── RunInProgress             another `wire run` holds the data folder (names its pid)
 
 Third-party errors (requests, redis, yaml, lxml) are translated where they
 are seen, with ``raise ... from exc``; a Redis connection error that reaches
@@ -111,3 +112,7 @@ class BadURL(WorkerError, ValueError):
 
 class PortInUse(WorkerError):
     """A port wire must listen on is taken; the message names the setting and, when known, the holder."""
+
+
+class RunInProgress(WorkerError):
+    """Another live `wire run` holds the data folder (its run file); the message names its pid and console."""

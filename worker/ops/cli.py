@@ -27,6 +27,25 @@ def _sources(settings: Settings, path: str | None = None) -> SourcesConfig:
     return load_sources(path or settings.sources_path)
 
 
+def ops_settings(redis_url: str | None = None) -> Settings:
+    """Settings of a command that talks to a running wire (status, explain, reingest, dlq, health): the
+    environment's, filled in from the `wire run` of this folder when it names no Redis (worker.ops.runfile).
+    `redis_url` is a command's --redis-url. Which run is used, or why a run file is not, goes to stderr."""
+    from .runfile import path, settings_for
+
+    env = dict(os.environ)
+    if redis_url:
+        env["WIRE_REDIS_URL"] = redis_url
+    settings, said = settings_for(env)
+    for line in said:
+        click.echo(f"wire: {line}", err=True)
+    if not settings.redis_url:
+        raise click.ClickException(f"WIRE_REDIS_URL is not set, and no wire run is running with its data in "
+                                   f"{settings.data_dir} (no live {path(settings.data_dir)}): start `wire run` "
+                                   "in this folder, or set WIRE_REDIS_URL")
+    return settings
+
+
 def _deps(settings: Settings, sources: SourcesConfig) -> Any:
     from ..pipeline.deps import Deps
 
@@ -66,9 +85,9 @@ def run() -> None:
     from .run import run as run_all
 
     settings = _settings()
-    _sources(settings)  # fail fast, before starting anything
+    sources = _sources(settings)  # fail fast, before starting anything
     require_strong_admin_token(settings.admin_token)
-    sys.exit(run_all(settings))
+    sys.exit(run_all(settings, sources))
 
 
 @cli.command()
@@ -76,7 +95,8 @@ def run() -> None:
 @click.option("--pool", type=click.Choice(["prefork", "threads", "solo"]), default="prefork", show_default=True)
 @click.option("--concurrency", type=int, default=None)
 @click.option("--name", default="worker", help="node name prefix (host name is appended)")
-def worker(queues: str, pool: str, concurrency: int | None, name: str) -> None:
+@click.option("--quiet", is_flag=True, help="no Celery start-up banner (`wire run` says where things are)")
+def worker(queues: str, pool: str, concurrency: int | None, name: str, quiet: bool) -> None:
     """Run a Celery worker on the given queues (container entrypoint)."""
     _die_with_run()
     settings = _settings()
@@ -92,8 +112,9 @@ def worker(queues: str, pool: str, concurrency: int | None, name: str) -> None:
                                 malloc=in_use())
     started = Keys.for_prefix(settings.key_prefix).started()
     _wait_for_redis(client, settings.key_prefix, lambda: client.set(started, time.time()))
-    argv = ["worker", "-Q", queues, "-P", pool, "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
-            "--loglevel", "WARNING"]
+    argv = (["--quiet"] if quiet else []) + [  # --quiet is an option of the `celery` group, before `worker`
+        "worker", "-Q", queues, "-P", pool, "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
+        "--loglevel", "WARNING"]
     if concurrency:
         argv += ["-c", str(concurrency)]
     if "process" in queues.split(","):
@@ -131,7 +152,8 @@ def _wait_for_redis(client: redis.Redis, prefix: str, write: Any = None) -> None
 
 
 @cli.command()
-def beat() -> None:
+@click.option("--quiet", is_flag=True, help="no Celery start-up banner (`wire run` says where things are)")
+def beat(quiet: bool) -> None:
     """Run the scheduler that starts discovery of each source on its interval."""
     _die_with_run()
     settings = _settings()
@@ -140,7 +162,7 @@ def beat() -> None:
     _configure_logs(settings)
     app = _app(settings, sources)
     _wait_for_redis(redis.Redis.from_url(settings.broker), settings.key_prefix)
-    app.Beat(schedule=str(data / "celerybeat-schedule"), loglevel="WARNING", max_interval=5,
+    app.Beat(schedule=str(data / "celerybeat-schedule"), loglevel="WARNING", max_interval=5, quiet=quiet,
              scheduler="worker.queue.beat:WireScheduler").run()
 
 
@@ -289,7 +311,7 @@ def status(as_json: bool) -> None:
     """Queues, streams, dead letters, sources and workers."""
     from . import status as st
 
-    settings = _settings()
+    settings = ops_settings()
     sources = _sources(settings)
     deps = _deps(settings, sources)
     try:
@@ -355,7 +377,7 @@ def health() -> None:
     """Exit 0 when Redis answers and queued work is being consumed, 1 otherwise (container health check)."""
     from . import status as st
 
-    settings = _settings()
+    settings = ops_settings()
     deps = _deps(settings, _sources(settings))
     ok, why = st.health(deps.redis, deps.keys, settings)
     click.echo(why)
@@ -372,7 +394,7 @@ def reingest_cmd(urls: tuple[str, ...], source: str | None, since: str | None, a
     """Enqueue re-ingestion of URLs, a source (optionally a time window) or everything."""
     from . import reingest
 
-    settings = _settings()
+    settings = ops_settings()
     sources = _sources(settings)
     deps = _deps(settings, sources)
     app = _app(settings, sources)
@@ -398,7 +420,7 @@ def dlq() -> None:
 def dlq_list(count: int) -> None:
     from . import dlq as dl
 
-    settings = _settings()
+    settings = ops_settings()
     deps = _deps(settings, _sources(settings))
     rows = dl.entries(deps.redis, deps.keys, count=count)
     for e in rows:
@@ -412,7 +434,7 @@ def dlq_list(count: int) -> None:
 def dlq_show(entry_id: str) -> None:
     from . import dlq as dl
 
-    settings = _settings()
+    settings = ops_settings()
     deps = _deps(settings, _sources(settings))
     rows = dl.entries(deps.redis, deps.keys, ids=[entry_id])
     if not rows:
@@ -429,7 +451,7 @@ def dlq_replay(ids: tuple[str, ...], all_: bool) -> None:
 
     if not ids and not all_:
         raise click.UsageError("give entry IDs or --all")
-    settings = _settings()
+    settings = ops_settings()
     sources = _sources(settings)
     deps = _deps(settings, sources)
     app = _app(settings, sources)
@@ -442,7 +464,7 @@ def dlq_replay(ids: tuple[str, ...], all_: bool) -> None:
 def dlq_purge(yes: bool) -> None:
     from . import dlq as dl
 
-    settings = _settings()
+    settings = ops_settings()
     deps = _deps(settings, _sources(settings))
     count = deps.redis.xlen(deps.keys.dead_stream)
     if not yes and not click.confirm(f"Delete all {count} dead letters?", default=False):

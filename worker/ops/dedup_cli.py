@@ -109,16 +109,20 @@ def explain_doc(client: redis.Redis, keys: Keys, url: str) -> dict[str, Any]:
 @click.command("explain")
 @click.argument("url")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of readable lines.")
-@click.option("--redis-url", default=None, help="Redis URL (default: $WIRE_REDIS_URL).")
+@click.option("--redis-url", default=None,
+              help="Redis URL (default: $WIRE_REDIS_URL, else the wire run of this folder).")
 def explain(url: str, as_json: bool, redis_url: str | None) -> None:
     """The whole path of URL: discovered, each fetch, its outcome, and the dedup decisions about it.
 
     URL may be given as fetched, in canonical form or as it was after redirects.
     """
-    rurl = redis_url or os.environ.get("WIRE_REDIS_URL") or "redis://127.0.0.1:6379/0"
-    client = redis.Redis.from_url(rurl)
+    from .cli import ops_settings  # here: cli imports this module to register its commands
+
+    settings = ops_settings(redis_url)
+    assert settings.redis_url is not None  # ops_settings found a Redis, or stopped the command
+    client = redis.Redis.from_url(settings.redis_url)
     try:
-        doc = explain_doc(client, Keys.for_prefix(_prefix()), url)
+        doc = explain_doc(client, Keys.for_prefix(settings.key_prefix), url)
     finally:
         client.close()
     if as_json:

@@ -196,15 +196,31 @@ def resolve(href: str | None, base: str) -> str | None:
         return None
 
 
+def latest(*stamps: str | None) -> str | None:
+    """The latest of ISO-8601 UTC stamps (`to_utc_iso`'s, which sort as text), None when none is given."""
+    given = [s for s in stamps if s]
+    return max(given) if given else None
+
+
+def merge(first: Entry, other: Entry) -> Entry:
+    """Two entries of one URL as one: the first's title and publication date unless it lacks them, and the
+    latest lastmod of the two (a feed item without one must not hide a sitemap's that moved)."""
+    return Entry(url=first.url, title=first.title or other.title, published=first.published or other.published,
+                 lastmod=latest(first.lastmod, other.lastmod))
+
+
 def dedupe(entries: Iterable[Entry]) -> list[Entry]:
-    """First entry per URL, in document order."""
-    seen: set[str] = set()
-    out: list[Entry] = []
+    """One entry per URL, in order of first appearance, each merging all of that URL's entries (`merge`)."""
+    out: dict[str, Entry] = {}
     for entry in entries:
-        if entry.url not in seen:
-            seen.add(entry.url)
-            out.append(entry)
-    return out
+        known = out.get(entry.url)
+        out[entry.url] = entry if known is None else merge(known, entry)
+    return list(out.values())
+
+
+def change_mark(entry: Entry) -> str | None:
+    """The latest date an entry gives its page (lastmod or publication date): when it moves, the page changed."""
+    return latest(entry.lastmod, entry.published)
 
 
 # ------------------------------------------------------------------ dates

@@ -34,6 +34,7 @@ Found = tuple[disc.Entry, str, str]  # an entry, the document it was found in, a
 MAX_SITEMAP_FETCHES = 25  # per source per run: an index can list thousands of children
 SITEMAP_MAX_AGE = 3 * 86400.0  # sitemap entries with an older lastmod are not fetched
 SOURCE_URL_LOG_MAX = 50_000  # discovered URLs remembered per source for `reingest --since`
+NO_DATE = "1"  # the seen mark of a URL no entry gave a date; ISO-8601 stamps sort after it
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,9 @@ def discover(source_name: str, deps: Deps, enqueue: Callable[[list[Candidate]], 
         ok += reader.alone(listing.url, partial(reader.read_listing, listing, entries), False)
     errors = reader.errors
 
-    candidates: dict[str, Candidate] = {}
+    # a URL's entries from every feed and sitemap together: the first one read may lack the date
+    # another one moved (a feed item without lastmod, a sitemap with it)
+    merged: dict[str, disc.Entry] = {}
     marks: dict[str, str] = {}
     origins: dict[str, Found] = {}
     for found in entries:
@@ -99,26 +102,29 @@ def discover(source_name: str, deps: Deps, enqueue: Callable[[list[Candidate]], 
             url = canonicalize(entry.url)
         except (BadURL, ValueError):
             continue
-        if url in candidates or not source.accepts(url):
+        if not source.accepts(url):
             continue
-        candidates[url] = Candidate(url=url, source=source.name, title=entry.title, published=entry.published)
-        marks[url] = entry.lastmod or "1"
-        origins[url] = found
+        merged[url] = disc.dedupe([merged[url], entry])[0] if url in merged else entry
+        marks[url] = max(marks.get(url, NO_DATE), disc.change_mark(entry) or NO_DATE)
+        origins.setdefault(url, found)  # where it was found first
+    candidates = {url: Candidate(url=url, source=source.name, title=e.title, published=e.published)
+                  for url, e in merged.items()}
     urls = list(candidates)
     seen_values = deps.redis.mget([deps.keys.seen(u) for u in urls]) if urls else []
     new: list[Candidate] = []
     for url, seen in zip(urls, seen_values, strict=True):
-        # a sitemap lastmod that moved means the page changed: fetch it again (conditionally)
-        if seen is None or (marks[url] != "1" and as_text(seen) != marks[url]):
+        # a date that moved past the one seen means the page changed: fetch it again (conditionally);
+        # one that went back (a sitemap that answered 304 is not read again) changes nothing
+        if seen is None or marks[url] > as_text(seen):
             new.append(candidates[url])
     if new:
         enqueue(new)
     pipe = deps.redis.pipeline(transaction=False)
     for cand in new:
         pipe.set(deps.keys.seen(cand.url), marks[cand.url], ex=SEEN_TTL)
-        entry, via, doc = origins[cand.url]
+        _, via, doc = origins[cand.url]
         deps.trail.add(pipe, cand.url, event("discovered", now, source=source.name, via=via, doc=doc,
-                                             lastmod=entry.lastmod))
+                                             lastmod=merged[cand.url].lastmod))
     if new:
         log_key = deps.keys.source_urls(source.name)
         pipe.zadd(log_key, {c.url: now for c in new})

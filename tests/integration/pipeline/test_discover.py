@@ -113,3 +113,30 @@ def test_one_failing_document_never_costs_the_others(fault: SiteServer, r: _redi
     assert (feed_event["ev"], feed_event["source"], feed_event["doc"], feed_event["via"]) == (
         "discovered", "mixed", "feed", f"{site.base}/feed")
     assert read(r, deps.keys, f"{site.base}/b.html").events[0]["doc"] == "listing"
+
+
+def test_a_lastmod_moved_in_any_entry_of_a_url_brings_it_back(fault: SiteServer, r: _redis.Redis, redis_url: str,
+                                                              prefix: str) -> None:
+    """A URL in a feed (no lastmod) and in a sitemap: the sitemap's moved lastmod re-enqueues it though the feed
+    entry, read first, is unchanged; a lastmod that goes back (or stays) does not."""
+    site = fault.add("both", "127.0.0.35")
+    site.routes["/robots.txt"] = fixed(404)
+    site.routes["/rss"] = static(f'<rss version="2.0"><channel><item><title>Story</title><link>{site.base}/s.html'
+                                 "</link></item></channel></rss>", RSS, validators=False)
+
+    def sitemap_at(stamp: str) -> None:
+        site.routes["/sitemap.xml"] = fixed(200, {"Content-Type": "application/xml"},
+                                            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"><url>'
+                                            f"<loc>{site.base}/s.html</loc><lastmod>{stamp}</lastmod></url></urlset>")
+
+    deps = _deps(f"sources:\n- name: both\n  feeds: ['{site.base}/rss']\n  sitemaps: ['{site.base}/sitemap.xml']"
+                 "\n  rate: 50\n", redis_url, prefix, r)
+    now = 1_800_000_000.0
+    rounds = []
+    for stamp in ("2027-01-15T08:00:00Z", "2027-01-15T08:00:00Z", "2027-01-15T09:30:00Z", "2027-01-15T07:00:00Z"):
+        sitemap_at(stamp)
+        found: list[Candidate] = []
+        discover("both", deps, enqueue=found.extend, now=now)
+        rounds.append([(c.url, c.title) for c in found])
+    story = (f"{site.base}/s.html", "Story")
+    assert rounds == [[story], [], [story], []]

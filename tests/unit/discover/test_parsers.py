@@ -18,6 +18,8 @@ from worker.discover import (
     DiscoverError,
     Entry,
     autodiscover_feeds,
+    change_mark,
+    dedupe,
     detect_kind,
     filter_recent,
     parse_feed,
@@ -415,6 +417,26 @@ def test_filter_recent() -> None:
     ]
     kept = filter_recent(entries, now, 2 * 86400)
     assert [e.url.rsplit("/", 1)[1] for e in kept] == ["new", "updated", "undated", "edge"]
+
+
+def test_entries_of_one_url_merge_into_one_with_the_latest_lastmod() -> None:
+    """A feed item without lastmod read first does not hide a sitemap entry's lastmod; the first title stays."""
+    feed = Entry("https://x.example/a", title="From the feed", published="2024-05-01T08:00:00Z")
+    older = Entry("https://x.example/a", lastmod="2024-05-01T09:00:00Z")
+    newer = Entry("https://x.example/a", title="From the sitemap", lastmod="2024-05-01T11:30:00Z")
+    (merged,) = dedupe([feed, newer, older])
+    assert merged == Entry("https://x.example/a", title="From the feed", published="2024-05-01T08:00:00Z",
+                           lastmod="2024-05-01T11:30:00Z")
+    assert [e.url for e in dedupe([feed, Entry("https://x.example/b"), newer])] == [
+        "https://x.example/a", "https://x.example/b"]
+
+
+def test_change_mark_is_the_latest_date_an_entry_gives() -> None:
+    """A news sitemap's publication date counts as much as a lastmod; no date, no mark."""
+    assert change_mark(Entry("https://x.example/a", published="2024-05-02T00:00:00Z",
+                             lastmod="2024-05-01T00:00:00Z")) == "2024-05-02T00:00:00Z"
+    assert change_mark(Entry("https://x.example/a", lastmod="2024-05-01T00:00:00Z")) == "2024-05-01T00:00:00Z"
+    assert change_mark(Entry("https://x.example/a")) is None
 
 
 def test_filter_recent_on_a_real_sitemap() -> None:

@@ -12,6 +12,7 @@ from difflib import SequenceMatcher
 import numpy as np
 import numpy.typing as npt
 
+from ..urls import url_key
 from .fingerprint import U32, Fingerprint, is_furniture, sorted_unique
 from .models import Decision
 from .record import Story
@@ -45,8 +46,12 @@ class Match:
     new_in_old: float  # share of the document's shingles found in the stored version
     new_shingles: float  # estimated number of the document's shingles the stored version lacks
     novel_words: int = 0  # words in the document's blocks that share nothing with the stored version
-    novel_blocks: int = 0  # (these three filled in by `with_novelty`, only for the matches that need them)
+    novel_blocks: int = 0  # (these filled in by `with_novelty`, only for the matches that need them)
     added_lines: int = 0  # the document's non-furniture lines inserted inside the stored version
+    novel_prose: int = 0  # of novel_words, those in blocks that read as prose (`fingerprint.is_prose`)
+    tail_prose: int = 0  # of novel_prose, those after the last block the stored version has
+    added_prose: int = 0  # of added_lines, those that read as prose
+    churn: bool = False  # lines left as lines came: a changing list (headlines, links), not a story that grew
 
 
 def member(x: U32, sorted_set: U32) -> npt.NDArray[np.bool_]:
@@ -58,11 +63,46 @@ def member(x: U32, sorted_set: U32) -> npt.NDArray[np.bool_]:
     return np.asarray(sorted_set[idx] == x)
 
 
-def with_novelty(m: Match, fp: Fingerprint, th: Thresholds) -> Match:
-    """`m` with its novel words, blocks and added lines (only the URL story and the best match need them)."""
-    words, blks = _novelty(fp, m.story)
-    added = _added_lines(fp, m.story, th.update_lines)
-    return replace(m, novel_words=words, novel_blocks=blks, added_lines=added)
+def with_novelty(m: Match, fp: Fingerprint, th: Thresholds, *, own_page: bool = False) -> Match:
+    """`m` with its novel words, blocks and added lines (only the URL story and the best match need them);
+    against the page's own stored version, whether its short lines churned (only when they would decide)."""
+    words, prose, tail, blks = _novelty(fp, m.story)
+    added, added_prose = _added_lines(fp, m.story, th.update_lines)
+    m = replace(m, novel_words=words, novel_blocks=blks, added_lines=added, novel_prose=prose, tail_prose=tail,
+                added_prose=added_prose)
+    by_prose = prose >= th.update_words_same_url or added_prose >= th.update_lines
+    by_all = words >= th.update_words_same_url or added >= th.update_lines
+    if own_page and by_all and not by_prose:
+        m = replace(m, churn=_churn(fp, m.story))
+    return m
+
+
+def _churn(fp: Fingerprint, story: Story) -> bool:
+    """Short lines came as stored lines went, about as many: a list that changes (a sidebar of headlines,
+    a ticker), not a story that grew.
+
+    A story that grows keeps its lines: an update inserts paragraphs, and
+    copy-edits replace a line here and there, one by one. A changing list
+    has its lines replaced together by new ones that do not read as prose,
+    or pushed out at one end as new ones come in at the other. So: at least
+    two stored lines deleted or replaced in runs of two or more by lines
+    that are not prose, and at least half as many as such lines that came.
+    """
+    a, b = story.line_hashes.tolist(), fp.line_hashes.tolist()
+    if len(a) < 2:
+        return False
+    known = set(a)
+    prose = fp.line_prose.tolist()
+    came = sum(1 for h, p in zip(b, prose, strict=True) if not p and h not in known)
+    if came < 2:
+        return False
+    gone = 0
+    for op, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op == "delete":
+            gone += i2 - i1
+        elif op == "replace" and i2 - i1 >= 2:
+            gone += min(i2 - i1, sum(1 for j in range(j1, j2) if not prose[j]))
+    return gone >= 2 and 2 * gone >= came
 
 
 def compare(fp: Fingerprint, story: Story) -> Match:
@@ -124,8 +164,9 @@ def _empty_match(fp: Fingerprint, story: Story) -> Match:
     return Match(story, v, v, v, 0.0 if same else float(fp.n_shingles))
 
 
-def _novelty(fp: Fingerprint, story: Story) -> tuple[int, int]:
-    """Words and count of the document's blocks with no shingle known to be in the stored version.
+def _novelty(fp: Fingerprint, story: Story) -> tuple[int, int, int, int]:
+    """Words (all, in prose blocks, and in prose blocks after the last block known to the stored version)
+    and count of the document's blocks with no shingle known to be in the stored version.
 
     Known: the stored sketch (a sample of all its shingles) and each stored
     block's minimum. A copy-edited old paragraph keeps most shingles, so it
@@ -134,7 +175,7 @@ def _novelty(fp: Fingerprint, story: Story) -> tuple[int, int]:
     """
     nb = int(fp.block_words.size)
     if nb == 0 or fp.positions.size == 0:
-        return 0, 0
+        return 0, 0, 0, 0
     known = sorted_unique(np.concatenate((story.sketch, story.block_mins)))
     hit = member(fp.positions, known)
     old = np.bincount(fp.pos_block, weights=hit, minlength=nb) > 0
@@ -150,13 +191,26 @@ def _novelty(fp: Fingerprint, story: Story) -> tuple[int, int]:
             novel[i] = False
     if not (novel & sampled).any():
         # no block is provably new: the difference may be paragraph breaks, not text
-        return 0, 0
-    return int(fp.block_words[novel].sum()), int(novel.sum())
+        return 0, 0, 0, 0
+    prose = novel & fp.block_prose
+    words = fp.block_words
+    return (int(words[novel].sum()), int(words[prose].sum()), int(words[prose & _after_stored(fp, story, old)].sum()),
+            int(novel.sum()))
 
 
-def _added_lines(fp: Fingerprint, story: Story, at_least: int) -> int:
+def _after_stored(fp: Fingerprint, story: Story, old: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """The document's blocks after the last one it shares with the stored version: a block with a shingle
+    the stored version has (`old`), or one starting in a line it has (exact, where the sketch only samples)."""
+    known = old.copy()
+    if story.line_hashes.size and fp.block_line.size:
+        known |= np.isin(fp.line_hashes, story.line_hashes)[fp.block_line]
+    at = np.flatnonzero(known)
+    return np.arange(known.size) > (at[-1] if at.size else -1)
+
+
+def _added_lines(fp: Fingerprint, story: Story, at_least: int) -> tuple[int, int]:
     """The document's lines inserted between two lines that are adjacent in the stored version
-    (furniture and separator lines such as "___" not counted).
+    (furniture and separator lines such as "___" not counted), all and those that read as prose.
 
     Line hashes are exact where shingles are only sampled, and a line of
     one to four words has no 5-word shingle of its own, so only they can
@@ -174,23 +228,33 @@ def _added_lines(fp: Fingerprint, story: Story, at_least: int) -> int:
     when the document cannot have `at_least` inserted lines.
     """
     if story.line_hashes.size < 2:
-        return 0
+        return 0, 0
     a, b = story.line_hashes.tolist(), fp.line_hashes.tolist()
     known = set(a)
     # an inserted line is unknown to the stored version or repeats a line of the document
     if sum(h not in known for h in b) + len(b) - len(set(b)) < at_least:
-        return 0
-    added = 0
+        return 0, 0
+    added = prose = 0
     for op, i1, _i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
         # an insert opcode inside both sequences sits between two equal runs
         if op == "insert" and 0 < i1 < len(a):
-            added += sum(1 for j in range(j1, j2) if _news_line(fp.lines[j]))
-    return added
+            news = [j for j in range(j1, j2) if _news_line(fp.lines[j])]
+            added += len(news)
+            prose += sum(1 for j in news if fp.line_prose[j])
+    return added, prose
 
 
 def _news_line(line: list[str]) -> bool:
     """Not furniture, and not a separator ("___" is a \\w+ token but says nothing)."""
     return any(t.strip("_") for t in line) and not is_furniture(line)
+
+
+def url_identity(url: str) -> str:
+    """The URL identity dedup keys on: `urls.url_key` (www., scheme, AMP, slash folded)."""
+    try:
+        return url_key(url)
+    except Exception:  # a URL the canonicaliser rejects still deserves a stable identity
+        return url.strip()
 
 
 def new_story_id(url: str, content_hash: str) -> str:
@@ -212,9 +276,12 @@ def decide(
     if url_story is not None:
         if hash_story_id == url_story.story_id or url_story.content_hash == fp.content_hash:
             return _dup(url_story, "url", 1.0, "same url, same text", fp)
-        m = with_novelty(compare(fp, url_story), fp, th)
+        # the story's current version may be another site's copy: then this page's own furniture
+        # is no more news than another site's would be
+        own = url_identity(url_story.url) == url_identity(url)
+        m = with_novelty(compare(fp, url_story), fp, th, own_page=own)
         sim = similarity(m)
-        if material(m, th, same_url=True):
+        if material(m, th, same_url=True, own_page=own):
             return _update(m, "url", f"same url, {_news(m)}", fp)
         if same_story(m, fp, th):
             return _dup(url_story, "url", sim, "same url, no material change", fp)
@@ -249,11 +316,29 @@ def same_story(m: Match, fp: Fingerprint, th: Thresholds) -> bool:
     return m.jaccard >= th.same_jaccard or max(m.old_in_new, m.new_in_old) >= th.same_containment
 
 
-def material(m: Match, th: Thresholds, *, same_url: bool = False) -> bool:
+def material(m: Match, th: Thresholds, *, same_url: bool = False, own_page: bool = False) -> bool:
     """The document adds news to the stored version: enough words in provably new, non-furniture
-    blocks, or enough non-furniture lines inserted inside it."""
-    words = th.update_words_same_url if same_url else th.update_words
-    return m.novel_words >= words or m.added_lines >= th.update_lines
+    blocks, or enough non-furniture lines inserted inside it.
+
+    What counts is the story's text. Against another site's copy only words
+    of prose count: what one site shows around a wire story and another
+    does not (headline lists, link rows, labels, bylines) is short and does
+    not end like a sentence, while a wire update adds paragraphs of news.
+    Nor do words after the stored copy's last paragraph: a copy cut short
+    (syndication trims) makes the full text look grown. Lines inserted
+    inside the story count whatever their form. Against the page's own
+    stored version (`own_page`) short lines count too (restored list items,
+    "1 tsp nutmeg"), unless lines left as they came (`_churn`): a sidebar of
+    headlines that changes on every fetch. A page fetched again whose
+    story's current version is another site's copy (`same_url`, not
+    `own_page`) needs fewer words of prose than another URL.
+    """
+    words = th.update_words_same_url if same_url or own_page else th.update_words
+    if own_page and not m.churn:
+        return m.novel_words >= words or m.added_lines >= th.update_lines
+    if own_page:
+        return m.novel_prose >= words or m.added_prose >= th.update_lines
+    return m.novel_prose - m.tail_prose >= words or m.added_lines >= th.update_lines
 
 
 def _news(m: Match) -> str:

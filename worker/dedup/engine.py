@@ -7,7 +7,10 @@ Rules, in order (first match wins):
    normalised text -> duplicate/url; new non-furniture blocks of >= 10 words,
    or >= 2 lines inserted inside the stored version (see 3) -> update/url;
    otherwise duplicate/url (a trim, a copy-edit, an older version) -- or
-   update/url when the text was replaced outright.
+   update/url when the text was replaced outright. Short lines count only
+   against the page's own stored version, and not when as many stored
+   lines left as came (a sidebar of headlines that changes on every
+   fetch); against another site's copy only words of prose count.
 2. Same normalised text (entities, Unicode form, quotes, dashes, spacing,
    case, paragraph breaks ignored) as a known story -> duplicate/exact. The
    index finds it (an exact copy shares every indexed hash) and the content
@@ -19,9 +22,13 @@ Rules, in order (first match wins):
    one of their 6 smallest shingle hashes with the document's 32 smallest
    (store.py); overlap is estimated from the stored bottom-128 sketch
    against the document's full shingle set. Then update
-   if the document has >= 20 words in blocks that provably share nothing with
-   the stored version and do not read like furniture (credit, copyright,
-   editor's note, correction, promotion lines), or >= 2 non-furniture lines
+   if the document has >= 20 words in blocks of prose (sentences, not
+   headlines, link rows or labels: what one site shows around a wire story
+   and another does not) that provably share nothing with the stored
+   version, do not read like furniture (credit, copyright, editor's note,
+   correction, promotion lines) and do not all follow the stored version's
+   last block (a copy cut short makes the full text look grown), or
+   >= 2 non-furniture lines
    (paragraphs, however short) inserted between two lines that are adjacent
    in the stored version (its first 96 line hashes are stored: a copy-edit
    replaces a line, a trimmed copy lacks the tail, neither inserts one
@@ -66,8 +73,7 @@ import redis
 
 from ..errors import DedupError
 from ..keys import DEDUP_WINDOW
-from ..urls import url_key
-from .decide import Thresholds, decide, new_story_id
+from .decide import Thresholds, decide, new_story_id, url_identity
 from .fingerprint import Fingerprint, fingerprint
 from .models import Decision, Doc
 from .record import Story, pack_log
@@ -76,14 +82,6 @@ from .store import STORE_HASHES, Call, LoadRow, Store, View, Write, packed
 MAX_ATTEMPTS = 20  # conflicts need a racing commit on the same keys; 20 in a row means something is wrong
 
 Publish = Callable[[Decision], Sequence[tuple[str, dict[str, str]]]]
-
-
-def url_identity(url: str) -> str:
-    """The URL identity dedup keys on: `urls.url_key` (www., scheme, AMP, slash folded)."""
-    try:
-        return url_key(url)
-    except Exception:  # a URL the canonicaliser rejects still deserves a stable identity
-        return url.strip()
 
 
 class Dedup:

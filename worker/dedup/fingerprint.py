@@ -28,6 +28,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +43,8 @@ BLOCK_WORDS = 80  # paragraphs longer than this are cut into sentence runs
 MAX_BLOCKS = 96  # block minima stored per story (4 bytes each)
 MAX_LINES = 96  # line hashes stored per story (2 bytes each), the first ones
 GLUE_WORDS = 4
+PROSE_WORDS = 10  # a line of news is a sentence of at least this many words
+_LIST_ITEM = re.compile(r"\s*(?:\d{1,3}[.)]|[•·▪►*-])\s")
 FURNITURE_MAX_WORDS = 40
 # Lines sites add around a wire story: credits, copyright, corrections and
 # editor's notes, promotion. In a new version they are not material news.
@@ -77,42 +80,71 @@ def blocks(text: str) -> list[list[str]]:
     over BLOCK_WORDS words are cut into sentence runs of about half that, so a
     body whose paragraph breaks were lost still yields comparable blocks.
     """
-    return _split(text)[0]
+    return _split(text).blocks
 
 
-def _split(text: str) -> tuple[list[list[str]], list[list[str]]]:
-    """`blocks(text)`, and the lines: each paragraph's tokens, whole and unglued (empty ones dropped)."""
+def ends_sentence(para: str) -> bool:
+    """The paragraph ends like a sentence: a full stop, question or exclamation mark, maybe inside quotes."""
+    return para.rstrip().rstrip("\"'”’»)]").endswith((".", "!", "?", "…"))
+
+
+def is_prose(para: str, toks: list[str]) -> bool:
+    """A sentence of news, not a headline, a link row, a label or a list item: PROSE_WORDS words or more,
+    ending like a sentence, not numbered or bulleted like an item of a list ("2. Google Stadia ...")."""
+    return len(toks) >= PROSE_WORDS and ends_sentence(para) and not _LIST_ITEM.match(para)
+
+
+class _Split(NamedTuple):
+    blocks: list[list[str]]
+    lines: list[list[str]]
+    paras: list[str]  # each line's normalised text (punctuation kept)
+    block_line: list[int]  # the line each block starts in
+
+
+def _split(text: str) -> _Split:
+    """`blocks(text)`, and the lines: each paragraph's tokens, whole and unglued (empty ones dropped),
+    with its text and the line each block starts in (what `is_prose` reads, only when asked)."""
     out: list[list[str]] = []
+    out_line: list[int] = []
     lines: list[list[str]] = []
+    paras: list[str] = []
     # any newline ends a paragraph; a regex split on \s*\n\s* gives the same blocks, slower
     for para in normalise(text).split("\n"):
         toks = _WORD.findall(para)
-        if toks:
-            lines.append(toks)
+        if not toks:
+            continue
+        line = len(lines)
+        lines.append(toks)
+        paras.append(para)
         if len(toks) <= BLOCK_WORDS:
-            if toks:
-                out.append(toks)
+            out.append(toks)
+            out_line.append(line)
             continue
         cur: list[str] = []
         for sentence in _SENTENCE.split(para):
             cur.extend(_WORD.findall(sentence))
             if len(cur) >= BLOCK_WORDS // 2:
                 out.append(cur)
+                out_line.append(line)
                 cur = []
         if cur:
             out.append(cur)
-    return _glue(out), lines
+            out_line.append(line)
+    blks, block_line = _glue(out, out_line)
+    return _Split(blks, lines, paras, block_line)
 
 
-def _glue(blks: list[list[str]]) -> list[list[str]]:
+def _glue(blks: list[list[str]], starts: list[int]) -> tuple[list[list[str]], list[int]]:
     """Glue blocks of fewer than GLUE_WORDS words (a lone "ADVERTISEMENT", a byline) to their predecessor."""
     out: list[list[str]] = []
-    for b in blks:
+    lines: list[int] = []
+    for b, line in zip(blks, starts, strict=True):
         if out and len(b) < GLUE_WORDS:
             out[-1] = out[-1] + b
         else:
             out.append(list(b))
-    return out
+            lines.append(line)
+    return out, lines
 
 
 def is_furniture(block: list[str]) -> bool:
@@ -257,6 +289,19 @@ class Fingerprint:
     blocks: tuple[list[str], ...]  # the normalised blocks (tokens), for the lazy furniture test
     lines: tuple[list[str], ...]  # each paragraph's tokens, whole (for the furniture test of added lines)
     line_hashes: npt.NDArray[np.uint16]  # a 16-bit hash of each line's words, in text order
+    paras: tuple[str, ...]  # each line's normalised text, punctuation kept (for `is_prose`)
+    block_line: npt.NDArray[np.intp]  # the line each block starts in
+
+    @cached_property
+    def line_prose(self) -> npt.NDArray[np.bool_]:
+        """Each line reads as prose (`is_prose`), not a headline or a link row; only when novelty is asked."""
+        return np.fromiter((is_prose(p, t) for p, t in zip(self.paras, self.lines, strict=True)), dtype=np.bool_,
+                           count=len(self.lines))
+
+    @cached_property
+    def block_prose(self) -> npt.NDArray[np.bool_]:
+        """Each block reads as prose: the line it starts in does."""
+        return self.line_prose[self.block_line] if self.block_line.size else np.zeros(0, dtype=np.bool_)
 
     @cached_property
     def block_furniture(self) -> npt.NDArray[np.bool_]:
@@ -278,7 +323,7 @@ class Fingerprint:
 
 
 def fingerprint(body: str) -> Fingerprint:
-    blks, lines = _split(body)
+    blks, lines, paras, block_line = _split(body)
     toks = [t for b in blks for t in b]
     words = np.fromiter((len(b) for b in blks), dtype=np.int32, count=len(blks))
     joined = " ".join(toks).encode("utf-8")
@@ -299,4 +344,6 @@ def fingerprint(body: str) -> Fingerprint:
         blocks=tuple(blks),
         lines=tuple(lines),
         line_hashes=line_hashes,
+        paras=tuple(paras),
+        block_line=np.array(block_line, dtype=np.intp),
     )

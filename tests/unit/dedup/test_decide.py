@@ -129,6 +129,14 @@ def test_short_lines_inserted_inside_the_story_are_an_update() -> None:
     assert same.event == "update" and same.rule.endswith("new words, 3 added lines")  # 8 words: < 10
 
 
+def test_sentences_inserted_inside_the_story_at_another_url_are_an_update() -> None:
+    """Two paragraphs of news inserted inside the story by another site carrying it are an update."""
+    paras = TEXT.split("\n\n")
+    news = ["Rescuers reached the last stranded families by boat late on Tuesday.",
+            "The mayor said schools would stay closed until the water receded."]
+    assert _near("\n\n".join(paras[:12] + news[:1] + paras[12:20] + news[1:] + paras[20:])) == ("update", 2)
+
+
 def test_changed_moved_or_appended_short_lines_are_not_an_update() -> None:
     """Copy-edited lines replace old ones, lines before the first or after the last kept line may be a
     kicker or a trimmed copy's missing tail, and furniture and "___" separators say nothing."""
@@ -148,8 +156,81 @@ def test_changed_moved_or_appended_short_lines_are_not_an_update() -> None:
 def test_the_line_rule_needs_stored_line_hashes() -> None:
     """A stored version without line hashes (a format-1 record) gives no line evidence."""
     paras = TEXT.split("\n\n")
-    grown = fingerprint("\n\n".join(paras[:12] + SHORT_LINES + paras[12:]))
+    grown = fingerprint("\n\n".join(paras[:12] + SHORT_LINES[1:] + paras[12:]))  # 5 words, glued to a kept block
     s = Story.of("s1", 1, "https://a.example/x", fingerprint(TEXT))
+    assert decide("https://a.example/x", grown, "s1", None, [s], Thresholds()).event == "update"
     old = replace(s, line_hashes=np.zeros(0, dtype=np.uint16))
-    d = decide("https://b.example/copy", grown, None, None, [old], Thresholds())
+    d = decide("https://a.example/x", grown, "s1", None, [old], Thresholds())
     assert d.event == "duplicate"
+
+
+# ------------------------------------------------------------------ what one site shows around a story
+
+HEADLINES = ["Council approves budget for library expansion after long debate",
+             "High school robotics team heads to state finals",
+             "Road work on Route 9 to close two lanes through spring",
+             "Police seek witnesses after overnight break-in at hardware store",
+             "Longtime diner owner retires after 41 years behind the counter",
+             "Hospital opens new wing for cancer care",
+             "Water main break floods downtown intersection"]
+NAV = "Home | News | Sports | Business | Opinion | Classifieds | Obituaries | Subscribe to the print edition"
+
+
+def _page(top: list[str], bottom: list[str], body: str = TEXT) -> str:
+    return "\n\n".join([*top, body, *bottom])
+
+
+def test_prose_is_a_sentence_not_a_headline_or_a_link_row() -> None:
+    """Lines that end like a sentence and have ten words or more read as prose; headlines, link rows,
+    labels, numbered list items and short lines do not."""
+    fp = fingerprint("\n\n".join([NAV, HEADLINES[0], "Back to top", "Today: Sunny, high 38. Tonight: clear, low 22.",
+                                  "2. Google Stadia Red Dead Redemption 2 doesn't run at a stable 60fps.",
+                                  "The mayor said schools would stay closed until the water receded.",
+                                  '"We are asking people to go now," the sheriff said.']))
+    assert fp.line_prose.tolist() == [False, False, False, False, False, True, True]
+
+
+def test_another_sites_furniture_around_the_story_is_no_update() -> None:
+    """A copy with a navigation row and a sidebar of headlines (70 words the stored copy lacks, before and
+    after the story) is a duplicate; two paragraphs of news inside the story make it an update, after its
+    last paragraph they do not (the stored copy may have been cut short)."""
+    assert _near(_page([NAV, "Most Popular Stories", *HEADLINES[:3]], [*HEADLINES[3:], "Back to top"]))[0] == \
+        "duplicate"
+    news = ["Rescuers reached the last stranded families by boat late on Tuesday, officials said.",
+            "The mayor said schools would stay closed until the water receded from the lower town."]
+    paras = TEXT.split("\n\n")
+    assert _near("\n\n".join(paras[:5] + news + paras[5:]))[0] == "update"
+    assert _near(_page([], news))[0] == "duplicate"
+
+
+def test_a_sidebar_that_changes_between_fetches_of_a_page_is_no_update() -> None:
+    """The publisher's own page fetched again with its sidebar of headlines changed, replaced or pushed
+    along, is a duplicate; with two paragraphs of news added as well it is an update."""
+    first = _page([NAV], ["Most Popular Stories", *HEADLINES[:4]])
+    stored = Story.of("s1", 1, "https://a.example/x", fingerprint(first))
+
+    def again(body: str) -> str:
+        return decide("https://a.example/x", fingerprint(body), "s1", None, [stored], Thresholds()).event
+
+    assert again(_page([NAV], ["Most Popular Stories", *HEADLINES[3:7]])) == "duplicate"  # replaced
+    assert again(_page([NAV], ["Most Popular Stories", *HEADLINES[5:7], *HEADLINES[:2]])) == "duplicate"  # pushed
+    paras = TEXT.split("\n\n")
+    grown = "\n\n".join(paras[:5] + ["Rescuers reached the last stranded families by boat late on Tuesday.",
+                                     "The mayor said schools would stay closed until the water receded."]
+                        + paras[5:])
+    assert again(_page([NAV], ["Most Popular Stories", *HEADLINES[3:7]], grown)) == "update"
+
+
+def test_a_page_whose_story_is_known_from_another_site_counts_prose_only() -> None:
+    """A page decided before as a copy of another site's story, fetched again: its own furniture (short lines
+    the stored version never had) is no update, as at another URL; two paragraphs of news are."""
+    stored = Story.of("s1", 2, "https://b.example/story", fingerprint(TEXT))
+    url = "https://a.example/copy"
+    furnished = _page([NAV, "Most Popular Stories", *HEADLINES[:3]], [*HEADLINES[3:]])
+    assert decide(url, fingerprint(furnished), "s1", None, [stored], Thresholds()).event == "duplicate"
+    paras = TEXT.split("\n\n")
+    grown = "\n\n".join(paras[:5] + ["Rescuers reached the last stranded families by boat late on Tuesday.",
+                                     "The mayor said schools would stay closed until the water receded."]
+                        + paras[5:])
+    d = decide(url, fingerprint(grown), "s1", None, [stored], Thresholds())
+    assert (d.event, d.kind, d.version) == ("update", "url", 3)

@@ -39,6 +39,7 @@ PAUSE_LOG_MAX = 1000  # host pauses remembered for operators and tests
 DEDUP_WINDOW = 14 * DAY  # default; Settings.dedup_window overrides
 DECISION_LOG_MAX = 100  # decisions kept per story (the oldest give way to a count of those dropped)
 TRAIL_MAX_EVENTS = 50  # events kept per URL trail (the newest); the trail expires with the dedup window
+FURNITURE_TTL = 30 * DAY  # a host's learned furniture, forgotten after a month without a page from it
 BEAT_LOCK_TTL = 30.0  # seconds; renewed on every tick (beat ticks at most every max_interval = 5 s)
 SESSION_TTL = 8 * 3600  # a console session (and its cookie)
 FLASH_TTL = 300  # a console message waiting for the next page of its session
@@ -160,6 +161,10 @@ class Keys:
     def trail_alias(self, url: str) -> str:
         """The candidate URL whose trail another spelling (after redirects, rel=canonical) belongs to."""
         return f"{self.prefix}:trail:alias:{url_hash(url)}"
+
+    def furniture(self, host: str) -> str:
+        """Hash: the host's learned furniture, a record per line it counts (pipeline/furniture.py)."""
+        return f"{self.prefix}:furniture:{host}"
 
     # dedup (the dedup module owns everything under this namespace)
     def dedup_ns(self) -> str:

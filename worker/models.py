@@ -171,6 +171,7 @@ class Article:
     language: str | None = None
     canonical_url: str | None = None
     not_article: str | None = None
+    furniture: tuple[str, ...] = ()  # lines dropped as the host's learned furniture (extract.furniture)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -86,6 +86,7 @@ def test_every_key_is_under_the_prefix() -> None:
              k.console_flash("i"), k.rate_limit("login", "c", 1), k.write_probe(), k.activity_snapshots(), k.activity_guard(1), k.beat_lock(),
              k.consumer("host:1:t"), k.consumers(),
              k.trail("u"), k.trail_alias("u"),
+             k.furniture("h"),
              k.items_stream, k.dead_stream]
     assert all(key.startswith("pfx:") for key in named)
     methods = {n for n, v in vars(Keys).items() if callable(v) and not n.startswith("_") and n != "for_prefix"}

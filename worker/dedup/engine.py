@@ -248,8 +248,12 @@ def load_row(doc: Doc, now: float) -> LoadRow:
     return LoadRow(uid, sid, record, pack_log(_log_entry(doc, d, now)), packed(fp.hashes[:STORE_HASHES]))
 
 
+# lines dropped as site furniture kept in a decision's log entry, each cut to this many characters
+LOG_FURNITURE_LINES, LOG_FURNITURE_CHARS = 12, 80
+
+
 def _log_entry(doc: Doc, d: Decision, now: float) -> dict[str, Any]:
-    return {
+    entry: dict[str, Any] = {
         "time": round(now, 3),
         "url": doc.url,
         "event": d.event,
@@ -261,3 +265,6 @@ def _log_entry(doc: Doc, d: Decision, now: float) -> dict[str, Any]:
         "rule": d.rule,
         "content_hash": d.content_hash,
     }
+    if doc.furniture:
+        entry["furniture"] = [line[:LOG_FURNITURE_CHARS] for line in doc.furniture[:LOG_FURNITURE_LINES]]
+    return entry

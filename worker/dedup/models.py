@@ -14,6 +14,7 @@ class Doc:
     title: str | None
     body: str
     published: str | None = None  # ISO-8601 or None
+    furniture: tuple[str, ...] = ()  # lines dropped as the site's learned furniture (kept in the decision log)
 
 
 @dataclass(frozen=True)

@@ -122,11 +122,15 @@ LOG_FIELDS = (
     "matched_url",
     "rule",
     "content_hash",
+    "furniture",  # lines dropped as the site's learned furniture, when there were any
 )
 
 
 def pack_log(entry: dict[str, Any]) -> bytes:
-    return json.dumps([entry.get(f) for f in LOG_FIELDS], ensure_ascii=False, separators=(",", ":")).encode()
+    values = [entry.get(f) for f in LOG_FIELDS]
+    if values[-1] is None:  # most pages drop no learned furniture: their entries stay as short as before
+        values.pop()
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def unpack_log(story_id: str, raw: bytes | str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ and page_dates.py: publication and update times in the page's offset) ->
 layout tables unwrapped (layout.py) -> main text (body.py, or the source's
 ``body`` rule in rules.py) -> invisible and mis-decoded characters repaired
 (text.py) -> furniture filter (generic rules, the source's ``strip_text``,
-and the caller's ``furniture`` fingerprints) -> byline and date lines above
+and the host's learned ``furniture``: furniture.py) -> byline and date lines above
 the story -> wire agency and dateline (wire_patterns.py) -> not-an-article
 checks (walls.py).
 
@@ -35,7 +35,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Collection
 from datetime import UTC, date, datetime, timedelta
 
 from htmldate.extractors import external_date_parser
@@ -48,7 +47,6 @@ from .body import (
     MAX_PARAGRAPH_CHARS,
     MIN_STORY_CHARS,
     SHORT_BODY_CHARS,
-    block_fingerprint,
     drop_furniture,
     looks_like_a_menu,
     prose_chars,
@@ -57,6 +55,7 @@ from .body import (
 )
 from .bylines import is_byline_line, is_person_name, parse_byline
 from .decode import decode_html
+from .furniture import Template
 from .layout import drop_scripts, unwrap_layout_tables
 from .metadata import Metadata, extract_metadata
 from .page_dates import fallback_dates, is_date_line, localise
@@ -65,7 +64,7 @@ from .text import clean_inline
 from .walls import is_listing_body, is_section_front, sniff_not_html, wall_reason
 from .wire_patterns import credit_agency, dateline
 
-__all__ = ["extract", "extract_dict", "warm_up", "block_fingerprint", "MAX_HTML_BYTES", "MAX_ELEMENTS"]
+__all__ = ["extract", "extract_dict", "warm_up", "MAX_HTML_BYTES", "MAX_ELEMENTS"]
 
 # Real article pages are under 3 MB (the dev set's largest is 1.5 MB); past
 # this the page is a dump or an attack and extraction would exceed its budget.
@@ -112,14 +111,14 @@ def extract(
     charset: str | None = None,
     rules: Rules | None = None,
     fetched_at: float | None = None,
-    furniture: Collection[str] = (),
+    furniture: Template | None = None,
 ) -> Article:
     """Extract the article (clean body text and metadata) from one page's bytes.
 
     `fetched_at` (unix seconds) bounds the dates believed: none later than the
-    day after the fetch (the current time when not given). `furniture` holds
-    `block_fingerprint`s of blocks known to be a site's furniture (learned
-    elsewhere, from many pages of the host): paragraphs with those are dropped.
+    day after the fetch (the current time when not given). `furniture` is the
+    host's learned furniture (`extract.furniture`, learned from many pages of
+    the host): the lines it drops are listed in the article's `furniture`.
     """
     if not html or not html.strip():
         return _not_article("empty")
@@ -171,8 +170,7 @@ def extract(
             paragraphs = []
     paragraphs = [line for line in (clean_inline(p[:MAX_PARAGRAPH_CHARS]).strip() for p in paragraphs) if line]
     paragraphs = drop_furniture(paragraphs, rules.strip_text if rules else ())
-    if furniture:
-        paragraphs = [p for p in paragraphs if block_fingerprint(p) not in furniture]
+    paragraphs, learned = furniture.apply(paragraphs) if furniture else (paragraphs, ())
     paragraphs = _drop_leading_headline_and_dek(paragraphs, md)
     paragraphs, header = _drop_leading_byline_and_date(paragraphs)
     if not md.authors:
@@ -212,6 +210,7 @@ def extract(
         language=md.language,
         canonical_url=md.canonical_url,
         not_article=None,
+        furniture=learned,
     )
 
 

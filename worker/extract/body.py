@@ -11,7 +11,6 @@ raise precision on the dev set without costing recall.
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 from lxml.etree import _Element
@@ -71,7 +70,6 @@ MIN_STORY_CHARS = 200
 _SENTENCE_END = re.compile(r"[.!?…:;\"”’»)\]。！？]\s*$")
 # A single text node this long is not an article paragraph.
 MAX_PARAGRAPH_CHARS = 50_000
-_WORDS = re.compile(r"\w+")
 _ROW_SEPARATOR = re.compile(r"\s[|•·]\s")
 _WS = re.compile(r"[ \t\u00a0\u2009\u200a\u202f]+")
 
@@ -265,10 +263,3 @@ def prose_share(paragraphs: list[str]) -> float:
 def looks_like_a_menu(paragraphs: list[str]) -> bool:
     short = sum(1 for p in paragraphs if len(p) < MENU_SHORT_LINE)
     return len(paragraphs) >= MENU_MIN_LINES and short >= MENU_SHORT_SHARE * len(paragraphs)
-
-
-def block_fingerprint(text: str) -> str:
-    """A short, stable name for a block of text whatever its spacing, case and punctuation: the key
-    under which a site's furniture blocks are counted and given back to `extract` to drop."""
-    words = " ".join(_WORDS.findall(text.casefold()))
-    return hashlib.blake2b(words.encode("utf-8"), digest_size=8).hexdigest()

@@ -141,6 +141,8 @@ def explain(url: str, as_json: bool, redis_url: str | None) -> None:
     click.echo(f"decisions for {doc['decisions'][0]['url'] if doc['decisions'] else url}:")
     for e in doc["decisions"]:
         click.echo("  " + _format(e))
+        for line in e.get("furniture") or ():
+            click.echo(f"      dropped as site furniture: {line}")
     click.echo(f"story {story[-1].get('story_id')}: versions and copies")
     for e in story:
         click.echo("  " + _format(e))

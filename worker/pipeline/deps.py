@@ -13,6 +13,7 @@ from ..keys import Keys
 from ..models import Source
 from ..settings import Settings, SourcesConfig
 from ..trail import Trail
+from .furniture import FurnitureStore
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Deps:
     keys: Keys
     _fetcher: Fetcher | None = field(default=None, repr=False)
     _dedup: Dedup | None = field(default=None, repr=False)
+    _furniture: FurnitureStore | None = field(default=None, repr=False)
 
     @classmethod
     def create(cls, settings: Settings, sources: SourcesConfig, client: Redis | None = None) -> Deps:
@@ -48,6 +50,12 @@ class Deps:
         if self._dedup is None:
             self._dedup = Dedup(self.redis, self.keys.dedup_ns(), window_seconds=int(self.settings.dedup_window))
         return self._dedup
+
+    @property
+    def furniture(self) -> FurnitureStore:
+        if self._furniture is None:
+            self._furniture = FurnitureStore(self.redis, self.keys)
+        return self._furniture
 
     def source(self, name: str) -> Source:
         found = self.sources.get(name)

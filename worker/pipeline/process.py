@@ -15,6 +15,7 @@ from ..dedup import Decision, Doc
 from ..dedup.engine import Publish
 from ..errors import BadURL
 from ..extract import extract
+from ..extract.furniture import Template, sightings
 from ..fetch import page_store
 from ..fetch.politeness import host_of
 from ..logs import get_logger
@@ -30,15 +31,28 @@ MAX_REFETCHES = 3  # a page that expired unprocessed this often is dead-lettered
 
 
 def process(ref: PageRef, deps: Deps, *, now: float | None = None) -> Outcome:
-    """Extract, deduplicate and publish one fetched page (read from Redis here)."""
-    raw = deps.redis.get(ref.page_key)
-    return process_page(ref, raw, deps, now=now)  # type: ignore[arg-type]  # the client returns bytes
+    """Extract, deduplicate and publish one fetched page (read from Redis here, with its host's furniture)."""
+    pipe = deps.redis.pipeline(transaction=False)
+    pipe.get(ref.page_key)
+    hosts = read_furniture(pipe, [ref], deps)
+    raw, *tables = pipe.execute()
+    templates = deps.furniture.templates(hosts, tables)
+    return process_page(ref, raw, deps, now=now, template=templates.get(host_of(ref.final_url)))
 
 
-def process_page(ref: PageRef, raw: bytes | None, deps: Deps, *, now: float | None = None) -> Outcome:
+def read_furniture(pipe: Any, refs: Sequence[PageRef], deps: Deps) -> list[str]:
+    """Queue on `pipe` the read of the learned furniture of the pages' hosts; the hosts, in reply order."""
+    hosts = list(dict.fromkeys(h for h in (host_of(ref.final_url) for ref in refs) if h))
+    for host in hosts:
+        deps.furniture.read(pipe, host)
+    return hosts
+
+
+def process_page(ref: PageRef, raw: bytes | None, deps: Deps, *, now: float | None = None,
+                 template: Template | None = None) -> Outcome:
     """`process` for page bytes the caller already read (`None`: the page is gone)."""
     batch = MetricsBatch()
-    page = extract_page(ref, raw, deps, batch, now=now)
+    page = extract_page(ref, raw, deps, batch, now=now, template=template)
     if page.doc is not None:
         settle(page, deps.dedup.submit(page.doc, now=page.now, publish=page.publish,
                                        maxlen=deps.settings.items_maxlen), batch)
@@ -64,13 +78,15 @@ class PageWork:
     publish: Publish | None = None
     outcome: Outcome | None = None
     stat: str = ""  # the wire:stats counter the outcome adds to
+    lines: list[tuple[bytes, bytes]] = field(default_factory=list)  # counted in the host's furniture once decided
     delete: bool = True  # drop the page bytes when finishing (not when the page is gone already)
     started: float = field(default_factory=time.monotonic)  # for the page's logged duration
 
 
 def extract_page(ref: PageRef, raw: bytes | None, deps: Deps, batch: MetricsBatch, *,
-                 now: float | None = None) -> PageWork:
-    """Extract one page: a `PageWork` with the document for dedup, or with its outcome (skipped)."""
+                 now: float | None = None, template: Template | None = None) -> PageWork:
+    """Extract one page (dropping its host's learned furniture): a `PageWork` with the document for
+    dedup, or with its outcome (skipped)."""
     now = time.time() if now is None else now
     source = deps.source(ref.source)
     work = PageWork(ref=ref, source=source, now=now)
@@ -82,7 +98,7 @@ def extract_page(ref: PageRef, raw: bytes | None, deps: Deps, batch: MetricsBatc
     started, cpu = time.perf_counter(), time.thread_time()
     # dates later than the day after the fetch are implausible: the fetch time, not the clock, bounds them
     article = extract(html, ref.final_url, charset=ref.charset, rules=source.rules,
-                      fetched_at=ref.fetched_at or None)
+                      fetched_at=ref.fetched_at or None, furniture=template)
     batch.observe("wire_extract_seconds", time.perf_counter() - started)
     batch.inc("wire_extract_cpu_seconds_total", time.thread_time() - cpu)
     work.bot_wall = article.not_article == "bot_wall"
@@ -101,7 +117,8 @@ def extract_page(ref: PageRef, raw: bytes | None, deps: Deps, batch: MetricsBatc
         fallback = ref.url
     canonical = choose_canonical(fallback, article.canonical_url)
     work.doc = Doc(url=canonical, title=article.title, body=article.body,
-                   published=article.published_at or ref.published)
+                   published=article.published_at or ref.published, furniture=article.furniture)
+    work.lines = sightings(article.body.split("\n\n"), article.furniture)
 
     def publish(decision: Decision) -> list[tuple[str, dict[str, str]]]:
         item = build_item(article, event=decision.event, story_id=decision.story_id,
@@ -136,8 +153,9 @@ def finish_pages(pages: Sequence[PageWork], deps: Deps, batch: MetricsBatch) -> 
 
     Counters, each page's outcome in its URL's trail, validators for the next
     conditional GET (saved only now, so a crash before this never turns the
-    redelivery into a 304), the bot-wall reset of the page's host, the page
-    bytes dropped.
+    redelivery into a 304), the bot-wall reset of the page's host, the
+    decided pages' lines counted in their host's furniture, the page bytes
+    dropped.
     """
     pipe = deps.redis.pipeline(transaction=False)
     stats: dict[str, int] = {}
@@ -159,6 +177,8 @@ def finish_pages(pages: Sequence[PageWork], deps: Deps, batch: MetricsBatch) -> 
         if page.stat == "published":
             last_published[page.source.name] = page.now
         deps.fetcher.remember(page.ref.url, page.ref.etag, page.ref.last_modified, pipe=pipe)
+        if page.lines and page.outcome.story_id:
+            deps.furniture.record(pipe, host_of(page.ref.final_url), page.outcome.story_id, page.lines, page.now)
         pipe.delete(page.ref.page_key)
     for host in real_pages_from:
         deps.fetcher.politeness.clear_walls(host, pipe)
@@ -169,7 +189,7 @@ def finish_pages(pages: Sequence[PageWork], deps: Deps, batch: MetricsBatch) -> 
         pipe.hincrby(deps.keys.stats(), stat, n)
     if pages:
         pipe.hset(deps.keys.heartbeat(), "process", now)
-    pipe.execute()
+    deps.furniture.execute(pipe)
 
 
 def _record(page: PageWork, deps: Deps, pipe: Any) -> None:

@@ -19,6 +19,7 @@ from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from ..errors import FetchError, HostPaused, TransientFetchError
+from ..extract.furniture import Template
 from ..fetch.politeness import finite_wait, host_of
 from ..logs import get_logger
 from ..metrics import MetricsBatch
@@ -26,7 +27,15 @@ from ..models import Candidate, Outcome, PageRef
 from ..pipeline.deps import Deps
 from ..pipeline.discover import discover
 from ..pipeline.fetch import attempt_event, fetch
-from ..pipeline.process import MAX_REFETCHES, PageWork, extract_page, finish_pages, gone_pages, settle
+from ..pipeline.process import (
+    MAX_REFETCHES,
+    PageWork,
+    extract_page,
+    finish_pages,
+    gone_pages,
+    read_furniture,
+    settle,
+)
 from ..settings import Settings, SourcesConfig
 from ..trail import event
 from . import delivery
@@ -332,13 +341,15 @@ def process_task(self: Task, refs: Batch) -> None:
     try:
         with delivery.requeue_if_redis_down(d, "process", self):
             work, malformed = _page_refs(delivery.items(refs))
-            # one round trip: count this delivery and read the pages
+            # one round trip: count this delivery, read the pages and their hosts' learned furniture
             pipe = d.redis.pipeline(transaction=False)
             delivery.count_delivery(d, self, pipe)
             if work:
                 pipe.mget([ref.page_key for ref in work])
+            hosts = read_furniture(pipe, work, d)
             deliveries, _, *read = pipe.execute()
             pages = read[0] if work else []
+            templates = d.furniture.templates(hosts, read[1:] if work else [])
             self.request.wire_counted = True  # for delivery.requeue
             if int(deliveries) > 1 and len(delivery.items(refs)) > 1:
                 delivery.split(d, self, "process", delivery.items(refs), enqueue_process)
@@ -352,7 +363,7 @@ def process_task(self: Task, refs: Batch) -> None:
                 d.redis.delete(ref.page_key)
                 delivery.done(d, self, "process")
                 return
-            _process_batch(d, work, pages, started)
+            _process_batch(d, work, pages, started, templates)
             delivery.done(d, self, "process")
     finally:
         structlog.contextvars.clear_contextvars()
@@ -374,7 +385,8 @@ def _page_refs(items: list[Any]) -> tuple[list[PageRef], list[tuple[Any, str]]]:
     return work, malformed
 
 
-def _process_batch(d: Deps, work: list[PageRef], pages: list[bytes | None], started: float) -> None:
+def _process_batch(d: Deps, work: list[PageRef], pages: list[bytes | None], started: float,
+                   templates: dict[str, Template] | None = None) -> None:
     """Extract the pages one by one, decide them together, record their ends in one round trip.
 
     Each page fails alone: an extraction or dedup error dead-letters that page
@@ -394,7 +406,7 @@ def _process_batch(d: Deps, work: list[PageRef], pages: list[bytes | None], star
             log.info("batch handed on: time limit near", stage="process", items=len(work) - i)
             break
         try:
-            got = _extract_one(d, ref, page, batch)
+            got = _extract_one(d, ref, page, batch, (templates or {}).get(host_of(ref.final_url)))
         except SoftTimeLimitExceeded:
             if i + 1 < len(work):
                 enqueue_process([ref.to_json() for ref in work[i + 1:]])
@@ -439,12 +451,12 @@ def _refetch_gone(d: Deps, gone: list[PageWork]) -> list[PageWork]:
     return out
 
 
-def _extract_one(d: Deps, ref: PageRef, page: bytes | None,
-                 batch: MetricsBatch) -> PageWork | None:
+def _extract_one(d: Deps, ref: PageRef, page: bytes | None, batch: MetricsBatch,
+                 template: Template | None = None) -> PageWork | None:
     """Extract one page of a batch; None when it was dead-lettered (its error is logged and kept)."""
     with structlog.contextvars.bound_contextvars(source=ref.source, url=ref.url):
         try:
-            return extract_page(ref, page, d, batch)
+            return extract_page(ref, page, d, batch, template=template)
         except SoftTimeLimitExceeded as exc:
             log.warning("process hit the soft time limit")
             delivery.dead(d, "process", type(exc).__name__, repr(exc), ref.to_json(), 0)

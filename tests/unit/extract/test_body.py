@@ -10,7 +10,8 @@ from collections import Counter
 import pytest
 
 from tests.support import paths
-from worker.extract import block_fingerprint, extract
+from worker.extract import extract
+from worker.extract.furniture import Template
 
 DEVSET = paths.FIXTURES / "devset"
 
@@ -83,13 +84,13 @@ def test_filed_under_lines_are_furniture() -> None:
     assert "Filed under" not in body and "Tags:" not in body
 
 
-def test_furniture_fingerprints_given_by_the_caller_are_dropped() -> None:
-    """Blocks whose fingerprint the caller passes (a site's learned furniture) leave the body; the
-    fingerprint ignores case, spacing and punctuation; without it the block stays."""
+def test_furniture_given_by_the_caller_is_dropped() -> None:
+    """Lines of the site's furniture the caller passes (its learned template) leave the body; they are
+    compared ignoring case, spacing and punctuation; without them the line stays."""
     promo = "Read the Valley Courier's weekend edition, on sale at all good newsagents this Saturday."
     html = (f"<html><head><title>T</title></head><body><article>{STORY}<p>{promo}</p>"
             "</article></body></html>").encode()
     assert promo in extract(html).body
-    known = {block_fingerprint("READ the Valley  Courier's weekend edition on sale at all good newsagents this saturday")}
-    body = extract(html, furniture=known).body
-    assert promo not in body and "Paragraph 5" in body
+    known = Template.of_lines(["READ the Valley  Courier's weekend edition on sale at all good newsagents this saturday"])
+    got = extract(html, furniture=known)
+    assert promo not in got.body and "Paragraph 5" in got.body and got.furniture == (promo,)

@@ -481,6 +481,9 @@ def _register_optional() -> None:
         return
     cli.add_command(dedup)
     cli.add_command(explain)
+    from .furniture_cli import furniture
+
+    cli.add_command(furniture)
 
 
 _register_optional()

@@ -11,6 +11,11 @@ pressure) on both alike. Prints pages per CPU-second for each and their
 ratio. Both are warmed first (imports; htmldate's date parser loads its
 locales once per process, as a worker does at start).
 
+A third column runs ``extract`` with a host's learned furniture of the
+largest size a host keeps (every line looked up, none of them on these
+pages) and then counts the page's lines for the host's table, as the process
+stage does: the cost of the furniture lookups.
+
 The quality of the same extractors is measured by bench/extract_table.py.
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import random
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +36,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from worker.extract import extract, warm_up  # noqa: E402
+from worker.extract.furniture import BlockStats, Template, forget_lines, sightings  # noqa: E402
+from worker.pipeline.furniture import MAX_LINES  # noqa: E402
 
 WARM = b"<html><body><article><p>warm up paragraph text here, long enough to be a sentence.</p></article></body></html>"
 
@@ -40,6 +48,13 @@ def load_pages(folder: Path) -> list[bytes]:
         data = path.read_bytes()
         pages.append(gzip.decompress(data) if path.suffix == ".gz" else data)
     return pages
+
+
+def full_template() -> Template:
+    """A host's table at its largest, every line learned (random keys: no page here has them)."""
+    rnd = random.Random(7)
+    blocks = {rnd.randbytes(8): BlockStats(4, 100, 1, 100, 0) for _ in range(MAX_LINES)}
+    return Template("bench.example", pages=100, blocks=blocks)
 
 
 def interleaved(fns: list[Callable[[bytes], object]], pages: list[bytes], repeat: int) -> list[float]:
@@ -68,15 +83,24 @@ def main() -> int:
     pages = load_pages(args.data)
     ours: Callable[[bytes], object] = extract
     theirs: Callable[[bytes], object] = lambda html: trafilatura.extract(html, include_comments=False)  # noqa: E731
+    template = full_template()
+
+    def learned(html: bytes) -> object:
+        forget_lines()  # no line known from another page or round: the cost of a new page
+        article = extract(html, furniture=template)
+        return sightings(article.body.split("\n\n"), article.furniture)
+
     warm_up()
-    ours(WARM)
-    theirs(WARM)
-    mine, other = interleaved([ours, theirs], pages, args.repeat)
+    for fn in (ours, learned, theirs):
+        fn(WARM)
+    mine, with_furniture, other = interleaved([ours, learned, theirs], pages, args.repeat)
     n = len(pages) * args.repeat
     print(f"pages {len(pages)} x{args.repeat}, interleaved, CPU time of this process")
     print(f"wire.extract  {n / mine:8.1f} pages/CPU-s")
     print(f"trafilatura   {n / other:8.1f} pages/CPU-s")
     print(f"ratio         {other / mine:8.2f}")
+    print(f"wire.extract with a host's full learned furniture, lines counted  {n / with_furniture:8.1f} pages/CPU-s,"
+          f" ratio {other / with_furniture:.2f}")
     return 0
 
 

@@ -14,12 +14,13 @@ from tests.support.helpers import wait_for
 from tests.support.loopback import SiteServer
 from tests.support.sites import news_site, use_site
 from worker.keys import Keys
+from worker.settings import Settings
 
 pytestmark = pytest.mark.slow
 
 
 def test_worker_and_beat_publish_each_story_exactly_once(cluster: Cluster, cluster_env: dict[str, str],
-                                                         prefix: str) -> None:
+                                                         prefix: str, site_server) -> None:
     """Beat schedules discovery, the worker fetches and processes: 3 stories, each once, nothing lost."""
     client = redis.Redis.from_url(cluster_env["WIRE_REDIS_URL"])
     keys = Keys.for_prefix(prefix)
@@ -45,13 +46,15 @@ def test_worker_and_beat_publish_each_story_exactly_once(cluster: Cluster, clust
     stats = {k.decode(): int(float(v)) for k, v in client.hgetall(keys.stats()).items()}
     assert stats["published"] == 3 and stats["duplicates"] == 3 and stats["skipped"] == 2, stats
     assert client.xlen(keys.dead_stream) == 0
-    # the flaky page answered 500 twice, then 200: fetched three times, published once
+    # the flaky page answered 500 twice, then 200: published once, on the last of its WIRE_MAX_ATTEMPTS (3)
     assert any(i["title"].startswith("Late frost") for i in items)
+    assert len(site_server[0].requests("gamma", "/news/frost-harvest.html")) == Settings().max_attempts
 
 
 def test_page_failing_every_time_is_dead_lettered_after_its_retries(cluster: Cluster, cluster_env: dict[str, str],
                                                                    prefix: str, site_server, tmp_path: Path) -> None:
-    """A page answering 500 on every attempt ends in wire:dead with stage, reason and URL, after 4 tries."""
+    """A page answering 500 on every attempt ends in wire:dead with stage, reason and URL, after
+    WIRE_MAX_ATTEMPTS (3) tries."""
     server, sites = site_server
     broken = server.add("broken", "127.0.0.7")
     broken.routes["/robots.txt"] = (404, {}, "")
@@ -70,8 +73,9 @@ def test_page_failing_every_time_is_dead_lettered_after_its_retries(cluster: Clu
     (entry_id, fields), = client.xrange(keys.dead_stream)
     assert fields[b"stage"] == b"fetch" and fields[b"reason"] == b"http_500"
     assert fields[b"url"] == f"{broken.base}/down".encode()
-    assert fields[b"attempts"] == b"4"
-    assert len(server.requests("broken", "/down")) == 4
+    attempts = Settings().max_attempts
+    assert fields[b"attempts"] == str(attempts).encode()
+    assert len(server.requests("broken", "/down")) == attempts
     assert client.xlen(keys.items_stream) == 0
 
 

@@ -45,7 +45,7 @@ def make_fetcher(r: redis.Redis, redis_url: str, prefix: str, **env: object) -> 
     return Fetcher(r, Keys.for_prefix(prefix), test_settings(redis_url, prefix, **env))
 
 
-LIMITS = Limits(max_bytes=1024 * 1024, deadline=3.0, allow_private=True)
+LIMITS = Limits(max_bytes=1024 * 1024, allow_private=True)  # a 1 MB cap keeps the pages of test_body_cap small
 
 
 def test_page_is_fetched(site: Site, r: redis.Redis, redis_url: str, prefix: str) -> None:
@@ -204,6 +204,8 @@ def test_slow_drip_is_cut_at_the_deadline() -> None:
     threading.Thread(target=drip, daemon=True).start()
     started = time.monotonic()
     with pytest.raises(TransientFetchError) as info:
+        # the deadline is what this test is about, so it sets its own; the shipped 20 s is tested end to
+        # end in tests/e2e/test_fetch_deadline.py
         get(f"http://127.0.0.6:{listener.getsockname()[1]}/", user_agent="t",
             limits=Limits(deadline=2.0, read_timeout=1.0, allow_private=True))
     stop.set()
@@ -408,7 +410,7 @@ def test_a_paused_host_or_a_skipped_url_takes_no_pacing_slot(site: Site, server:
     """The one round trip before a GET refuses first and reserves after: slots go only to requests sent."""
     site.routes["/doc.pdf"] = (200, {"Content-Type": "application/pdf"}, b"%PDF-1.4 ...")
     keys = Keys.for_prefix(prefix)
-    fetcher = make_fetcher(r, redis_url, prefix, default_rate=1.0)
+    fetcher = make_fetcher(r, redis_url, prefix)
     with pytest.raises(PermanentFetchError):
         fetcher.fetch(site.base + "/doc.pdf")  # robots.txt and the PDF: two slots, then remembered as not_html
     slot_after_pdf = int(r.get(keys.host_rate("127.0.0.5")) or 0)

@@ -137,6 +137,10 @@ class Keys:
         """Breaker trips in a row without a real page in between (the backoff exponent)."""
         return f"{self.prefix}:walltrips:{host}"
 
+    def host_wall_tripped(self, host: str) -> str:
+        """When the breaker last tripped for a host: pages fetched before then do not count."""
+        return f"{self.prefix}:walltripped:{host}"
+
     def pauses(self) -> str:
         """List of recent host pauses (JSON: host, reason, since, until), newest first."""
         return f"{self.prefix}:pauses"

@@ -36,12 +36,13 @@ def redis_db_url(redis_server: RedisProcess) -> str:
 
 @pytest.fixture
 def cluster_env(redis_db_url: str, prefix: str, tmp_path: Path, site_server) -> dict[str, str]:
+    """The environment of the cluster's processes: the shipped settings, but for the loopback sites."""
     url = redis_db_url
     _, sites = site_server
     sources = tmp_path / "sources.yaml"
     sources.write_text(sources_yaml(sites).replace("ROUTE_STREAM", f"{prefix}:items:ap"))
     return wire_env(redis_url=url, key_prefix=prefix, sources=sources, allow_private_addresses="true",
-                    log_format="json", data_dir=tmp_path / "data", fetch_timeout=5, max_attempts=4)
+                    log_format="json", data_dir=tmp_path / "data")
 
 
 @pytest.fixture

@@ -440,8 +440,7 @@ def world(redis_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory) 
     r.flushdb()
     serve_r.flushdb()
     common = {"key_prefix": prefix, "log_format": "json", "data_dir": tmp / "data"}
-    worker_env = wire_env(**common, redis_url=worker_url, sources=sources, allow_private_addresses=1,
-                          fetch_timeout=5, max_attempts=2)
+    worker_env = wire_env(**common, redis_url=worker_url, sources=sources, allow_private_addresses=1)
     cluster = Cluster(worker_env, tmp)
     serve_port = free_port()
     settings = Settings.from_env(worker_env)

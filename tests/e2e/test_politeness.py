@@ -1,5 +1,6 @@
 """Politeness end to end: two threaded fetch workers, a prefork process worker and beat
-(real subprocesses) crawl the fault-injecting network of tests/support/faultnet.py. Every
+(real subprocesses) crawl the fault-injecting network of tests/support/faultnet.py with the
+shipped settings (the sources choose their own rates and a 3 s discovery interval). Every
 assertion is made from the sites' request log, the Redis counters and the worker logs.
 
 Run with `-s` to see the measured figures.
@@ -31,14 +32,14 @@ from worker.keys import Keys, as_text
 from worker.ops import status
 from worker.ops.redis_server import RedisProcess
 from worker.pipeline.deps import Deps
-from worker.settings import parse_sources
+from worker.settings import Settings, parse_sources
 from worker.urls import canonicalize
 
 pytestmark = pytest.mark.slow
 
 RATE = 10.0  # requests/second/host (news: 20, lowered to 10 by its Crawl-delay: 0.1)
 INTERVAL = 3  # seconds between discoveries of each source
-WALL_PAUSE = 6.0  # first bot-wall pause (WIRE_BOT_WALL_PAUSE)
+SHIPPED = Settings()  # the workers run with these: WIRE_BOT_WALL_PAUSE (600 s) outlasts the run
 PAUSE_GRACE = 0.1  # a request already past its last pause check when the pause began may still land
 DOCUMENTS = re.compile(r"^/$|^/robots\.txt$|\.xml$|^/latest/$")  # discovery documents, not pages
 
@@ -68,6 +69,22 @@ def _terminal_events(log_dir: Path) -> dict[str, list[str]]:
                 if rec.get("stage") == "process" or outcome in ("skipped", "not_modified"):
                     out[url].append(f"{outcome}:{reason}" if outcome == "skipped" else str(outcome))
     return out
+
+
+def _parked(client: redis.Redis, keys: Keys) -> dict[str, float]:
+    """URL -> not-before time of every parked fetch (a member holds one URL or a paused host's batch)."""
+    out = {}
+    for member, not_before in client.zrange(keys.parked(), 0, -1, withscores=True):
+        candidate = json.loads(member)["candidate"]
+        for c in candidate if isinstance(candidate, list) else [candidate]:
+            out[c["url"]] = not_before
+    return out
+
+
+def _wall_pause(client: redis.Redis, keys: Keys, address: str) -> dict | None:
+    """The bot-wall breaker's recorded pause of `address`, once it tripped."""
+    return next((p for p in map(json.loads, client.lrange(keys.pauses(), 0, -1))
+                 if p["host"] == address and p["reason"].startswith("bot_wall")), None)
 
 
 def _max_in_window(times: list[float], window: float = 1.0) -> int:
@@ -102,25 +119,29 @@ def test_crawler_is_polite_under_faults(redis_server: RedisProcess, prefix: str,
     config = parse_sources(net.sources, str(sources_path))
     deps = Deps.create(test_settings(url, prefix), config, client=client)
     env = wire_env(redis_url=url, key_prefix=prefix, sources=sources_path, allow_private_addresses="true",
-                   log_format="json", data_dir=tmp_path / "data", fetch_timeout=3, max_attempts=3,
-                   default_rate=RATE, bot_wall_limit=5, bot_wall_pause=WALL_PAUSE)
+                   log_format="json", data_dir=tmp_path / "data")
     logs = tmp_path / "logs"
     logs.mkdir()
     cluster = Cluster(env, logs)
     expected = {canonicalize(u): want for u, want in net.expected.items()}
     reingested = 0
     observed: dict[str, object] = {}
-    started = time.monotonic()
+    started, run_began = time.monotonic(), time.time()
+    walled = net.hosts["walled"]
 
     def accounted(extra_not_modified: int = 0) -> bool:
+        """Every URL has its outcome; the only ones waiting are walled's, parked until its bot-wall pause ends
+        (600 s: longer than the run)."""
         s = _stats(client, keys)
         outcomes = s.get("published", 0) + s.get("duplicates", 0) + s.get("skipped", 0) + s.get("not_modified", 0)
         dead = client.xlen(keys.dead_stream)
-        queued = sum(status.queue_depths(client).values()) + client.zcard(keys.parked()) + client.hlen("unacked")
+        parked = _parked(client, keys)
+        queued = sum(status.queue_depths(client).values()) + client.hlen("unacked")
         discovered = set()
         for name in ("news", "home", "busy", "shy", "hostile", "walled", "down"):
             discovered |= {as_text(m) for m in client.zrange(keys.source_urls(name), 0, -1)}
-        return (outcomes + dead == s.get("discovered", 0) + reingested and queued == 0
+        return (outcomes + dead + len(parked) == s.get("discovered", 0) + reingested and queued == 0
+                and all(u.startswith(walled.base + "/") for u in parked)
                 and set(expected) <= discovered and s.get("not_modified", 0) >= extra_not_modified)
 
     def watch_down() -> None:
@@ -147,9 +168,11 @@ def test_crawler_is_polite_under_faults(redis_server: RedisProcess, prefix: str,
 
         def phase1() -> bool:
             watch_down()
-            return accounted() and server.requests("walled") != [] and net.challenges_served() >= 8
+            return accounted() and _wall_pause(client, keys, walled.address) is not None
 
-        wait_for(phase1, timeout=110, interval=0.2, what="every discovered URL to be accounted for")
+        # the slow drip sets the pace: three attempts cut at the 20 s deadline, the host paused for
+        # one deadline after each (about 100 s)
+        wait_for(phase1, timeout=180, interval=0.2, what="every discovered URL to be accounted for")
         phase1_at = time.monotonic() - started
 
         # Phase 2: the sitemap moves the lastmod of six pages; an operator re-ingests a source.
@@ -165,6 +188,9 @@ def test_crawler_is_polite_under_faults(redis_server: RedisProcess, prefix: str,
             return bumped and accounted(extra_not_modified=len(net.page_paths) + reingested)
 
         wait_for(phase2, timeout=60, interval=0.2, what="re-fetches after the lastmod change and the re-ingest")
+        ended = time.time()
+        wall = _wall_pause(client, keys, walled.address)
+        wall_ttl = client.pttl(keys.host_pause(walled.address)) / 1000
     except AssertionError:
         print(cluster.logs())
         raise
@@ -253,9 +279,12 @@ def test_crawler_is_polite_under_faults(redis_server: RedisProcess, prefix: str,
     for name in net.hosts:
         discovered |= {as_text(m) for m in client.zrange(keys.source_urls(name), 0, -1)}
     # a page is counted in Redis a moment before its worker writes the summary log line
+    parked = _parked(client, keys)
     deadline = time.monotonic() + 15
     while True:
         events = _terminal_events(logs)
+        for u in parked:
+            events[u].append("parked")
         unaccounted = sorted(u for u in discovered if not events.get(u))
         if not unaccounted or time.monotonic() > deadline:
             break
@@ -270,11 +299,19 @@ def test_crawler_is_polite_under_faults(redis_server: RedisProcess, prefix: str,
         f"URLs: {len(discovered)} distinct discovered; enqueued {s.get('discovered', 0)} by discovery + "
         f"{reingested} by reingest = {s.get('discovered', 0) + reingested}; published {s.get('published', 0)}, "
         f"duplicates {s.get('duplicates', 0)}, skipped {s.get('skipped', 0)}, not modified "
-        f"{s.get('not_modified', 0)}, dead-lettered {len(dead)} ({', '.join(sorted({r for _, r in dead}))}) "
-        f"= {outcomes + len(dead)}; without a terminal outcome: {len(unaccounted)}; "
+        f"{s.get('not_modified', 0)}, dead-lettered {len(dead)} ({', '.join(sorted({r for _, r in dead}))}), "
+        f"parked {len(parked)} = {outcomes + len(dead) + len(parked)}; without a terminal outcome: {len(unaccounted)}; "
         f"not as expected: {len(wrong)}")
     figures.append(f"bot walls: {net.challenges_served()} challenges served, wire_skipped_total{{reason=bot_wall}} "
                    f"= {bot_walls:.0f}")
+    assert wall is not None
+    after_wall = [r for r in server.requests("walled") if r.time > wall["since"] + PAUSE_GRACE]
+    parked_at = sorted(parked.values())
+    figures.append(f"bot-wall pause of walled: {wall['until'] - wall['since']:.0f}s from +{wall['since'] - run_began:.0f}s, "
+                   f"{ended - wall['since']:.0f}s of it within the run, its key's TTL {wall_ttl:.0f}s at the end; "
+                   f"requests to walled meanwhile: {len(after_wall)}; {len(parked_at)} URLs parked until "
+                   + (f"{parked_at[0] - wall['since']:.0f}-{parked_at[-1] - wall['since']:.0f}s after the trip"
+                      if parked_at else "-"))
     failing = observed.get("failing")
     down_feed = [r.time for r in server.requests("down", "/feed.xml")]
     down_gaps = [b - a for a, b in zip(down_feed, down_feed[1:], strict=False)]
@@ -289,7 +326,14 @@ def test_crawler_is_polite_under_faults(redis_server: RedisProcess, prefix: str,
     assert over == [], rate_rows
     assert pct["pages"] >= 95.0 and pct["documents"] >= 95.0 and len(refetch["pages"]) >= 12, refetch
     assert unaccounted == [] and wrong == {}, (unaccounted, wrong)
-    assert outcomes + len(dead) == s["discovered"] + reingested
+    assert outcomes + len(dead) + len(parked) == s["discovered"] + reingested
+    # the breaker paused walled for the shipped WIRE_BOT_WALL_PAUSE: nothing reached it for the rest of the run,
+    # its pause key still had the rest of the 600 s to go, and the URLs it had not served wait for the pause's end
+    assert abs(wall["until"] - wall["since"] - SHIPPED.bot_wall_pause) < 0.01, wall
+    assert after_wall == [], after_wall
+    assert SHIPPED.bot_wall_pause - (ended - wall["since"]) - 2 <= wall_ttl <= SHIPPED.bot_wall_pause, wall_ttl
+    assert parked and all(u.startswith(walled.base + "/") for u in parked), sorted(parked)
+    assert all(t >= wall["until"] - 1 for t in parked.values()), (wall, sorted(parked.values()))
     assert discovered == set(expected), sorted(discovered ^ set(expected))
     assert bot_walls == net.challenges_served()
     assert isinstance(failing, dict) and "last_success" not in failing["state"] and failing["stale"] \

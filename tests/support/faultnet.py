@@ -4,7 +4,7 @@ Several hosts on 127.0.0.x, each a small news site with a feed, sitemaps or a
 listing page, and each with one way of being difficult: robots.txt with
 Disallow, Crawl-delay and Sitemap lines; a robots.txt that answers 503 for a
 while; 500s that recover; 429 with Retry-After; a bot challenge served with
-200; a slow drip; a redirect loop; a 30 MB page; a gzip bomb; a PDF; a feed
+200 once a host has served a few pages; a slow drip; a redirect loop; a 30 MB page; a gzip bomb; a PDF; a feed
 that fails a few times. Every article page supports ETag and Last-Modified
 (304 on a match).
 """
@@ -137,7 +137,7 @@ class Network:
 
     server: SiteServer
     hosts: dict[str, Site]
-    # canonical URL -> expected terminal outcome: "published", "skipped:<reason>", "dead:<reason>"
+    # canonical URL -> expected outcome: "published", "skipped:<reason>", "dead:<reason>", "parked"
     expected: dict[str, str]
     never: list[tuple[str, str]]  # (host, path) that must never be requested
     disallow: dict[str, str]  # host -> robots.txt body whose rules must be obeyed
@@ -149,7 +149,7 @@ class Network:
 
 
 def build_network(server: SiteServer, *, rate: float = 10.0, interval: str = "3s",
-                  challenges: int = 8, now: float | None = None) -> Network:
+                  real_pages: int = 10, now: float | None = None) -> Network:
     """Seven hosts (127.0.0.21-27), one source each. See the module docstring for the faults."""
     now = time.time() if now is None else now
     expected: dict[str, str] = {}
@@ -245,26 +245,29 @@ def build_network(server: SiteServer, *, rate: float = 10.0, interval: str = "3s
     hostile.routes["/feed.xml"] = static(rss(hostile.base, [*hostile_paths, "/slow.html", "/loop-a.html",
                                                             "/huge.html", "/bomb.html", "/report.pdf"]), RSS)
 
-    # walled: the first `challenges` article requests get a bot challenge (200); then real pages.
+    # walled: serves its first `real_pages` article requests, then puts up a bot wall: a challenge (200) for
+    # every request after. The breaker pauses the host for WIRE_BOT_WALL_PAUSE (600 s, longer than a run):
+    # the pages it has not served by then stay parked.
     walled = server.add("walled", "127.0.0.26")
     walled.routes["/robots.txt"] = fixed(404, TEXT, "")
-    served = {"challenges": 0}
+    served = {"real": 0, "challenges": 0}
     lock = threading.Lock()
     walled_paths = []
-    for i in range(30):
+    for i in range(100):  # ten seconds of pages at 10/s: the breaker trips long before the host served them all
         path = f"/w/{i:02d}.html"
         real = static(article_page(next(seed), "walled"))
 
         def route(count: int, req: dict[str, str], real: Route = real) -> Resp:
             with lock:
-                if served["challenges"] < challenges:
+                if served["real"] >= real_pages:
                     served["challenges"] += 1
                     return Resp(200, HTML, CHALLENGE)  # no validators, like a real challenge page
+                served["real"] += 1
             return real(count, req)
 
         walled.routes[path] = route
         walled_paths.append(path)
-        expected[walled.base + path] = "published|skipped:bot_wall"
+        expected[walled.base + path] = "published|skipped:bot_wall|parked"
     links = "".join(f'<li><a class="story" href="{p}">Story {p}</a></li>' for p in walled_paths)
     walled.routes["/latest/"] = static(f"<html><body><h1>Latest</h1><ul>{links}</ul></body></html>")
 

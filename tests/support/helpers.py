@@ -28,11 +28,12 @@ def wait_for(predicate: Callable[[], T], timeout: float = 30.0, interval: float 
 
 
 def test_settings(redis_url: str, prefix: str, **overrides: object) -> Settings:
+    """The shipped settings with the test's Redis and key prefix, loopback sites allowed, and `overrides`
+    (``WIRE_`` variables)."""
     env = {
         "WIRE_REDIS_URL": redis_url,
         "WIRE_KEY_PREFIX": prefix,
         "WIRE_ALLOW_PRIVATE_ADDRESSES": "true",
-        "WIRE_FETCH_TIMEOUT": "5",
     }
     env.update({k: str(v) for k, v in overrides.items()})
     return Settings.from_env(env)

@@ -239,11 +239,11 @@ def news_site(server: SiteServer, n: int, delay: float = 0.0, address: str = "12
     return site
 
 
-def news_sources(site: Site, interval: str = "1h", rate: int = 50) -> str:
+def news_sources(site: Site, interval: str = "1h", rate: float = 50) -> str:
     """sources.yaml with one source, `news`, discovering `site` through its sitemap."""
     return (f"sources:\n- name: news\n  sitemaps: ['{site.base}/sitemap.xml']\n  interval: {interval}\n"
             f"  rate: {rate}\n")
 
 
-def use_site(env: dict[str, str], site: Site, interval: str = "1h", rate: int = 50) -> None:
+def use_site(env: dict[str, str], site: Site, interval: str = "1h", rate: float = 50) -> None:
     Path(env["WIRE_SOURCES"]).write_text(news_sources(site, interval, rate))

@@ -45,9 +45,18 @@ end
 _PACE_LUA = PACE_FUNCTION + "return pace(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
 
 # The bot-wall circuit breaker: count challenge pages in a row per host; at the
-# limit, reset the count and return how many times it tripped in a row (the
-# backoff exponent). A real page clears both counters.
+# limit, reset the count, note when it tripped and return how many times it
+# tripped in a row (the backoff exponent). A real page clears both counters.
+# A page fetched before the last trip is ignored: when the breaker trips, the
+# pipeline still holds pages the host served before its pause began, and
+# their challenges would trip it again at once (doubling a pause the host has
+# done nothing to earn), or a real page among them would reset the backoff.
+# KEYS: count, trips, last trip time. ARGV: challenge (0/1), limit, TTL,
+# the page's fetch time, now.
 _WALLS_LUA = """
+if tonumber(ARGV[4]) < tonumber(redis.call('GET', KEYS[3]) or '0') then
+  return 0
+end
 if ARGV[1] == '0' then
   redis.call('DEL', KEYS[1], KEYS[2])
   return 0
@@ -60,6 +69,7 @@ end
 redis.call('DEL', KEYS[1])
 local trips = redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[3])
 return trips
 """
 # The longest wait wire schedules for anything: a Retry-After, a pause, a park.
@@ -159,19 +169,36 @@ class Politeness:
             raise HostPaused(f"host {host} paused for {left:.0f}s", retry_after=left)
 
     # -- bot-wall circuit breaker ---------------------------------------------
-    def clear_walls(self, host: str, pipe: Any) -> None:
-        """Queue on `pipe` what `note_page(host, bot_wall=False)` does: a real page resets the count."""
-        pipe.delete(self.keys.host_walls(host), self.keys.host_wall_trips(host))
+    def _wall_keys(self, host: str) -> list[str]:
+        return [self.keys.host_walls(host), self.keys.host_wall_trips(host), self.keys.host_wall_tripped(host)]
 
-    def note_page(self, host: str, *, bot_wall: bool) -> float:
-        """Count a challenge page from `host` (or clear the count on a real page).
+    def clear_walls(self, host: str, pipe: Any, fetched_at: float) -> None:
+        """Queue on `pipe` what `note_page(host, bot_wall=False)` does: a real page resets the count.
+
+        A bare EVALSHA, so that the caller's pipeline costs no SCRIPT EXISTS
+        round trip: run it with `pipeline.scripts.execute(pipe, [politeness.walls_script, ...])`,
+        which loads the script again when Redis lost it.
+        """
+        keys = self._wall_keys(host)
+        pipe.execute_command("EVALSHA", self._walls.sha, len(keys), *keys,
+                             0, self.wall_limit, WALLS_TTL, fetched_at, time.time())
+
+    @property
+    def walls_script(self) -> Any:
+        """The bot-wall count's script, for the pipeline run that carries `clear_walls` calls."""
+        return self._walls
+
+    def note_page(self, host: str, *, bot_wall: bool, fetched_at: float | None = None) -> float:
+        """Count a challenge page from `host` fetched at `fetched_at` (or clear the count on a real page).
 
         After `wall_limit` challenges in a row the host is paused, for
         `wall_pause` seconds doubled on every further trip without a real page
-        in between (capped at 6 h). Returns the pause started, or 0.
+        in between (capped at 6 h). A page fetched before the last trip counts
+        for nothing. Returns the pause started, or 0.
         """
-        trips = int(self._walls(keys=[self.keys.host_walls(host), self.keys.host_wall_trips(host)],
-                                args=[1 if bot_wall else 0, self.wall_limit, WALLS_TTL]))
+        now = time.time()
+        trips = int(self._walls(keys=self._wall_keys(host),
+                                args=[1 if bot_wall else 0, self.wall_limit, WALLS_TTL, fetched_at or now, now]))
         if not trips:
             return 0.0
         seconds = min(self.wall_pause * 2.0 ** (trips - 1), MAX_WALL_PAUSE)

@@ -22,7 +22,7 @@ import redis
 
 from ..extract.furniture import BlockStats, Template
 from ..keys import FURNITURE_TTL, Keys
-from ..logs import get_logger
+from . import scripts
 
 MAX_LINES = 120  # lines a host's hash counts: with its page count, under Redis's 128-field compact hashes
 KEEP_LINES = 96  # eviction brings it back to this many, so it runs every page or two, not every page
@@ -30,7 +30,6 @@ BONUS_PAGES = 8  # eviction: pages of grace a line earns for each story it was s
 PAGES_FIELD = b"#pages"
 _HEAD = struct.Struct("<BHIII")
 _SIGS = 16
-log = get_logger("wire.furniture")
 _SCRIPT = files("worker.pipeline").joinpath("furniture.lua").read_text()
 
 
@@ -62,7 +61,7 @@ class FurnitureStore:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.r = client
         self.keys = keys
-        self._script = client.register_script(_SCRIPT)
+        self.script = client.register_script(_SCRIPT)
 
     def read(self, pipe: Any, host: str) -> None:
         """Queue the read of `host`'s table on `pipe`; its reply goes to `parse`."""
@@ -75,9 +74,9 @@ class FurnitureStore:
                now: float) -> bool:
         """Queue the count of one page's `lines` (`extract.furniture.sightings`) for story `story_id`.
 
-        Sent as a bare EVALSHA: a redis-py `Script` on a pipeline asks Redis
-        whether the script is loaded first, a round trip per pipeline. When
-        Redis lost it (a restart), `execute` loads it and sends the counts again.
+        Sent as a bare EVALSHA (`scripts.queue`): run the pipeline with
+        `scripts.execute(pipe, [store.script, ...])`, which loads the script
+        and sends the counts again when Redis lost it.
         """
         args: list[Any] = [int(now // 60), FURNITURE_TTL, MAX_LINES, KEEP_LINES, BONUS_PAGES,
                            story_signature(story_id)]
@@ -85,41 +84,12 @@ class FurnitureStore:
             args += [key, text]
         if len(args) == 6 or not host:
             return False
-        pipe.execute_command("EVALSHA", self._script.sha, 1, self.keys.furniture(host), *args)
+        scripts.queue(pipe, self.script, [self.keys.furniture(host)], args)
         return True
 
     def execute(self, pipe: Any) -> list[Any]:
-        """Run `pipe` (holding `record` calls among other commands) and return its replies.
-
-        Counts Redis refused because it lacked the script (after a restart)
-        are sent again once it is loaded, in one more round trip; a count that
-        failed otherwise is logged and lost (a page's outcome never depends on
-        it); any other command's error is raised, as `pipe.execute()` would.
-        """
-        stack = [args for args, _options in pipe.command_stack]
-        results: list[Any] = pipe.execute(raise_on_error=False)
-        again, failed = [], None
-        for args, res in zip(stack, results, strict=True):
-            if not isinstance(res, Exception):
-                continue
-            ours = args[0] == "EVALSHA" and args[1] == self._script.sha
-            if ours and isinstance(res, redis.exceptions.NoScriptError):
-                again.append(args)
-            elif ours:
-                log.warning("furniture count failed", error=str(res))
-            elif failed is None:
-                failed = res
-        if failed is not None:
-            raise failed
-        if again:
-            self.r.script_load(_SCRIPT)
-            retry = self.r.pipeline(transaction=False)
-            for args in again:
-                retry.execute_command(*args)
-            for res in retry.execute(raise_on_error=False):
-                if isinstance(res, Exception):
-                    log.warning("furniture count failed", error=str(res))
-        return results
+        """Run `pipe`, holding `record` calls among other commands (`scripts.execute`)."""
+        return scripts.execute(pipe, [self.script])
 
     def show(self, host: str) -> Template:
         raw: Mapping[bytes, bytes] = self.r.hgetall(self.keys.furniture(host))  # type: ignore[assignment]

@@ -24,6 +24,7 @@ from ..models import Article, Outcome, PageRef, Source
 from ..publish import build_item, stream_fields, streams_for
 from ..trail import event, events_of
 from ..urls import canonicalize, choose_canonical
+from . import scripts
 from .deps import Deps
 
 log = get_logger("wire.pipeline")
@@ -103,7 +104,7 @@ def extract_page(ref: PageRef, raw: bytes | None, deps: Deps, batch: MetricsBatc
     batch.inc("wire_extract_cpu_seconds_total", time.thread_time() - cpu)
     work.bot_wall = article.not_article == "bot_wall"
     if work.bot_wall:  # the breaker's answer (pause or not) is needed now; a real page's reset can wait
-        note_bot_wall(deps, ref.final_url, article)
+        note_bot_wall(deps, ref, article)
     if article.not_article or not article.body.strip():
         reason = article.not_article or "empty"
         batch.inc("wire_extract_failures_total", source=source.name, reason=reason)
@@ -160,7 +161,7 @@ def finish_pages(pages: Sequence[PageWork], deps: Deps, batch: MetricsBatch) -> 
     pipe = deps.redis.pipeline(transaction=False)
     stats: dict[str, int] = {}
     # a batch's pages mostly share a host and a source: each is written once
-    real_pages_from: dict[str, None] = {}  # hosts whose bot-wall count a real page resets
+    real_pages_from: dict[str, float] = {}  # hosts whose bot-wall count a real page resets -> its fetch time
     last_published: dict[str, float] = {}  # source -> its latest published page's time
     now = 0.0
     for page in pages:
@@ -173,15 +174,16 @@ def finish_pages(pages: Sequence[PageWork], deps: Deps, batch: MetricsBatch) -> 
         if not page.delete:
             continue
         if not page.bot_wall:
-            real_pages_from[host_of(page.ref.final_url)] = None
+            host = host_of(page.ref.final_url)
+            real_pages_from[host] = max(real_pages_from.get(host, 0.0), page.ref.fetched_at or page.now)
         if page.stat == "published":
             last_published[page.source.name] = page.now
         deps.fetcher.remember(page.ref.url, page.ref.etag, page.ref.last_modified, pipe=pipe)
         if page.lines and page.outcome.story_id:
             deps.furniture.record(pipe, host_of(page.ref.final_url), page.outcome.story_id, page.lines, page.now)
         pipe.delete(page.ref.page_key)
-    for host in real_pages_from:
-        deps.fetcher.politeness.clear_walls(host, pipe)
+    for host, fetched_at in real_pages_from.items():
+        deps.fetcher.politeness.clear_walls(host, pipe, fetched_at)
     for source, when in last_published.items():
         pipe.hset(deps.keys.source_state(source), "last_published", when)
     batch.flush_into(pipe, deps.keys.metrics())
@@ -189,7 +191,7 @@ def finish_pages(pages: Sequence[PageWork], deps: Deps, batch: MetricsBatch) -> 
         pipe.hincrby(deps.keys.stats(), stat, n)
     if pages:
         pipe.hset(deps.keys.heartbeat(), "process", now)
-    deps.furniture.execute(pipe)
+    scripts.execute(pipe, [deps.furniture.script, deps.fetcher.politeness.walls_script])
 
 
 def _record(page: PageWork, deps: Deps, pipe: Any) -> None:
@@ -231,10 +233,11 @@ def gone_pages(refs: Sequence[PageRef], deps: Deps) -> list[int | None]:
 _OUTCOMES = frozenset({"published", "duplicate", "skipped", "dead", "refetch"})
 
 
-def note_bot_wall(deps: Deps, final_url: str, article: Article) -> None:
+def note_bot_wall(deps: Deps, ref: PageRef, article: Article) -> None:
     """Feed the per-host bot-wall circuit breaker: challenges in a row pause the host, a real page resets it."""
-    host = host_of(final_url)
-    paused = deps.fetcher.politeness.note_page(host, bot_wall=article.not_article == "bot_wall")
+    host = host_of(ref.final_url)
+    paused = deps.fetcher.politeness.note_page(host, bot_wall=article.not_article == "bot_wall",
+                                               fetched_at=ref.fetched_at)
     if paused:
         log.warning("bot challenges in a row: host paused", host=host, pause_s=round(paused, 1))
 

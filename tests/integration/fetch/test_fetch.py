@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from worker.fetch.fetcher import Fetcher, NotModified
 from worker.fetch.http import Limits, get
 from worker.keys import Keys
 from worker.models import Page
+from worker.settings import Settings
 
 PAGE = "<html><body><p>hello</p></body></html>"
 
@@ -43,7 +45,7 @@ def make_fetcher(r: redis.Redis, redis_url: str, prefix: str, **env: object) -> 
     return Fetcher(r, Keys.for_prefix(prefix), test_settings(redis_url, prefix, **env))
 
 
-LIMITS = Limits(max_bytes=1024 * 1024, deadline=3.0, allow_private=True)
+LIMITS = Limits(max_bytes=1024 * 1024, allow_private=True)  # a 1 MB cap keeps the pages of test_body_cap small
 
 
 def test_page_is_fetched(site: Site, r: redis.Redis, redis_url: str, prefix: str) -> None:
@@ -202,6 +204,8 @@ def test_slow_drip_is_cut_at_the_deadline() -> None:
     threading.Thread(target=drip, daemon=True).start()
     started = time.monotonic()
     with pytest.raises(TransientFetchError) as info:
+        # the deadline is what this test is about, so it sets its own; the shipped 20 s is tested end to
+        # end in tests/e2e/test_fetch_deadline.py
         get(f"http://127.0.0.6:{listener.getsockname()[1]}/", user_agent="t",
             limits=Limits(deadline=2.0, read_timeout=1.0, allow_private=True))
     stop.set()
@@ -258,18 +262,50 @@ def _fetch_many(redis_url: str, prefix: str, base: str, indexes: range) -> None:
 
 def test_bot_walls_in_a_row_pause_the_host_and_a_real_page_resets(r: redis.Redis, redis_url: str,
                                                                   prefix: str) -> None:
-    """Five challenge pages in a row pause the host; a real page in between resets the count; trips double."""
-    pol = make_fetcher(r, redis_url, prefix, WIRE_BOT_WALL_PAUSE=60).politeness
+    """Five challenge pages in a row pause the host (WIRE_BOT_WALL_PAUSE, shipped 600 s); a real page in between
+    resets the count; trips double."""
+    pol = make_fetcher(r, redis_url, prefix).politeness
+    pause = Settings().bot_wall_pause
     for _ in range(4):
         assert pol.note_page("h.example", bot_wall=True) == 0
     assert pol.note_page("h.example", bot_wall=False) == 0  # reset
     for _ in range(4):
         assert pol.note_page("h.example", bot_wall=True) == 0
-    assert pol.note_page("h.example", bot_wall=True) == 60
-    assert 55 < pol.paused_for("h.example") <= 60
+    assert pol.note_page("h.example", bot_wall=True) == pause
+    assert pause - 5 < pol.paused_for("h.example") <= pause
     for _ in range(4):
         pol.note_page("h.example", bot_wall=True)
-    assert pol.note_page("h.example", bot_wall=True) == 120  # second trip without a real page: doubled
+    assert pol.note_page("h.example", bot_wall=True) == 2 * pause  # second trip without a real page: doubled
+
+
+def test_pages_fetched_before_a_trip_do_not_feed_the_breaker(r: redis.Redis, redis_url: str, prefix: str) -> None:
+    """When the breaker trips, pages the host served before its pause began are still on their way through
+    the process stage: their challenges do not trip it again, and a real page among them does not reset the
+    backoff. Pages fetched after the trip count as before."""
+    pol = make_fetcher(r, redis_url, prefix).politeness
+    pause = Settings().bot_wall_pause
+    before = time.time()
+    for _ in range(4):
+        assert pol.note_page("h.example", bot_wall=True, fetched_at=before) == 0
+    assert pol.note_page("h.example", bot_wall=True, fetched_at=before) == pause
+    for _ in range(10):  # the rest of the wall the host put up before its pause, processed after the trip
+        assert pol.note_page("h.example", bot_wall=True, fetched_at=before) == 0
+    assert pol.note_page("h.example", bot_wall=False, fetched_at=before) == 0  # a real page from before: no reset
+    pipe = r.pipeline()
+    pol.clear_walls("h.example", pipe, before)  # the process stage's batched reset, for a page from before
+    pipe.execute()
+    assert [json.loads(p)["until"] - json.loads(p)["since"] for p in r.lrange(Keys.for_prefix(prefix).pauses(), 0, -1)] \
+        == [pause]
+    after = time.time() + 1  # the pause over, the wall still up
+    for _ in range(4):
+        assert pol.note_page("h.example", bot_wall=True, fetched_at=after) == 0
+    assert pol.note_page("h.example", bot_wall=True, fetched_at=after) == 2 * pause
+    pipe = r.pipeline()
+    pol.clear_walls("h.example", pipe, after + 1)  # a real page fetched after: resets the count and the backoff
+    pipe.execute()
+    for _ in range(4):
+        pol.note_page("h.example", bot_wall=True, fetched_at=after + 2)
+    assert pol.note_page("h.example", bot_wall=True, fetched_at=after + 2) == pause
 
 
 def test_permanent_skip_is_not_requested_again_unless_forced(site: Site, server: SiteServer, r: redis.Redis,
@@ -374,7 +410,7 @@ def test_a_paused_host_or_a_skipped_url_takes_no_pacing_slot(site: Site, server:
     """The one round trip before a GET refuses first and reserves after: slots go only to requests sent."""
     site.routes["/doc.pdf"] = (200, {"Content-Type": "application/pdf"}, b"%PDF-1.4 ...")
     keys = Keys.for_prefix(prefix)
-    fetcher = make_fetcher(r, redis_url, prefix, default_rate=1.0)
+    fetcher = make_fetcher(r, redis_url, prefix)
     with pytest.raises(PermanentFetchError):
         fetcher.fetch(site.base + "/doc.pdf")  # robots.txt and the PDF: two slots, then remembered as not_html
     slot_after_pdf = int(r.get(keys.host_rate("127.0.0.5")) or 0)

@@ -85,7 +85,7 @@ def net(servers: SiteServer, monkeypatch: pytest.MonkeyPatch) -> Net:
 def fetcher(r: redis.Redis, redis_url: str, prefix: str) -> Fetcher:
     return Fetcher(r, Keys.for_prefix(prefix), test_settings(
         redis_url, prefix, WIRE_ALLOW_PRIVATE_ADDRESSES="false", WIRE_ALLOW_ADDRESSES=f"{PUBLIC}/32",
-        WIRE_DEFAULT_RATE=100))
+        WIRE_DEFAULT_RATE=100))  # a host's pace, which users choose: dozens of URLs of one host, none paced out
 
 
 LIMITS = Limits(allowed=(ipaddress.ip_network(f"{PUBLIC}/32"),))

@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -209,16 +210,20 @@ def test_a_process_batch_learns_and_drops_furniture_without_a_round_trip_of_its_
 
 def test_counts_survive_redis_losing_the_script(courier: tuple[SiteServer, Site], redis_url: str, prefix: str,
                                                 r: redis.Redis) -> None:
-    """After SCRIPT FLUSH (as after a Redis restart) a batch's counts are sent again once the script is loaded:
-    none is lost."""
+    """After SCRIPT FLUSH (as after a Redis restart) a batch's counts are sent again once the scripts are
+    loaded: no furniture count is lost, and the real page still resets the host's bot-wall count."""
     _, site = courier
     deps = _deps(site, redis_url, prefix, r)
     _serve(site, {f"/news/{i}-{slug}.html": oldstyle(NEWSROOM[slug], seed=i) for i, slug in enumerate(SLUGS[:2])})
     first, second = _fetch(deps)
     process_stage.process(first, deps)
+    host = urlsplit(second.final_url).hostname or ""
+    deps.fetcher.politeness.note_page(host, bot_wall=True, fetched_at=second.fetched_at - 1)
+    assert r.exists(deps.keys.host_walls(host))
     r.script_flush()
     process_stage.process(second, deps)
     assert deps.furniture.show(site.address).pages == 2
+    assert not r.exists(deps.keys.host_walls(host))
 
 
 # ------------------------------------------------------------------ operators

@@ -5,63 +5,21 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import signal
 import time
-from pathlib import Path
 
 import pytest
 import redis
 
 from tests.support.cluster import Cluster
 from tests.support.helpers import wait_for
-from tests.support.loopback import HTML, SiteServer
 from tests.support.paths import ROOT
-from tests.support.sites import jsonld_page
+from tests.support.sites import news_site, use_site
 from worker.keys import Keys
 from worker.metrics import counter_sum
 
 pytestmark = pytest.mark.slow
-WORDS = ["council", "budget", "river", "school", "market", "election", "harbor", "storm", "court", "police", "minister", "festival", "hospital", "farmers", "strike", "bridge", "museum", "league", "airport", "rail", "energy", "tax", "housing", "water", "university", "virus", "drought", "coast", "bank", "mayor", "union", "senate", "trial", "factory", "forest", "fire"]
-
-
-def unique_story(i: int) -> dict:
-    rnd = random.Random(i)
-    paras = [" ".join(rnd.choice(WORDS) for _ in range(45)).capitalize() + "." for _ in range(5)]
-    return {"slug": f"story-{i}", "title": f"Story number {i} about {rnd.choice(WORDS)}", "agency": None,
-            "dateline": None, "paragraphs": paras}
-
-
-def news_site(server: SiteServer, n: int, delay: float = 0.0, address: str = "127.0.0.8"):
-    site = server.add(f"news{n}", address)
-    paths = [f"/news/story-{i}.html" for i in range(n)]
-    site.routes["/robots.txt"] = (404, {}, "")
-    urls = "".join(f"<url><loc>{site.base}{p}</loc></url>" for p in paths)
-    site.routes["/sitemap.xml"] = (200, {"Content-Type": "application/xml"},
-                                   f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{urls}</urlset>')
-    for i, p in enumerate(paths):
-        body = jsonld_page(unique_story(i), site.base)
-        if delay:
-            def slow(count: int, headers: dict, body: str = body):
-                time.sleep(delay)
-                return 200, HTML, body
-            site.routes[p] = slow
-        else:
-            site.routes[p] = (200, HTML, body)
-    return site
-
-
-def news_sources(site, interval: str = "1h", rate: int = 50) -> str:
-    """sources.yaml with one source, `news`, discovering `site` through its sitemap."""
-    return (f"sources:\n- name: news\n  sitemaps: ['{site.base}/sitemap.xml']\n  interval: {interval}\n"
-            f"  rate: {rate}\n")
-
-
-def use_site(env: dict[str, str], site, interval: str = "1h", rate: int = 50) -> None:
-    Path(env["WIRE_SOURCES"]).write_text(news_sources(site, interval, rate))
-
-
 def stats(client: redis.Redis, keys: Keys) -> dict[str, int]:
     return {k.decode(): int(float(v)) for k, v in client.hgetall(keys.stats()).items()}
 

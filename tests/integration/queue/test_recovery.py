@@ -252,7 +252,7 @@ def test_status_lists_live_consumers_and_what_awaits_recovery(consumers: Consume
     assert live["a"]["queues"] == ["fetch"] and live["a"]["pid"] == os.getpid()
     assert all(0 <= c["heartbeat_age_seconds"] < CONSUMER_TTL for c in live.values())
     assert doc["awaiting_recovery"] == 1 and doc["in_flight"] == 4
-    from worker.ops.cli import _render_status
+    from worker.ops.cli.status import render_status
 
-    text = _render_status(doc)
+    text = render_status(doc)
     assert "CONSUMER" in text and "awaiting recovery (held by consumers whose heartbeat expired): 1" in text

@@ -1,4 +1,4 @@
-"""`wire dedup replay` and `wire explain` (registered in worker.ops.cli with add_command).
+"""`wire dedup replay` and `wire explain`.
 
 `wire explain` reads a URL's trail (worker/trail.py) and its dedup decisions.
 
@@ -22,11 +22,12 @@ from typing import IO, Any
 import click
 import redis
 
-from .. import trail
-from ..dedup import Dedup
-from ..dedup.replay import replay as run_replay
-from ..keys import DECISION_LOG_MAX, TRAIL_MAX_EVENTS, Keys
-from .redis_server import start_redis
+from ... import trail
+from ...dedup import Dedup
+from ...dedup.replay import replay as run_replay
+from ...keys import DECISION_LOG_MAX, TRAIL_MAX_EVENTS, Keys
+from ..redis_server import start_redis
+from .common import ops_settings
 
 
 def _prefix() -> str:
@@ -116,8 +117,6 @@ def explain(url: str, as_json: bool, redis_url: str | None) -> None:
 
     URL may be given as fetched, in canonical form or as it was after redirects.
     """
-    from .cli import ops_settings  # here: cli imports this module to register its commands
-
     settings = ops_settings(redis_url)
     assert settings.redis_url is not None  # ops_settings found a Redis, or stopped the command
     client = redis.Redis.from_url(settings.redis_url)

@@ -1,5 +1,4 @@
-"""`wire furniture show HOST` and `wire furniture reset HOST`: a host's learned furniture (registered in
-worker.ops.cli with add_command)."""
+"""`wire furniture show HOST` and `wire furniture reset HOST`: a host's learned furniture."""
 
 from __future__ import annotations
 
@@ -9,14 +8,13 @@ import time
 import click
 import redis
 
-from ..extract.furniture import BlockStats, Template
-from ..keys import Keys
-from ..pipeline.furniture import FurnitureStore
+from ...extract.furniture import BlockStats, Template
+from ...keys import Keys
+from ...pipeline.furniture import FurnitureStore
+from .common import ops_settings
 
 
 def _store(redis_url: str | None) -> FurnitureStore:
-    from .cli import ops_settings  # here: cli imports this module to register its commands
-
     settings = ops_settings(redis_url)
     assert settings.redis_url is not None  # ops_settings found a Redis, or stopped the command
     return FurnitureStore(redis.Redis.from_url(settings.redis_url), Keys.for_prefix(settings.key_prefix))

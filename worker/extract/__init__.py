@@ -4,7 +4,7 @@ bounds plausible dates when the caller gives no fetch time).
 Pipeline: size/type guards -> decode (decode.py) -> lxml parse -> metadata
 (metadata.py: title, language, canonical URL; bylines.py: authors; dates.py
 and page_dates.py: publication and update times in the page's offset) ->
-layout tables unwrapped (layout.py) -> main text (body.py, or the source's
+layout tables unwrapped and hidden blocks dropped (layout.py) -> main text (body.py, or the source's
 ``body`` rule in rules.py) -> invisible and mis-decoded characters repaired
 (text.py) -> furniture filter (generic rules, the source's ``strip_text``,
 and the host's learned ``furniture``: furniture.py) -> byline and date lines above
@@ -56,7 +56,7 @@ from .body import (
 from .bylines import is_byline_line, is_person_name, parse_byline
 from .decode import decode_html
 from .furniture import Template
-from .layout import drop_scripts, unwrap_layout_tables
+from .layout import drop_hidden, drop_scripts, unwrap_layout_tables
 from .metadata import Metadata, extract_metadata
 from .page_dates import fallback_dates, is_date_line, localise
 from .rules import apply_strip, rule_body
@@ -154,6 +154,7 @@ def extract(
         try:
             unwrap_layout_tables(tree)
             hints = drop_scripts(tree)
+            drop_hidden(tree)
             paragraphs = trafilatura_paragraphs(tree, url)
             short = sum(len(p) for p in paragraphs) < SHORT_BODY_CHARS
             if short or looks_like_a_menu(paragraphs):

@@ -76,6 +76,18 @@ def test_a_list_inside_the_story_stays() -> None:
     assert "Result number 3" in extract(html).body
 
 
+def test_what_the_page_hides_is_not_text() -> None:
+    """Blocks hidden by their inline style or the hidden attribute are not the story's text."""
+    hidden = ('<p style="visibility: hidden;">A hidden paragraph the reader never sees on the page, long enough for prose.</p>'
+              '<p style="color: red; display:none !important">A print-only paragraph of the masthead, long enough for prose.</p>'
+              "<p hidden>A template paragraph for the comment form, long enough to count as prose here.</p>")
+    html = (f"<html><head><title>T</title></head><body><article>{STORY[:300]}{hidden}{STORY}"
+            "</article></body></html>").encode()
+    body = extract(html).body
+    assert "hidden paragraph" not in body and "masthead" not in body and "comment form" not in body
+    assert "Paragraph 5 of an ordinary news story" in body
+
+
 def test_filed_under_lines_are_furniture() -> None:
     """'Filed under: ...' and 'Tags: ...' lines under a story are not its text."""
     html = (f"<html><head><title>T</title></head><body><article>{STORY}<p>Filed under: Politics, Elections</p>"

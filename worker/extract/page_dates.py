@@ -27,6 +27,11 @@ from .dates import EARLIEST, parse_date, plausible, to_iso
 # (Searched from its "T": a pattern opening with a literal is scanned for far faster than one opening
 # with digits, 0.1 ms instead of 4 ms on a 500 kB page.)
 _OFFSET_STAMP = re.compile(r"T(\d\d:\d\d(?::\d\d)?)(?:\.\d+)?\s?([+-]\d\d:?\d\d)\b")
+# A key of the page's data naming the publication day, right before the value (``"DateCreation":``).
+_DAY_KEY = re.compile(
+    r"(?i:date_?(?:creat(?:ion|ed)|publi(?:shed|cation))|(?:publish(?:ed)?|publication|creat(?:ion|ed)|pub)_?date)"
+    r"[\"']?\s*[:=]\s*$"
+)
 _STAMP_DAY = re.compile(r"\d{4}-\d\d-\d\d$")
 _URL_DAY = re.compile(r"(?<!\d)(20\d\d|19\d\d)(?:([/_-])(\d\d?)\2(\d\d?)|(\d\d)(\d\d))(?!\d)")
 _SCAN_CHARS = 600_000
@@ -229,7 +234,7 @@ def localise(stamp: str | None, text: str, url: str | None, tree: HtmlElement | 
     twin = _offset_twin(moment, text) or (_shown_twin(moment, tree) if tree is not None else None)
     if twin is not None:
         return to_iso(twin)
-    day = url_day(url)
+    day = url_day(url) or _keyed_day(moment.date(), text)
     if day is None:
         return stamp
     gap = (day - moment.date()).days
@@ -242,6 +247,21 @@ def localise(stamp: str | None, text: str, url: str | None, tree: HtmlElement | 
     if not _WEST_MOST <= hours <= _EAST_MOST:
         return stamp
     return to_iso(moment.astimezone(timezone(timedelta(hours=hours))))
+
+
+def _keyed_day(utc_day: date, text: str) -> date | None:
+    """The day before or after `utc_day` when the page's data states it alone as the publication day
+    (``"pubDate": "2023-11-08"``). (Found by the literal value: a regex for any such key over the page
+    cost ~6 ms.)"""
+    for day in (utc_day - timedelta(days=1), utc_day + timedelta(days=1)):
+        for quote in "\"'":
+            value = f"{quote}{day.isoformat()}{quote}"
+            at = text.find(value, 0, _SCAN_CHARS)
+            while at >= 0:
+                if _DAY_KEY.search(text, max(0, at - 40), at):
+                    return day
+                at = text.find(value, at + 1, _SCAN_CHARS)
+    return None
 
 
 def _offset_twin(moment: datetime, text: str) -> datetime | None:

@@ -118,6 +118,17 @@ def test_utc_markup_on_the_day_the_url_gives() -> None:
     assert localise("2020-07-09T10:04:04Z", "", "https://news.example/story/") == "2020-07-09T10:04:04Z"
 
 
+def test_utc_markup_on_the_day_the_page_data_states_alone() -> None:
+    """UTC markup one day past a publication day the page's data states without a time moves to that day."""
+    data = '<script>var page = {"Theme": "x", "DateCreation": "2020-08-24", "Url": "/n/1"};</script>'
+    stamp = localise("2020-08-25T00:23:33Z", data, "https://news.example/nouvelle/1728875/story")
+    assert stamp is not None and stamp.startswith("2020-08-24")
+    assert datetime.fromisoformat(stamp) == datetime(2020, 8, 25, 0, 23, 33, tzinfo=UTC)
+    # a day under another key, or two days off, says nothing about the local day
+    other = '<script>var page = {"Expires": "2020-08-24", "pubDate": "2020-08-23"};</script>'
+    assert localise("2020-08-25T00:23:33Z", other, None) == "2020-08-25T00:23:33Z"
+
+
 def test_url_day() -> None:
     """Dates in URL paths in their usual spellings."""
     assert url_day("https://a.example/2023/11/08/story") == date(2023, 11, 8)

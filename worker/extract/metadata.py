@@ -144,13 +144,22 @@ def clean_title(title: str, site_names: list[str], h1: str | None) -> str:
         # Unknown site name: the longest segment is the headline when the
         # rest are short labels (site name, section).
         longest = max(parts, key=len)
-        if all(len(p.split()) <= 4 for p in parts if p is not longest) and len(longest.split()) >= 3:
+        if (
+            all(len(p.split()) <= 4 and not _continues(p) for p in parts if p is not longest)
+            and len(longest.split()) >= 3
+        ):
             # Keep colon-joined headline parts ("Brexit: what next") together.
             if ":" in title and not re.search(r"\s[|\-–—·•»]\s", title):
                 return title
             return longest
         return title
     return " - ".join(kept) if kept else title
+
+
+def _continues(part: str) -> bool:
+    """A segment of a few words opening in lower case continues the headline ("- an async task
+    framework"): site names and sections are capitalised, or one word ("udn")."""
+    return part[:1].islower() and len(part.split()) >= 3
 
 
 def _shown_part(title: str, tree: HtmlElement) -> str:

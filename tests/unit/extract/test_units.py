@@ -149,6 +149,13 @@ def test_title_site_suffix_and_section_prefix_removed() -> None:
     assert clean_title("Brexit: what happens next for the border", [], None) == "Brexit: what happens next for the border"
 
 
+def test_title_segment_opening_in_lower_case_continues_the_headline() -> None:
+    """A segment of a few words opening in lower case is the headline's own, not a site name or section."""
+    title = "How we designed the task queue - an async task framework"
+    assert clean_title(title, [], None) == title
+    assert clean_title("Tram line approved for the city - udn", [], None) == "Tram line approved for the city"
+
+
 def test_authors_are_people_only() -> None:
     """Bylines keep person names and drop agencies, desks and 'Staff'."""
     assert split_authors("By Jane Doe and John Smith, Associated Press") == ["Jane Doe", "John Smith"]

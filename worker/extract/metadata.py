@@ -133,7 +133,8 @@ def _dedupe(names: list[str]) -> tuple[str, ...]:
 def clean_title(title: str, site_names: list[str], h1: str | None) -> str:
     """Drop the site-name suffix and section prefix (``"Politics | Title - Site"``)."""
     title = _norm(title)
-    if h1 and len(h1) >= 10 and h1 != title and h1 in title:
+    if h1 and len(h1) >= 10 and h1 in title:
+        # the headline the page shows: all of the title, or the part of it without the site's labels
         return h1
     parts = _TITLE_SEPARATORS.split(title)
     if len(parts) == 1:

@@ -149,6 +149,15 @@ def test_title_site_suffix_and_section_prefix_removed() -> None:
     assert clean_title("Brexit: what happens next for the border", [], None) == "Brexit: what happens next for the border"
 
 
+def test_title_keeps_the_headline_the_page_shows() -> None:
+    """A title the page's <h1> shows whole is the headline, separators and all."""
+    title = "Tariff talks: what the deal means | ANALYSIS"
+    assert clean_title(title, [], title) == title
+    assert clean_title("Tariff talks: what the deal means | Ledger", [], "Tariff talks: what the deal means") == (
+        "Tariff talks: what the deal means"
+    )
+
+
 def test_title_segment_opening_in_lower_case_continues_the_headline() -> None:
     """A segment of a few words opening in lower case is the headline's own, not a site name or section."""
     title = "How we designed the task queue - an async task framework"

@@ -6,13 +6,10 @@ Redis's clock in milliseconds, on this machine's clock as the fault's time)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +21,7 @@ from tests.support.cluster import Cluster
 from tests.support.env import wire_env
 from tests.support.helpers import descendants, http_get, wait_for
 from tests.support.loopback import HTML, Site, SiteServer
-from tests.support.paths import ROOT
+from tests.support.run import Run
 from tests.support.sites import jsonld_page, unique_story
 from worker.keys import CONSUMER_TTL, Keys
 from worker.metrics import counter_sum
@@ -120,71 +117,6 @@ def worker_env(url: str, prefix: str, sources: Path, tmp_path: Path, **extra: st
     """The environment of `wire worker` and `wire beat` processes started by a test (shipped defaults)."""
     return wire_env(redis_url=url, key_prefix=prefix, sources=sources, allow_private_addresses=1,
                     log_format="json", data_dir=tmp_path / "data", **extra)
-
-
-class Run:
-    """One `wire run` process (and, through it, its whole tree)."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log_path = env, log
-        self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "worker.ops.cli", "run"], env=env, cwd=ROOT,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        self.family: set[int] = set()
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_consuming(self, client: redis.Redis, timeout: float = 60) -> set[int]:
-        """Until both its workers beat (and the prefork pool is up): the pids of its tree."""
-        def ready() -> bool:
-            self.family = descendants(self.proc.pid)
-            return len(self.consumer_pids(client) & self.family) >= 2
-        wait_for(ready, timeout=timeout, what=f"wire run to consume\n{self.output()[-3000:]}")
-        return self.family
-
-    @staticmethod
-    def consumer_pids(client: redis.Redis) -> set[int]:
-        out = set()
-        for member in client.keys("*:consumer:*"):
-            raw = client.get(member)
-            if raw:
-                out.add(int(json.loads(raw)["pid"]))
-        return out
-
-    def kill_tree(self) -> float:
-        """SIGKILL it and every process below it at once, as a container crash would; when."""
-        self.family |= descendants(self.proc.pid)
-        at = time.time()
-        for pid in [self.proc.pid, *self.family]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self.proc.wait(10)
-        return at
-
-    def alive(self) -> list[int]:
-        return [p for p in self.family if _alive(p)]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(40)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for pid in self.alive():  # nothing of a failed test is left running on a shared machine
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self.log.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _started_fetches(client: redis.Redis, prefix: str, pid: int) -> int:

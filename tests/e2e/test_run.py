@@ -19,19 +19,12 @@ from tests.support.env import wire_env
 from tests.support.helpers import descendants, wait_for
 from tests.support.loopback import SiteServer
 from tests.support.paths import ROOT
+from tests.support.run import alive, wire_cli
 from tests.support.sites import sources_yaml, syndication_sites
 from worker.ops.malloc import find_jemalloc, in_use
 from worker.ops.redis_server import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _cmdline(pid: int) -> str:
@@ -90,11 +83,6 @@ def test_run_publishes_and_stops_cleanly(tmp_path: Path, prefix: str) -> None:
         server.stop()
 
 
-def _wire(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "worker.ops.cli", *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=60)
-
-
 def test_run_says_where_things_are_and_the_ops_commands_find_it(tmp_path: Path) -> None:
     """`wire run` in a folder (JSON logs): plain lines give the console URL, the embedded Redis, the sources
     file and a line to export; `wire status`, `wire explain URL` and `wire dlq list` run in that folder with no
@@ -142,21 +130,21 @@ def test_run_says_where_things_are_and_the_ops_commands_find_it(tmp_path: Path) 
         bare = wire_env()  # not one WIRE_ variable
         using = f"wire: using the wire run of data/run.json (pid {proc.pid}, console http://127.0.0.1:{port}/): " \
                 f"Redis {redis_url.group(1)}, sources {sources}"
-        status = _wire(["status", "--json"], work, bare)
+        status = wire_cli(["status", "--json"], work, bare)
         assert status.returncode == 0 and status.stderr.splitlines() == [using], status.stderr
         doc = json.loads(status.stdout)
         assert [s["name"] for s in doc["sources"]] == ["alpha", "beta", "gamma"]
         assert doc["counters"]["published"] >= 3
         story = json.loads(client.xrange("wire:items")[0][1][b"data"])["url"]
-        explained = _wire(["explain", story], work, bare)
+        explained = wire_cli(["explain", story], work, bare)
         assert explained.returncode == 0 and explained.stderr.splitlines() == [using], explained.stderr
         assert f"decisions for {story}" in explained.stdout and " new " in explained.stdout
-        listed = _wire(["dlq", "list"], work, bare)
+        listed = wire_cli(["dlq", "list"], work, bare)
         assert listed.returncode == 0 and listed.stderr.splitlines() == [using], listed.stderr
         assert "in wire:dead" in listed.stdout
 
         exported = dict(w.split("=", 1) for w in lines[4].split()[1:])
-        elsewhere = _wire(["status", "--json"], tmp_path, {**bare, **exported})
+        elsewhere = wire_cli(["status", "--json"], tmp_path, {**bare, **exported})
         assert elsewhere.returncode == 0 and elsewhere.stderr == "", elsewhere.stderr
         assert [s["name"] for s in json.loads(elsewhere.stdout)["sources"]] == ["alpha", "beta", "gamma"]
 
@@ -167,7 +155,7 @@ def test_run_says_where_things_are_and_the_ops_commands_find_it(tmp_path: Path) 
         assert re.fullmatch(r"wire: stopped; left \d+ tasks queued( \(.*\))?, \d+ in flight, \d+ parked", stopped), \
             stopped
         assert not (work / "data" / "run.json").exists()
-        gone = _wire(["status"], work, bare)
+        gone = wire_cli(["status"], work, bare)
         assert gone.returncode == 1 and "no wire run is running with its data in data" in gone.stderr, gone.stderr
     finally:
         if proc.poll() is None:

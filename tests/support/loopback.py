@@ -6,9 +6,13 @@ site answers: a `Resp`, a ``(status, headers, body)`` tuple, or a callable
 ``(count, request_headers)`` returning either (``count`` is how often that
 path was requested, this request included). A body may be bytes, text, or
 an iterable of chunks streamed with ``Connection: close`` (a slow drip, a
-30 MB page). Every request is logged on arrival (site, path, headers, time,
-status, whether the answer carried validators) so a test checks what the
-crawler did, not what it says.
+30 MB page); a header value may be a list (one header line each: many
+Set-Cookie); a `Raw` answer is written to the socket as it is, status line
+and headers included (headers dripped a byte at a time). Every request is
+logged on arrival (site, path, headers, time, status, whether the answer
+carried validators) so a test checks what the crawler did, not what it says,
+and every connection a site accepts is counted (`Site.accepted`), requests
+or not.
 """
 
 from __future__ import annotations
@@ -44,12 +48,23 @@ class Request:
 @dataclass
 class Resp:
     status: int
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] | dict[str, str | list[str]] = field(default_factory=dict)
     body: bytes | str | Iterable[bytes] = b""
     length: int | None = None  # Content-Length to announce for a streamed body
 
 
-Answer = Resp | tuple[int, dict[str, str], bytes | str]
+@dataclass
+class Raw:
+    """Bytes written to the socket as they come (flushed each), then the connection is closed.
+
+    `status` is only what the request log records.
+    """
+
+    chunks: Iterable[bytes]
+    status: int = 0
+
+
+Answer = Resp | Raw | tuple[int, dict[str, str], bytes | str]
 Route = Answer | Callable[[int, dict[str, str]], Answer]
 
 
@@ -79,6 +94,13 @@ def fixed(status: int, headers: dict[str, str] | None = None,
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    site: Site
+
+    def get_request(self) -> tuple[Any, Any]:
+        accepted = super().get_request()
+        with self.site.lock:
+            self.site.accepted += 1
+        return accepted
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # the crawler hanging up on a drip, a 30 MB body or at its body cap is the point, not an error
@@ -93,6 +115,8 @@ class Site:
     routes: dict[str, Route] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     server: _Server | None = None
+    accepted: int = 0  # connections accepted, whether a request came on them or not
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def base(self) -> str:
@@ -130,16 +154,30 @@ class SiteServer:
                 answer = route(count, dict(self.headers)) if callable(route) else route
                 if answer is None:
                     answer = Resp(404, HTML, "<html><body>Not found</body></html>")
-                resp = answer if isinstance(answer, Resp) else Resp(*answer)
+                resp = answer if isinstance(answer, Resp | Raw) else Resp(*answer)
                 with server._lock:
                     server.log.append(Request(site.name, self.path, dict(self.headers), arrived, resp.status,
-                                              "ETag" in resp.headers or "Last-Modified" in resp.headers))
-                self._answer(resp)
+                                              isinstance(resp, Resp) and
+                                              ("ETag" in resp.headers or "Last-Modified" in resp.headers)))
+                if isinstance(resp, Raw):
+                    self._raw(resp)
+                else:
+                    self._answer(resp)
+
+            def _raw(self, resp: Raw) -> None:
+                self.close_connection = True
+                try:
+                    for chunk in resp.chunks:
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the crawler hung up: what a drip is for
 
             def _answer(self, resp: Resp) -> None:
                 self.send_response(resp.status)
                 for k, v in resp.headers.items():
-                    self.send_header(k, v)
+                    for value in v if isinstance(v, list) else [v]:
+                        self.send_header(k, value)
                 body = resp.body
                 try:
                     if isinstance(body, str | bytes):
@@ -160,6 +198,7 @@ class SiteServer:
                     self.close_connection = True  # the crawler hung up on us: expected for the hostile routes
 
         httpd = _Server((address, port), Handler)
+        httpd.site = site
         site.server = httpd
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         self.sites[name] = site

@@ -28,7 +28,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -116,7 +116,7 @@ def session(user_agent: str, limits: Limits) -> requests.Session:
     key = (user_agent, limits.policy, limits.proxy)
     sess: requests.Session | None = _local.sessions.get(key)
     if sess is None:
-        sess = requests.Session()
+        sess = _Session()
         _settle_environment(sess, limits.proxy)
         sess.cookies = _NoCookies()
         sess.headers["User-Agent"] = user_agent
@@ -126,6 +126,19 @@ def session(user_agent: str, limits: Limits) -> requests.Session:
         sess.mount("https://", adapter)
         _local.sessions[key] = sess
     return sess
+
+
+class _Session(requests.Session):
+    """A session that leaves redirects to `_follow`.
+
+    `Session.send` runs the redirect resolver even with redirects off (to
+    offer `Response.next`): it parses `Location` before `guard.next_hop`
+    sees it, so a malformed one (`http://[::1`) raised ValueError out of the
+    GET (the URL was dead-lettered as a bug instead of refused as a bad URL).
+    """
+
+    def resolve_redirects(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        return iter(())
 
 
 def _settle_environment(sess: requests.Session, proxy: str | None) -> None:

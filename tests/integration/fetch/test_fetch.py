@@ -169,6 +169,15 @@ def test_redirect_loop_and_cap(site: Site) -> None:
     assert info.value.reason == "too_many_redirects"
 
 
+def test_a_malformed_redirect_target_is_refused_as_a_bad_url(site: Site) -> None:
+    """A redirect to `http://[::1` (which urllib.parse cannot split) ends the GET as a `bad_url` refusal that
+    names the redirect target, not as a ValueError."""
+    site.routes["/malformed"] = (302, {"Location": "http://[::1"}, "")
+    with pytest.raises(PermanentFetchError) as info:
+        get(site.base + "/malformed", user_agent="t", limits=LIMITS)
+    assert info.value.reason == "bad_url" and "redirect target 'http://[::1'" in str(info.value)
+
+
 def test_private_addresses_refused_unless_allowed(site: Site) -> None:
     """The SSRF guard refuses loopback targets unless WIRE_ALLOW_PRIVATE_ADDRESSES is on."""
     with pytest.raises(PermanentFetchError) as info:

@@ -35,6 +35,7 @@ ATTEMPTS_TTL = DAY  # delivery counter for poison-page detection
 PAGE_TTL = DAY  # fetched bytes waiting for the process stage
 SKIP_TTL = DAY  # a page skipped for good (PDF, too large, redirect loop) is not re-requested this long
 WALLS_TTL = DAY  # bot-wall circuit breaker counters per host
+TIMEOUTS_TTL = 3600  # a host's fetch deadlines in a row, forgotten this long after the last one
 PAUSE_LOG_MAX = 1000  # host pauses remembered for operators and tests
 DEDUP_WINDOW = 14 * DAY  # default; Settings.dedup_window overrides
 DECISION_LOG_MAX = 100  # decisions kept per story (the oldest give way to a count of those dropped)
@@ -124,6 +125,10 @@ class Keys:
 
     def host_pause(self, host: str) -> str:
         return f"{self.prefix}:pause:{host}"
+
+    def host_timeouts(self, host: str) -> str:
+        """Fetches of a host that ran into the deadline in a row, without an answer from it in between."""
+        return f"{self.prefix}:timeouts:{host}"
 
     def skip(self, url: str) -> str:
         """Reason a page was skipped for good (not_html, too_large...): not re-requested unless forced."""

@@ -151,8 +151,8 @@ def test_dripping_urls_do_not_stall_an_honest_host(drips: list[DripServer], redi
                                                    tmp_path: Path, queued: str) -> None:
     """16 header-drip URLs queued before an honest page of another host, on a worker at shipped defaults
     (8 fetch threads, 20 s deadline). As 16 tasks on 16 hosts they hold the eight threads for two rounds
-    of deadlines at most; as one batch on one host, the host is paused after its first deadline and the
-    honest page behind them in the same batch waits one deadline."""
+    of deadlines at most; as one batch on one host, the host's other URLs are handed on to a task of their
+    own after its first deadline and the honest page behind them in the same batch waits one deadline."""
     site = SiteServer()
     honest = site.add("honest", "127.0.0.70")
     honest.routes["/robots.txt"] = (404, HTML, "")

@@ -170,8 +170,8 @@ def test_crawler_is_polite_under_faults(redis_server: RedisProcess, prefix: str,
             watch_down()
             return accounted() and _wall_pause(client, keys, walled.address) is not None
 
-        # the slow drip sets the pace: three attempts cut at the 20 s deadline, the host paused for
-        # one deadline after each (about 100 s)
+        # the slow drip sets the pace: three attempts cut at the 20 s deadline, each retried one
+        # deadline after the last (about 100 s)
         wait_for(phase1, timeout=180, interval=0.2, what="every discovered URL to be accounted for")
         phase1_at = time.monotonic() - started
 

@@ -80,7 +80,7 @@ def test_every_key_is_under_the_prefix() -> None:
     """Each key Keys names (and a replay's namespace) starts with the configured prefix."""
     k = Keys.for_prefix("pfx")
     named = [k.seen("u"), k.source_state("s"), k.source_urls("s"), k.feed_validators("u"), k.conditional("u"),
-             k.robots("o"), k.host_rate("h"), k.host_pause("h"), k.skip("u"), k.host_walls("h"),
+             k.robots("o"), k.host_rate("h"), k.host_pause("h"), k.host_timeouts("h"), k.skip("u"), k.host_walls("h"),
              k.host_wall_trips("h"), k.host_wall_tripped("h"), k.pauses(), k.parked(), k.page("u", 1), k.attempts("t"), k.dedup_ns(),
              k.replay_ns("x"), k.stats(), k.metrics(), k.heartbeat(), k.started(), k.console_session("i"),
              k.console_flash("i"), k.rate_limit("login", "c", 1), k.write_probe(), k.activity_snapshots(), k.activity_guard(1), k.beat_lock(),

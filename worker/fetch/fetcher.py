@@ -11,7 +11,7 @@ from typing import Any
 import redis
 
 from ..errors import HostPaused, PermanentFetchError, TransientFetchError
-from ..keys import CONDITIONAL_TTL, SKIP_TTL, Keys, as_text
+from ..keys import CONDITIONAL_TTL, SKIP_TTL, TIMEOUTS_TTL, Keys, as_text
 from ..models import Page
 from ..settings import Settings
 from .http import TRANSIENT_STATUS, Limits, Response, get
@@ -27,11 +27,16 @@ FEED_TYPES = HTML_TYPES | {
 # (SKIP_TTL) so a re-discovery or re-ingest does not download 30 MB or a PDF again.
 STICKY_SKIPS = frozenset({"not_html", "too_large", "redirect_loop", "too_many_redirects", "bad_encoding"})
 
+# Fetches of one host that run into the deadline in a row, with no answer
+# from the host in between, before the host (not only each URL) is paused.
+TIMEOUTS_BEFORE_HOST_PAUSE = 3
+
 # Everything a page's first request waits on, in one round trip: the host's
 # pause, an earlier permanent skip of the URL (ARGV[3] = '1'), the pacing
-# slot, and the validators for a conditional GET (ARGV[4] = '1'). A paused
-# host or a skipped URL takes no slot. Replies: {'paused', pttl ms},
-# {'skip', reason}, {'busy', -wait ms}, {'go', wait ms, etag, last_modified}.
+# slot, the validators for a conditional GET (ARGV[4] = '1') and the host's
+# deadlines in a row. A paused host or a skipped URL takes no slot. Replies:
+# {'paused', pttl ms}, {'skip', reason}, {'busy', -wait ms},
+# {'go', wait ms, etag, last_modified, timeouts}.
 _BEFORE_GET_LUA = PACE_FUNCTION + """
 local pause = redis.call('PTTL', KEYS[1])
 if pause > 0 then
@@ -51,7 +56,14 @@ local v = {false, false}
 if ARGV[4] == '1' then
   v = redis.call('HMGET', KEYS[4], 'etag', 'last_modified')
 end
-return {'go', wait, v[1], v[2]}
+return {'go', wait, v[1], v[2], tonumber(redis.call('GET', KEYS[5]) or '0')}
+"""
+
+# A fetch of the host ran into the deadline: one more in a row (KEYS[1]), kept ARGV[1] seconds.
+_TIMED_OUT_LUA = """
+local n = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return n
 """
 
 
@@ -70,6 +82,7 @@ class Fetcher:
                                      default_rate=settings.default_rate, wall_limit=settings.bot_wall_limit,
                                      wall_pause=settings.bot_wall_pause)
         self._before_get = client.register_script(_BEFORE_GET_LUA)
+        self._timed_out = client.register_script(_TIMED_OUT_LUA)
 
     def fetch(self, url: str, *, rate: float | None = None, kind: str = "page",
               conditional: bool = True, now: float | None = None) -> Page | NotModified:
@@ -88,7 +101,8 @@ class Fetcher:
             raise PermanentFetchError("disallowed by robots.txt", reason="robots_denied")
         ask_sticky = conditional and kind == "page"
         reply = self._before_get(
-            keys=[self.keys.host_pause(host), self.keys.host_rate(host), self.keys.skip(url), validators_key],
+            keys=[self.keys.host_pause(host), self.keys.host_rate(host), self.keys.skip(url), validators_key,
+                  self.keys.host_timeouts(host)],
             args=[self.politeness.interval_ms(rate, verdict.crawl_delay), int(self.politeness.max_wait * 1000),
                   int(ask_sticky), int(conditional)])
         state = as_text(reply[0])
@@ -110,6 +124,8 @@ class Fetcher:
         try:
             resp = get(url, user_agent=self.user_agent, limits=self.limits, headers=headers,
                        before_hop=lambda hop: self._before_hop(hop, rate))
+            if int(reply[4]):  # the host answered: its deadlines are no longer in a row
+                self.r.delete(self.keys.host_timeouts(host))
             return self._classify(resp, kind, now if now is not None else time.time())
         except PermanentFetchError as exc:
             if kind == "page" and exc.reason in STICKY_SKIPS:
@@ -117,11 +133,25 @@ class Fetcher:
             raise
         except TransientFetchError as exc:
             if exc.reason == "timeout" and not isinstance(exc, HostPaused):
-                # A host that took the whole deadline would take it again for each of its URLs, one
-                # thread each: pausing it for one deadline parks them together (the task layer groups
-                # a paused host's URLs) and frees the thread for other hosts.
-                self.politeness.pause(host, self.limits.deadline, "deadline exceeded")
+                self._deadline_exceeded(host, exc)
             raise
+
+    def _deadline_exceeded(self, host: str, exc: TransientFetchError) -> None:
+        """A fetch of `host` took the whole deadline: wait one deadline before this URL is asked again,
+        and pause the host too when it has answered nothing since its last TIMEOUTS_BEFORE_HOST_PAUSE.
+
+        One slow URL (a page that drips its headers) says nothing about the
+        host's other pages: pausing the host for it held every story of a
+        site behind one hostile URL, again at each of its retries. A host
+        that takes the whole deadline for fetch after fetch would take it for
+        each of its URLs, one thread each: pausing it parks them together
+        (the task layer groups a paused host's URLs) and frees the threads.
+        """
+        deadline = self.limits.deadline
+        exc.retry_after = max(exc.retry_after or 0.0, deadline)
+        in_a_row = int(self._timed_out(keys=[self.keys.host_timeouts(host)], args=[TIMEOUTS_TTL]))
+        if in_a_row >= TIMEOUTS_BEFORE_HOST_PAUSE:
+            self.politeness.pause(host, deadline, f"deadline exceeded {in_a_row} times in a row")
 
     def _before_hop(self, url: str, rate: float | None) -> None:
         """A redirect target is a new request: same pause, robots.txt and pacing rules."""

@@ -223,19 +223,19 @@ def fetch_task(self: Task, candidates: Batch, force: bool = False, parks: int = 
             work = _well_formed(d, "fetch", work, ("url", "source"), attempt)
             handoff = _Handoff(d.redis, d.settings.process_batch, HANDOFF_LINGER)
             per_fetch = d.fetcher.politeness.max_wait + d.settings.fetch_timeout
-            paused: set[str] = set()
+            handed: set[str] = set()  # hosts whose URLs of this batch went to another task
             for i, candidate in enumerate(work):
                 if i and not _time_left(d, started, per_fetch):
-                    rest = [c for c in work[i:] if host_of(c.get("url", "")) not in paused]
+                    rest = [c for c in work[i:] if host_of(c.get("url", "")) not in handed]
                     if rest:
                         enqueue_fetch(rest, force=force, parks=parks, attempt=attempt)
                         log.info("batch handed on: time limit near", stage="fetch", items=len(rest))
                     break
                 handoff.flush_if_stale()
-                if host_of(candidate.get("url", "")) in paused:
-                    continue  # handed back with the candidate that found its host paused
+                if host_of(candidate.get("url", "")) in handed:
+                    continue  # handed on with the candidate that found its host paused or slow
                 try:
-                    ref = _fetch_one(d, candidate, work[i + 1:], paused, handoff.pipe, force=force, parks=parks,
+                    ref = _fetch_one(d, candidate, work[i + 1:], handed, handoff.pipe, force=force, parks=parks,
                                      attempt=attempt)
                 except SoftTimeLimitExceeded as exc:  # this fetch never ended: it alone is dead-lettered
                     log.warning("fetch hit the soft time limit", url=candidate["url"])
@@ -267,11 +267,13 @@ def _well_formed(d: Deps, stage: str, work: list[Any], fields: tuple[str, ...], 
     return good
 
 
-def _fetch_one(d: Deps, candidate: dict[str, Any], rest: list[dict[str, Any]], paused: set[str],
+def _fetch_one(d: Deps, candidate: dict[str, Any], rest: list[dict[str, Any]], handed: set[str],
                pipe: Any, *, force: bool, parks: int, attempt: int) -> PageRef | None:
     """Fetch one candidate of a batch: the page's ref for process, or None after retrying, parking or skipping.
 
     The page's writes are queued on `pipe` (the hand-off's), executed before its process task is enqueued.
+    When the host is paused, or the fetch ran into the deadline, the host's URLs in `rest` are handed on to
+    a task of their own and the host is added to `handed`: the batch's other hosts do not wait behind it.
     """
     started = time.monotonic()
     cand = Candidate.from_json(candidate)
@@ -281,7 +283,7 @@ def _fetch_one(d: Deps, candidate: dict[str, Any], rest: list[dict[str, Any]], p
         except HostPaused as exc:
             # the rest of the batch on this host would only find it paused too: they wait together
             host = host_of(cand.url)
-            paused.add(host)
+            handed.add(host)
             waiting = [candidate] + [c for c in rest if host_of(c.get("url", "")) == host]
             wait = finite_wait(exc.retry_after or 30.0, 30.0)
             if parks >= delivery.MAX_PARKS:
@@ -299,6 +301,8 @@ def _fetch_one(d: Deps, candidate: dict[str, Any], rest: list[dict[str, Any]], p
                      urls=len(waiting))
             return None
         except TransientFetchError as exc:
+            if exc.reason == "timeout":
+                _hand_on_host(cand.url, rest, handed, force=force, parks=parks, attempt=attempt)
             tried = attempt_event(started, attempt, exc)
             if attempt + 1 >= d.settings.max_attempts:
                 delivery.dead(d, "fetch", exc.reason, str(exc), candidate, attempt, events=[tried])
@@ -330,6 +334,19 @@ def _fetch_one(d: Deps, candidate: dict[str, Any], rest: list[dict[str, Any]], p
             return result
         _summary("fetch", started, result)
         return None
+
+
+def _hand_on_host(url: str, rest: list[dict[str, Any]], handed: set[str], *, force: bool, parks: int,
+                  attempt: int) -> None:
+    """After a fetch of `url` ran into the deadline, its host's URLs in the rest of the batch go to a task of
+    their own (another thread takes it at once): the batch's other hosts are not held behind another slow
+    page of that host, a deadline each."""
+    host = host_of(url)
+    handed.add(host)
+    same = [c for c in rest if host_of(c.get("url", "")) == host]
+    if same:
+        enqueue_fetch(same, force=force, parks=parks, attempt=attempt)
+        log.info("batch handed on: host slow", stage="fetch", items=len(same))
 
 
 @shared_task(name="wire.process", bind=True, ignore_result=True)

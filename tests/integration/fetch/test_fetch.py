@@ -6,14 +6,14 @@ import gzip
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 import requests
 
 from tests.support.helpers import test_settings
-from tests.support.loopback import HTML, Site, SiteServer
+from tests.support.loopback import HTML, Raw, Site, SiteServer
 from worker.errors import HostPaused, PermanentFetchError, TransientFetchError
 from worker.fetch import http
 from worker.fetch.fetcher import Fetcher, NotModified
@@ -92,6 +92,60 @@ def test_retry_after_pauses_host(site: Site, server: SiteServer, r: redis.Redis,
     with pytest.raises(HostPaused):
         fetcher.fetch(site.base + "/other")
     assert server.requests("one", "/other") == []
+
+
+def _header_drip(stop: threading.Event) -> Callable[[int, dict[str, str]], Raw]:
+    """A route that sends a status line, then one header byte every 0.5 s (far past the deadline)."""
+    def route(count: int, req: dict[str, str]) -> Raw:
+        def chunks() -> Iterator[bytes]:
+            yield b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Drip: "
+            end = time.monotonic() + 60
+            while not stop.is_set() and time.monotonic() < end:
+                yield b"a"
+                time.sleep(0.5)
+        return Raw(chunks())
+    return route
+
+
+def test_a_slow_url_waits_one_deadline_and_its_host_only_after_three_in_a_row(
+        site: Site, server: SiteServer, r: redis.Redis, redis_url: str, prefix: str) -> None:
+    """At the shipped deadline, a URL whose headers drip is cut off and asks to be retried after one
+    deadline, while its host, which answers its other pages, is not paused: the next page is fetched at
+    once. Three fetches of the host in a row that run into the deadline, with no answer in between,
+    pause the host for one deadline."""
+    stop = threading.Event()
+    for i in range(4):
+        site.routes[f"/drip{i}"] = _header_drip(stop)
+    fetcher = make_fetcher(r, redis_url, prefix)
+    deadline = fetcher.limits.deadline
+    assert deadline == Settings.from_env({}).fetch_timeout == 20.0
+    try:
+        with pytest.raises(TransientFetchError) as info:
+            fetcher.fetch(site.base + "/drip0")
+        assert info.value.reason == "timeout" and info.value.retry_after == deadline
+        assert fetcher.politeness.paused_for("127.0.0.5") == 0
+        assert isinstance(fetcher.fetch(site.base + "/page"), Page)  # the host answered: the count starts again
+
+        errors: list[BaseException] = []
+
+        def drip(i: int) -> None:
+            try:
+                fetcher.fetch(site.base + f"/drip{i}")
+            except TransientFetchError as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=drip, args=(i,)) for i in (1, 2, 3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(deadline + 15)
+        assert [e.reason for e in errors] == ["timeout"] * 3  # type: ignore[attr-defined]
+        assert deadline - 5 < fetcher.politeness.paused_for("127.0.0.5") <= deadline
+        with pytest.raises(HostPaused):
+            fetcher.fetch(site.base + "/other")
+        assert server.requests("one", "/other") == []
+    finally:
+        stop.set()
 
 
 @pytest.mark.parametrize("status, exc, reason", [

@@ -4,6 +4,8 @@ each item of a batch ends on its own, and a page that expired unprocessed is fet
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +14,7 @@ import redis
 
 from tests.support.faultnet import article_page
 from tests.support.helpers import test_settings
-from tests.support.loopback import HTML, RSS, Site, SiteServer
+from tests.support.loopback import HTML, RSS, Raw, Site, SiteServer
 from worker.keys import TRAIL_MAX_EVENTS
 from worker.models import Candidate, PageRef
 from worker.ops.redis_server import RedisProcess
@@ -172,3 +174,44 @@ def test_a_page_that_expired_unprocessed_is_fetched_again_then_given_up(d: Deps,
     events = read_trail(d.redis, d.keys, done.url).events
     assert [e["ev"] for e in events][-2:] == ["published", "skipped"] and events[-1]["reason"] == "page_gone"
     assert len(events) <= TRAIL_MAX_EVENTS
+
+
+def test_after_a_deadline_the_slow_hosts_other_urls_are_handed_on_and_the_rest_goes_on(d: Deps, site: Site) -> None:
+    """A batch holds a URL whose headers drip past the (shipped) deadline, another URL of that host, and a
+    page of another host: once the drip is cut off, the slow host's other URL goes to a fetch task of its
+    own, not requested by this batch, and the other host's page is fetched straight after the deadline
+    (not after a second one); the drip is retried on its own."""
+    stop = threading.Event()
+
+    def drip(count: int, req: dict[str, str]) -> Raw:
+        def chunks() -> Iterator[bytes]:
+            yield b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Drip: "
+            end = time.monotonic() + 60
+            while not stop.is_set() and time.monotonic() < end:
+                yield b"a"
+                time.sleep(0.5)
+        return Raw(chunks())
+
+    site.routes["/drip.html"] = drip
+    site.routes["/also-slow.html"] = drip
+    other_server = SiteServer()
+    other = other_server.add("other", "127.0.0.42")
+    other.routes["/robots.txt"] = (404, {}, "")
+    other.routes["/story.html"] = (200, HTML, article_page(450, "Other Gazette"))
+    slow, same_host = f"{site.base}/drip.html", f"{site.base}/also-slow.html"
+    honest = f"{other.base}/story.html"
+    started = time.time()
+    try:
+        tasks.fetch_task([{"url": slow, "source": "h"}, {"url": same_host, "source": "h"},
+                          {"url": honest, "source": "h"}])
+    finally:
+        stop.set()
+        other_server.stop()
+    (request,) = other_server.requests("other", "/story.html")
+    assert request.time - started < d.settings.fetch_timeout + 5
+    assert site.hits["/drip.html"] == 1 and site.hits["/also-slow.html"] == 0
+    queued = [task if isinstance(task, list) else [task] for task in _queued(d, "fetch")]
+    assert [{"url": same_host, "source": "h"}] in queued
+    assert any(c["url"] == slow for task in queued for c in task)
+    handed = [ref["url"] for task in _queued(d, "process") for ref in (task if isinstance(task, list) else [task])]
+    assert handed == [honest]

@@ -15,7 +15,7 @@ import requests
 from tests.support.helpers import test_settings
 from tests.support.loopback import HTML, Raw, Site, SiteServer
 from worker.errors import HostPaused, PermanentFetchError, TransientFetchError
-from worker.fetch import http
+from worker.fetch import connections
 from worker.fetch.fetcher import Fetcher, NotModified
 from worker.fetch.http import Limits, get
 from worker.keys import Keys
@@ -414,7 +414,7 @@ def _get_with_fresh_session(url: str) -> tuple[bytes, requests.Session]:
 
     def run() -> None:
         content = get(url, user_agent="wire-test", limits=LIMITS).content
-        out.append((content, http.session("wire-test", LIMITS)))
+        out.append((content, connections.session("wire-test", LIMITS)))
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -454,7 +454,7 @@ def test_requests_carry_the_session_headers_and_no_cookie_of_an_earlier_fetch(
     def run() -> None:  # a new thread: a new session, with the environment as it is now
         get(site.base + "/consent", user_agent="wire-test", limits=LIMITS)
         get(site.base + "/page", user_agent="wire-test", limits=LIMITS, headers={"If-None-Match": '"v1"'})
-        out.append(http.session("wire-test", LIMITS).trust_env)
+        out.append(connections.session("wire-test", LIMITS).trust_env)
 
     thread = threading.Thread(target=run)
     thread.start()

@@ -74,7 +74,7 @@ def main() -> int:
     os.environ.update(env)  # this process enqueues through the same broker settings
     settings = Settings.from_env()
     create_app(settings, load_sources(settings.sources_path))
-    from worker.queue import tasks
+    from worker.queue import batches
 
     worker = subprocess.Popen([sys.executable, "-m", "worker.ops.cli", "worker", "--queues", "fetch", "--pool",
                                "threads", "--concurrency", str(args.threads), "--name", "fetch"],
@@ -99,7 +99,7 @@ def main() -> int:
             client.config_resetstat()
             cpu0 = cpu_now()
             started = time.monotonic()
-            tasks.enqueue_fetches(chunk, size=settings.fetch_batch)
+            batches.enqueue_fetches(chunk, size=settings.fetch_batch)
             while int(client.hget("wire:stats", "fetched") or 0) < target:
                 if time.monotonic() - started > 600:
                     raise SystemExit(f"round {rnd}: pages not all fetched after 600 s")

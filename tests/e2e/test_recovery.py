@@ -337,7 +337,7 @@ def test_paced_host_batch_is_never_restored_while_its_worker_lives(tmp_path: Pat
     fetch workers: each message is held for the host's next slot and the answer, past a heartbeat's TTL and
     the next reap, and none is ever restored; each page is requested once, 20 s apart."""
     from worker.models import Candidate
-    from worker.queue import tasks
+    from worker.queue import batches
     from worker.queue.app import create_app
     from worker.settings import Settings, load_sources
 
@@ -356,7 +356,7 @@ def test_paced_host_batch_is_never_restored_while_its_worker_lives(tmp_path: Pat
         cluster.start("process", "worker", "--queues", "process", "--pool", "threads", "--concurrency", "2")
         cluster.wait(lambda: len(Run.consumer_pids(client)) >= 3, timeout=60, what="three consumers")
         create_app(Settings.from_env(env), load_sources(sources))
-        tasks.enqueue_fetch([Candidate(url=u, source=site.name).to_json() for u in story_urls([site], 10)])
+        batches.enqueue_fetch([Candidate(url=u, source=site.name).to_json() for u in story_urls([site], 10)])
         longest = 0.0
         deadline = time.monotonic() + 80
         while time.monotonic() < deadline:  # robots.txt, then three or four pages at the host's pace

@@ -181,7 +181,7 @@ def test_a_process_batch_learns_and_drops_furniture_without_a_round_trip_of_its_
     and the batch ends in one that counts the pages' lines too: 3 + pages round trips (dedup's last commit goes
     alone), as without furniture,
     while the second batch's pages come out without the lines the first batch taught."""
-    from worker.queue import tasks
+    from worker.queue import processing
 
     _, site = courier
     port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
@@ -197,7 +197,7 @@ def test_a_process_batch_learns_and_drops_furniture_without_a_round_trip_of_its_
         pipe.mget([ref.page_key for ref in part])
         hosts = process_stage.read_furniture(pipe, part, deps)
         pages, *tables = pipe.execute()
-        tasks._process_batch(deps, part, pages, time.monotonic(), deps.furniture.templates(hosts, tables))
+        processing.process_batch(deps, part, pages, time.monotonic(), deps.furniture.templates(hosts, tables))
         return _Counting.sent - before
 
     batch(refs[:1])  # loads the scripts once

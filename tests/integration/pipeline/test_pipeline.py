@@ -162,7 +162,7 @@ def test_process_batch_dead_letters_only_the_pages_that_fail(deps: Deps, r: redi
     (bugs injected for those two URLs) are dead-lettered with the error and keep their bytes;
     the other pages of the batch are decided together, published once and cleaned up. Replayed
     without the bugs, the two end as they would have: nothing is lost or published twice."""
-    from worker.queue import tasks
+    from worker.queue import processing, tasks
 
     refs = [s for s in fetch_all(deps, ["alpha", "beta", "gamma"]) if isinstance(s, PageRef)]
     assert len(refs) == 6
@@ -184,7 +184,7 @@ def test_process_batch_dead_letters_only_the_pages_that_fail(deps: Deps, r: redi
     monkeypatch.setattr(process_stage, "extract", extract)
     monkeypatch.setattr(process_stage, "build_item", build_item)
     pages = r.mget([f.page_key for f in refs])
-    tasks._process_batch(deps, refs, pages, time.monotonic())
+    processing.process_batch(deps, refs, pages, time.monotonic())
 
     published = items(r, deps.keys.items_stream)
     assert sorted(i["title"] for i in published) == sorted([STORIES["taliban-consulates"]["title"],
@@ -200,7 +200,7 @@ def test_process_batch_dead_letters_only_the_pages_that_fail(deps: Deps, r: redi
     monkeypatch.setattr(process_stage, "extract", real_extract)
     monkeypatch.setattr(process_stage, "build_item", real_build)
     again = [f for f in refs if f.url in dead]
-    tasks._process_batch(deps, again, r.mget([f.page_key for f in again]), time.monotonic())
+    processing.process_batch(deps, again, r.mget([f.page_key for f in again]), time.monotonic())
     published = items(r, deps.keys.items_stream)
     assert len(published) == 3 and len({i["story_id"] for i in published}) == 3
     assert counter_sum(r, deps.keys.metrics(), "wire_items_published_total") == 3

@@ -175,7 +175,7 @@ def test_batch_messages_carry_a_short_argsrepr_and_every_item(redis_server, pref
     builds of the whole batch on every send; the body still carries every item."""
     import base64
 
-    from worker.queue import tasks
+    from worker.queue import batches
 
     url = f"redis://127.0.0.1:{redis_server.port}/14"
     client = redis.Redis.from_url(url)
@@ -184,8 +184,8 @@ def test_batch_messages_carry_a_short_argsrepr_and_every_item(redis_server, pref
         create_app(Settings.from_env({"WIRE_REDIS_URL": url, "WIRE_KEY_PREFIX": prefix}),
                    SourcesConfig(path="none.yaml", sources=()))
         refs = [{"url": f"https://a.example/{i}", "source": "a", "page_key": f"{prefix}:page:{i}"} for i in range(8)]
-        tasks.enqueue_process(refs)
-        tasks.enqueue_fetch([{"url": "https://a.example/x", "source": "a"}], attempt=2)
+        batches.enqueue_process(refs)
+        batches.enqueue_fetch([{"url": "https://a.example/x", "source": "a"}], attempt=2)
         (process_raw,) = client.lrange("process", 0, -1)
         (fetch_raw,) = client.lrange("fetch", 0, -1)
         process_msg, fetch_msg = json.loads(process_raw), json.loads(fetch_raw)

@@ -115,9 +115,21 @@ def _script_hints(tree: HtmlElement) -> str:
     return " ".join(hints)[:20_000]
 
 
+_SENTENCE_END = re.compile(r"[.!?。»”\"](?:\s|$)")
+
+
+def _tells_a_story(body: str) -> bool:
+    """A paragraph of several sentences: what a short story has and a listing's headlines do not."""
+    return any(len(p) >= 300 and len(_SENTENCE_END.findall(p)) >= 2 for p in body.split("\n\n"))
+
+
 def is_section_front(tree: HtmlElement, body: str, article_typed: bool) -> bool:
-    """Many links, little prose outside them, no article markup: a listing page."""
-    if article_typed or len(body) > 1500:
+    """Many links, little prose outside them, no article markup: a listing page.
+
+    A short story on a page crowded with links (a local site's menus and
+    rails) is still a story when its text holds a paragraph of sentences.
+    """
+    if article_typed or len(body) > 1500 or _tells_a_story(body):
         return False
     links = 0
     link_chars = 0

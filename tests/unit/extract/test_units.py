@@ -244,6 +244,20 @@ def test_section_front_page() -> None:
     assert extract(html.encode()).not_article == "section_front"
 
 
+def test_short_story_on_a_page_crowded_with_links_is_an_article() -> None:
+    """A local site's short story among 80 menu and rail links is a story, not a section_front: its text
+    holds a paragraph of sentences, which a listing's headlines do not."""
+    links = "".join(f'<li><a href="/story/{i}">Headline number {i} about the news</a></li>' for i in range(80))
+    story = ("The county health service reported this morning that two of its five vans were broken into "
+             "overnight at the Amizade depot. The vans had their batteries removed and their windows smashed. "
+             "Police visited the depot and a report was filed; patients booked for the morning are being "
+             "rescheduled, and the service expects to be back to normal by the afternoon.")
+    html = (f"<html><head><title>Vans broken into at depot</title></head><body><nav><ul>{links}</ul></nav>"
+            f"<h1>Vans broken into at depot</h1><p>{story}</p></body></html>")
+    art = extract(html.encode())
+    assert art.not_article is None and "rescheduled" in art.body
+
+
 def test_pdf_and_binary_are_not_html() -> None:
     """PDF bytes and binary data are not_html."""
     assert extract(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj").not_article == "not_html"

@@ -26,11 +26,11 @@ from extract import DEFAULT_DATA, load_pages, pages_per_cpu_second  # noqa: E402
 
 from worker.extract import extract  # noqa: E402
 
-Pages = list[tuple[bytes, str | None]]
+Pages = list[bytes]
 
 
 def _extract_passes(pages: Pages, passes: int, start: Barrier, out: mp.Queue) -> None:
-    extract(pages[0][0])  # warm on a real page: first-call costs (regex compilation, imports) are not the question
+    extract(pages[0])  # warm on a real page: first-call costs (regex compilation, imports) are not the question
     start.wait()
     out.put(pages_per_cpu_second(extract, pages, passes))
 

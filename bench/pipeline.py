@@ -175,7 +175,7 @@ def child_switches(before: dict[int, tuple[int, int] | None]) -> tuple[int, int]
     return vol, invol
 
 
-def extraction_rate(pages: list[tuple[bytes, str | None]]) -> float:
+def extraction_rate(pages: list[bytes]) -> float:
     """Our extraction alone over the distinct pages, pages per CPU-second of this process.
 
     Measured before the pipeline run, during it (workers stopped) and after
@@ -185,11 +185,11 @@ def extraction_rate(pages: list[tuple[bytes, str | None]]) -> float:
     """
     from worker.extract import extract
 
-    extract(pages[0][0])  # warm on a real page: first-call costs are not the question
+    extract(pages[0])  # warm on a real page: first-call costs are not the question
     return pages_per_cpu_second(extract, pages, 1)
 
 
-def measure_with_workers_stopped(groups: list[int], pages: list[tuple[bytes, str | None]]) -> float:
+def measure_with_workers_stopped(groups: list[int], pages: list[bytes]) -> float:
     """Extraction alone (pages per CPU-second) while the workers' process groups are stopped.
 
     SIGSTOP freezes every process of a worker (the prefork children too)
@@ -274,7 +274,7 @@ def main() -> int:
     from worker.ops.redis_server import start_redis
 
     page_files = load_pages(args.data)
-    pages: list[tuple[bytes, str | None]] = [(p.read_bytes(), None) for p in page_files]  # read once: five passes measure over them
+    pages: list[bytes] = [p.read_bytes() for p in page_files]  # read once: five passes measure over them
     extract_before = extraction_rate(pages)
     per_host = -(-args.pages // args.hosts)
     n = per_host * args.hosts

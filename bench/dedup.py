@@ -51,7 +51,10 @@ from worker.dedup.engine import load_row  # noqa: E402
 from worker.dedup.store import LoadRow  # noqa: E402
 from worker.ops.redis_server import start_redis  # noqa: E402
 
-DUPBENCH = Path(__file__).resolve().parents[2] / "shared" / "tools" / "dupbench.py"
+ROOT = Path(__file__).resolve().parents[1]
+# ../shared beside the checkout (or beside the folder of worktrees)
+SHARED = next((p / "shared" for p in ROOT.parents if (p / "shared" / "tools").is_dir()), ROOT.parent / "shared")
+DUPBENCH = SHARED / "tools" / "dupbench.py"
 CREDIT = "\n\nAssociated Press writer Jane Doe contributed to this report."
 
 

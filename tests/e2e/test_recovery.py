@@ -211,14 +211,13 @@ def test_survivor_of_two_wire_runs_publishes_every_story_once(tmp_path: Path, pr
         for run in runs:
             run.wait_consuming(client)
 
-        def victim() -> Run | None:  # mid-batch: a quarter out, and the run to kill holds work
+        def victim() -> Run | None:  # mid-batch: a quarter out, and the run to kill holds fetches it started
             if len(published(client, keys)) < len(urls) // 4:
                 return None
-            held = _owners_by_pid(client)
-            by_run = [sum(n for pid, n in held.items() if pid in run.family) for run in runs]
-            return runs[by_run.index(max(by_run))] if max(by_run) >= 2 else None
+            started = [sum(_started_fetches(client, prefix, pid) for pid in run.family) for run in runs]
+            return runs[started.index(max(started))] if max(started) >= 2 else None
 
-        doomed = wait_for(victim, timeout=90, interval=0.05, what="a run holding messages")
+        doomed = wait_for(victim, timeout=90, interval=0.05, what="a run holding fetches it started")
         survivor = runs[1 - runs.index(doomed)]
         held = sum(n for pid, n in _owners_by_pid(client).items() if pid in doomed.family)
         killed_at = doomed.kill_tree()

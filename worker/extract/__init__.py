@@ -226,11 +226,18 @@ def _drop_leading_byline_and_date(paragraphs: list[str]) -> tuple[list[str], lis
     return paragraphs[start:], paragraphs[:start]
 
 
+# How far down the first paragraph of prose is looked for: short lines above it (a byline, a date
+# line, headlines of a sidebar the page's layout left next to the story) are not the lede.
+_LEDE_SEARCH = 40
+_PROSE_CHARS = 150
+
+
 def _opening_dateline(paragraphs: list[str]) -> tuple[str | None, str | None]:
-    """The dateline of the story's first paragraph of prose (a byline or date line may come before it)."""
-    for para in paragraphs[:3]:
+    """The dateline of the story's first paragraph of prose (short lines may come before it: a byline,
+    a date line, a sidebar's headlines)."""
+    for para in paragraphs[:_LEDE_SEARCH]:
         place, agency = dateline(para)
-        if place or agency or len(para) > 150:
+        if place or agency or len(para) > _PROSE_CHARS:
             return place, agency
     return None, None
 
@@ -265,6 +272,17 @@ def _drop_leading_headline_and_dek(paragraphs: list[str], md: Metadata) -> list[
     """
     if len(paragraphs) > 1 and _key(paragraphs[0]) == _key(md.title):
         return paragraphs[1:]
+    # Old layouts: the headline further down, over a byline or a date line, starts the story; the
+    # short lines above it (a sidebar's headlines, a breadcrumb) are the page around it.
+    title = _key(md.title)
+    if title:
+        for i, para in enumerate(paragraphs[1:_LEDE_SEARCH], 1):
+            if len(para) > _PROSE_CHARS:
+                break
+            if _key(para) == title and i + 2 < len(paragraphs) and (
+                is_byline_line(paragraphs[i + 1]) or is_date_line(paragraphs[i + 1])
+            ):
+                return paragraphs[i + 1:]
     return paragraphs
 
 

@@ -45,6 +45,7 @@ _AUTHOR_META = (
 _TITLE_SEPARATORS = re.compile(r"\s+(?:[|\-–—:·•»«/~]|::|\\\\)\s+")
 # Old sites separate site and headline with "--", which headlines use too ("Dress -- STOLEN!!!").
 _DOUBLE_HYPHEN = re.compile(r"\s+--\s+|(?<=\w):\s+")
+_ANY_SEPARATOR = re.compile(r"(\s+--\s+|(?<=\w):\s+|\s+(?:[|\-–—·•»«/~]|::)\s+)")
 _LANG = re.compile(r"^([a-zA-Z]{2,3})(?:[-_][a-zA-Z0-9]{2,8})*$")
 _WS = re.compile(r"\s+")
 # XHTML pages wrap script contents in CDATA sections or HTML comments.
@@ -163,15 +164,30 @@ def _continues(part: str) -> bool:
     return part[:1].islower() and len(part.split()) >= 3
 
 
-def _shown_part(title: str, tree: HtmlElement) -> str:
+def _shown_part(title: str, tree: HtmlElement) -> tuple[str, bool]:
     """Of "Site -- Headline" or "Site: Headline", the part the page shows as text, when it does not
-    show the whole."""
+    show the whole; and whether that part is a block of its own on the page (the headline as shown)."""
     body = tree.find("body")
     shown = _norm(body.text_content()) if body is not None else ""
     if title in shown:
-        return title
-    parts = [p for p in _DOUBLE_HYPHEN.split(title) if len(p.split()) >= 3 and p in shown]
-    return max(parts, key=len) if parts else title
+        return title, False
+    # The longest run of segments the page shows ("Site - Headline: with a colon" shows
+    # "Headline: with a colon"), not only the longest single segment.
+    pieces = _ANY_SEPARATOR.split(title)
+    runs = [
+        "".join(pieces[i:j + 1])
+        for i in range(0, len(pieces), 2)
+        for j in range(i, len(pieces), 2)
+    ]
+    runs = [r for r in runs if len(r.split()) >= 3 and r in shown]
+    if not runs:
+        return title, False
+    # A page shows its headline once; its name again and again (masthead, footer, copyright line).
+    best = max([r for r in runs if shown.count(r) == 1] or runs, key=len)
+    as_block = body is not None and any(
+        _norm(el.text_content()) == best for el in body.iter() if isinstance(el.tag, str)
+    )
+    return best, as_block
 
 
 def _looks_like_domain(text: str) -> bool:
@@ -244,12 +260,18 @@ def extract_metadata(
         raw_title = meta.get("og:title") or meta.get("twitter:title") or meta.get("dc.title")
     if raw_title is None and h1:
         raw_title = h1
+    from_title_element = raw_title is None
+    shown_headline = None
     if raw_title is None:
         title_el = next(tree.iter("title"), None)
         raw_title = title_el.text_content() if title_el is not None else None
-    if raw_title and _DOUBLE_HYPHEN.search(raw_title) and not h1:
-        raw_title = _shown_part(_norm(raw_title), tree)
-    md.title = clean_title(raw_title, site_names, h1) or None if raw_title else None
+    if raw_title and not h1 and (
+        _DOUBLE_HYPHEN.search(raw_title) or from_title_element and _TITLE_SEPARATORS.search(raw_title)
+    ):
+        raw_title, as_shown = _shown_part(_norm(raw_title), tree)
+        # the headline as the page shows it: nothing of it is the site's label
+        shown_headline = raw_title if as_shown else None
+    md.title = clean_title(raw_title, site_names, h1 or shown_headline) or None if raw_title else None
 
     authors = ld_authors
     for key in _AUTHOR_META:

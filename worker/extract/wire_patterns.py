@@ -70,7 +70,10 @@ _AGENCY_ALT = "|".join(
 )
 # Every dash a page uses between dateline and story, "--" included; EFE writes ".-".
 DASH = "[\u2010\u2011\u2012\u2013\u2014\u2015\u2212-]"
-_DASH = rf"(?:\.?(?:{DASH}{{1,2}})|:)"
+# A long dash mis-decoded ("â€”" for "—") that no repair could read back, because the page later
+# straightened its curly quotes too ("â€\"") or dropped a byte ("â€"): still the dash after a dateline.
+_BROKEN_DASH = "\u00e2\u20ac[\"\u201d]?"
+_DASH = rf"(?:\.?(?:{DASH}{{1,2}})|:|{_BROKEN_DASH})"
 _UP = "A-ZÀ-ÖØ-ÞĀ-Ž"
 # Place: an upper-case city ("KABUL", "NEW YORK", "SÃO PAULO", "ST. LOUIS")
 # optionally followed by a mixed-case region ("Afghanistan", "N.Y.", "Calif.")

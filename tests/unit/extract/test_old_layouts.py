@@ -15,6 +15,7 @@ import pytest
 
 from tests.support import paths
 from worker.extract import extract
+from worker.extract.wire_patterns import dateline
 
 FIXTURES = paths.FIXTURES / "extract"
 FETCHED = datetime(2026, 12, 5, 3, 0, tzinfo=UTC).timestamp()
@@ -116,3 +117,73 @@ def test_metadata_of_old_and_modern_layouts(name: str) -> None:
     want = CASES[name]
     got = (article.title, article.authors, article.agency, article.dateline, article.published_at)
     assert got == (want["title"], want["authors"], want["agency"], want["dateline"], want["published_at"])
+
+
+HARBOR_LEDE = (
+    "OSLO, Norway (AP) — Ferry crews went back to work on Tuesday after a two-week strike that had cut the "
+    "islands off the mainland, the union said, ending the longest stoppage on the fjord routes in decades."
+)
+HARBOR_REST = (
+    "The agreement raises wages by four percent this year and guarantees rest days between night shifts, a "
+    "demand the crews had pressed since the summer, when several sailings were cancelled for lack of staff.\n\n"
+    "Islanders had relied on fishing boats and a single helicopter for medicine and mail while the ferries sat "
+    "idle, and the county said it would ask the state to cover the cost of the emergency service."
+)
+
+
+def _rail_page(title: str, headline: str, lede: str = HARBOR_LEDE) -> bytes:
+    """A small-town page laid out in a table: a rail of short headlines left of the story cell, the story's
+    headline in <FONT>, an upper-case byline and a "Posted:" line, paragraphs split by <BR><BR>."""
+    rail = "".join(f'<A HREF="/n/{i}.html">{h}</A><BR><BR>\n' for i, h in enumerate(
+        ["Library board delays vote", "Marina fees go up in spring", "Lighthouse tours resume", "Fishing derby winners",
+         "Ice rink opens early", "Town clerk retires"]))
+    return f"""<HTML><HEAD><TITLE>{title}</TITLE></HEAD><BODY>
+<TABLE WIDTH="700" BORDER="0"><TR>
+<TD WIDTH="150" VALIGN="TOP"><FONT SIZE="1"><B>Top Stories</B><BR><BR>{rail}</FONT></TD>
+<TD WIDTH="550" VALIGN="TOP">
+<FONT SIZE="5"><B>{headline}</B></FONT><BR><BR>
+<FONT SIZE="2"><B>BY INGA SOLBERG, THE ASSOCIATED PRESS</B></FONT><BR>
+<FONT SIZE="1">Posted: 12/04/2026 10:15 AM</FONT><BR><BR>
+<FONT SIZE="3">{lede}<BR><BR>
+{HARBOR_REST.replace(chr(10) * 2, "<BR><BR>" + chr(10))}</FONT>
+</TD></TR></TABLE>
+<FONT SIZE="1">Copyright 2026 The Harbor Weekly Star. All rights reserved.<BR>
+The Harbor Weekly Star, 2 Dock Road</FONT>
+</BODY></HTML>""".encode("cp1252")
+
+
+def test_short_lines_above_the_headline_are_not_the_story() -> None:
+    """Headlines of a rail the layout put before the story, above the headline and its byline, are no story text."""
+    page = _rail_page("The Harbor Weekly Star - Ferry strike ends", "Ferry strike ends")
+    article = extract(page, fetched_at=FETCHED)
+    assert article.body.startswith(f"{HARBOR_LEDE}\n\n{HARBOR_REST}")
+
+
+def test_dateline_of_a_lede_below_short_lines() -> None:
+    """The dateline and agency are read from the first paragraph of prose, however many short lines precede it
+    (here the rail stays: the headline shown is not the page's title)."""
+    page = _rail_page("The Harbor Weekly Star - Ferry strike ends", "Ferry crews back at work after two weeks")
+    article = extract(page, fetched_at=FETCHED)
+    assert (article.dateline, article.agency) == ("OSLO, Norway", "AP")
+
+
+def test_dateline_with_a_mis_decoded_dash_whose_quote_was_straightened() -> None:
+    """A long dash read as cp1252 ("â€”") and then straightened by a typewriter-quote CMS ("â€\"") still ends
+    a dateline."""
+    assert dateline('OSLO, Norway (AP) \u00e2\u20ac" Ferry crews went back to work.') == ("OSLO, Norway", "AP")
+    assert dateline("OSLO, Norway (AP) \u00e2\u20ac\u201d Ferry crews went back to work.") == ("OSLO, Norway", "AP")
+
+
+def test_headline_with_a_colon_in_the_title_element() -> None:
+    """With no <h1> or og:title, the title is the run of <title> segments the page shows, colon and all,
+    not the site's name (shown again in its footer) nor the half after the colon."""
+    headline = "Ferry strike: crews back at work"
+    article = extract(_rail_page(f"The Harbor Weekly Star - {headline}", headline), fetched_at=FETCHED)
+    assert article.title == headline
+
+
+def test_headline_shown_whole_keeps_its_dash_part() -> None:
+    """A <title> part the page shows as a block of its own is the headline whole, its " – " part included."""
+    headline = "Ferry strike ends \u2013 \u2018Back to normal\u2019"
+    article = extract(_rail_page(f"The Harbor Weekly Star - {headline}", headline), fetched_at=FETCHED)
+    assert article.title == headline

@@ -30,7 +30,7 @@ import redis
 from tests.support.env import wire_env
 from tests.support.faultnet import article_page, rss
 from tests.support.helpers import wait_for
-from tests.support.loopback import HTML, RSS, Raw, Resp, Route, SiteServer
+from tests.support.loopback import HTML, RSS, Raw, Resp, Route, SiteServer, header_drip
 from tests.support.paths import ROOT
 from tests.support.run import Run, alive, wire_cli
 from worker.keys import Keys
@@ -70,14 +70,7 @@ def web() -> Iterator[tuple[SiteServer, dict[str, str], list[str], threading.Eve
     internal.routes["/internal/report"] = (200, HTML, article_page(6200, "internal"))
     stop = threading.Event()
 
-    def drip(count: int, req: dict[str, str]) -> Raw:
-        def chunks() -> Iterator[bytes]:
-            yield b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Drip: "
-            end = time.monotonic() + DRIP_FOR
-            while not stop.is_set() and time.monotonic() < end:
-                yield b"a"
-                time.sleep(DRIP_EVERY)
-        return Raw(chunks(), status=200)
+    drip = header_drip(stop, every=DRIP_EVERY, lasting=DRIP_FOR)
 
     hostile: dict[str, Route] = {
         "/backslash": (302, {"Location": f"http://{INTERNAL}:{port}\\@8.8.8.8/../../internal/report"}, ""),

@@ -21,7 +21,7 @@ import hashlib
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -65,6 +65,20 @@ class Raw:
 
 
 Answer = Resp | Raw | tuple[int, dict[str, str], bytes | str]
+
+
+def header_drip(stop: threading.Event, *, every: float = 0.5, lasting: float = 60.0) -> Callable[..., Raw]:
+    """A route that sends its status line, then one header byte every `every` seconds for `lasting`
+    seconds (or until `stop` is set): a server holding a fetch far past any deadline."""
+    def route(count: int, req: dict[str, str]) -> Raw:
+        def chunks() -> Iterator[bytes]:
+            yield b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Drip: "
+            end = time.monotonic() + lasting
+            while not stop.is_set() and time.monotonic() < end:
+                yield b"a"
+                time.sleep(every)
+        return Raw(chunks(), status=200)
+    return route
 Route = Answer | Callable[[int, dict[str, str]], Answer]
 
 

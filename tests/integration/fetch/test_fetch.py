@@ -6,14 +6,14 @@ import gzip
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
 import requests
 
 from tests.support.helpers import test_settings
-from tests.support.loopback import HTML, Raw, Site, SiteServer
+from tests.support.loopback import HTML, Site, SiteServer, header_drip
 from worker.errors import HostPaused, PermanentFetchError, TransientFetchError
 from worker.fetch import connections
 from worker.fetch.fetcher import Fetcher, NotModified
@@ -94,19 +94,6 @@ def test_retry_after_pauses_host(site: Site, server: SiteServer, r: redis.Redis,
     assert server.requests("one", "/other") == []
 
 
-def _header_drip(stop: threading.Event) -> Callable[[int, dict[str, str]], Raw]:
-    """A route that sends a status line, then one header byte every 0.5 s (far past the deadline)."""
-    def route(count: int, req: dict[str, str]) -> Raw:
-        def chunks() -> Iterator[bytes]:
-            yield b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Drip: "
-            end = time.monotonic() + 60
-            while not stop.is_set() and time.monotonic() < end:
-                yield b"a"
-                time.sleep(0.5)
-        return Raw(chunks())
-    return route
-
-
 def test_a_slow_url_waits_one_deadline_and_its_host_only_after_three_in_a_row(
         site: Site, server: SiteServer, r: redis.Redis, redis_url: str, prefix: str) -> None:
     """At the shipped deadline, a URL whose headers drip is cut off and asks to be retried after one
@@ -115,7 +102,7 @@ def test_a_slow_url_waits_one_deadline_and_its_host_only_after_three_in_a_row(
     pause the host for one deadline."""
     stop = threading.Event()
     for i in range(4):
-        site.routes[f"/drip{i}"] = _header_drip(stop)
+        site.routes[f"/drip{i}"] = header_drip(stop)
     fetcher = make_fetcher(r, redis_url, prefix)
     deadline = fetcher.limits.deadline
     assert deadline == Settings.from_env({}).fetch_timeout == 20.0

@@ -14,7 +14,7 @@ import redis
 
 from tests.support.faultnet import article_page
 from tests.support.helpers import test_settings
-from tests.support.loopback import HTML, RSS, Raw, Site, SiteServer
+from tests.support.loopback import HTML, RSS, Site, SiteServer, header_drip
 from worker.keys import TRAIL_MAX_EVENTS
 from worker.models import Candidate, PageRef
 from worker.ops.redis_server import RedisProcess
@@ -182,16 +182,7 @@ def test_after_a_deadline_the_slow_hosts_other_urls_are_handed_on_and_the_rest_g
     own, not requested by this batch, and the other host's page is fetched straight after the deadline
     (not after a second one); the drip is retried on its own."""
     stop = threading.Event()
-
-    def drip(count: int, req: dict[str, str]) -> Raw:
-        def chunks() -> Iterator[bytes]:
-            yield b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Drip: "
-            end = time.monotonic() + 60
-            while not stop.is_set() and time.monotonic() < end:
-                yield b"a"
-                time.sleep(0.5)
-        return Raw(chunks())
-
+    drip = header_drip(stop)
     site.routes["/drip.html"] = drip
     site.routes["/also-slow.html"] = drip
     other_server = SiteServer()

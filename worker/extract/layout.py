@@ -78,7 +78,6 @@ def drop_scripts(tree: HtmlElement) -> str:
     return hints
 
 
-
 # Attributes, not elements: a third of the cost of selecting the elements that carry them.
 _HIDING_ATTRIBUTES = etree.XPath("//@style[contains(., 'none') or contains(., 'hidden')]|//@hidden")
 _HIDDEN_STYLE = re.compile(r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*hidden)\s*(?:!important\s*)?(?:;|$)", re.I)

@@ -91,7 +91,7 @@ def fetch_one(d: Deps, candidate: dict[str, Any], rest: list[dict[str, Any]], ha
             # the rest of the batch on this host would only find it paused too: they wait together
             host = host_of(cand.url)
             handed.add(host)
-            waiting = [candidate] + [c for c in rest if host_of(c.get("url", "")) == host]
+            waiting = [candidate] + _on_host(rest, host)
             wait = finite_wait(exc.retry_after or 30.0, 30.0)
             if parks >= delivery.MAX_PARKS:
                 for c in waiting:
@@ -150,7 +150,12 @@ def hand_on_host(url: str, rest: list[dict[str, Any]], handed: set[str], *, forc
     page of that host, a deadline each."""
     host = host_of(url)
     handed.add(host)
-    same = [c for c in rest if host_of(c.get("url", "")) == host]
+    same = _on_host(rest, host)
     if same:
         enqueue_fetch(same, force=force, parks=parks, attempt=attempt)
         log.info("batch handed on: host slow", stage="fetch", items=len(same))
+
+
+def _on_host(items: list[dict[str, Any]], host: str) -> list[dict[str, Any]]:
+    """The batch items whose URL is on `host`."""
+    return [c for c in items if host_of(c.get("url", "")) == host]

@@ -46,16 +46,20 @@ class _Checker:
     def fail(self, where: str, message: str) -> None:
         self.errors.append(ConfigError(self.path, where, message))
 
-    def url_list(self, where: str, value: Any) -> tuple[str, ...]:
+    def listed(self, where: str, value: Any, expected: str) -> list[Any]:
+        """`value` as a list: nothing for None, one item for a lone string, else it must be a list."""
         if value is None:
-            return ()
+            return []
         if isinstance(value, str):
-            value = [value]
+            return [value]
         if not isinstance(value, list):
-            self.fail(where, f"expected a list of URLs, got {type(value).__name__}")
-            return ()
+            self.fail(where, expected)
+            return []
+        return value
+
+    def url_list(self, where: str, value: Any) -> tuple[str, ...]:
         out = []
-        for i, url in enumerate(value):
+        for i, url in enumerate(self.listed(where, value, f"expected a list of URLs, got {type(value).__name__}")):
             if not isinstance(url, str) or not re.match(r"https?://[^/\s]+", url):
                 self.fail(f"{where}[{i}]", f"expected an http(s) URL, got {url!r}")
             else:
@@ -63,15 +67,9 @@ class _Checker:
         return tuple(out)
 
     def patterns(self, where: str, value: Any) -> tuple[re.Pattern[str], ...]:
-        if value is None:
-            return ()
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list):
-            self.fail(where, f"expected a list of regular expressions, got {type(value).__name__}")
-            return ()
         out = []
-        for i, pattern in enumerate(value):
+        expected = f"expected a list of regular expressions, got {type(value).__name__}"
+        for i, pattern in enumerate(self.listed(where, value, expected)):
             if not isinstance(pattern, str):
                 self.fail(f"{where}[{i}]", f"expected a string, got {pattern!r}")
                 continue
@@ -103,17 +101,12 @@ class _Checker:
         for unknown in sorted(set(value) - _RULE_FIELDS):
             self.fail(f"{where}.{unknown}", f"unknown field (known: {', '.join(sorted(_RULE_FIELDS))})")
         body = self.selector(f"{where}.body", value["body"]) if value.get("body") is not None else None
-        strip_raw = value.get("strip") or []
-        if isinstance(strip_raw, str):
-            strip_raw = [strip_raw]
         strip: list[str] = []
-        if not isinstance(strip_raw, list):
-            self.fail(f"{where}.strip", "expected a list of CSS selectors")
-        else:
-            for i, sel in enumerate(strip_raw):
-                checked = self.selector(f"{where}.strip[{i}]", sel)
-                if checked:
-                    strip.append(checked)
+        for i, sel in enumerate(self.listed(f"{where}.strip", value.get("strip") or None,
+                                            "expected a list of CSS selectors")):
+            checked = self.selector(f"{where}.strip[{i}]", sel)
+            if checked:
+                strip.append(checked)
         return Rules(body=body, strip=tuple(strip),
                      strip_text=self.patterns(f"{where}.strip_text", value.get("strip_text")))
 

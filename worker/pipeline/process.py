@@ -24,7 +24,7 @@ from ..models import Article, Outcome, PageRef, Source
 from ..publish import build_item, stream_fields, streams_for
 from ..trail import event, events_of
 from ..urls import canonicalize, choose_canonical
-from . import scripts
+from . import memory, scripts
 from .deps import Deps
 
 log = get_logger("wire.pipeline")
@@ -102,6 +102,7 @@ def extract_page(ref: PageRef, raw: bytes | None, deps: Deps, batch: MetricsBatc
                       fetched_at=ref.fetched_at or None, furniture=template)
     batch.observe("wire_extract_seconds", time.perf_counter() - started)
     batch.inc("wire_extract_cpu_seconds_total", time.thread_time() - cpu)
+    memory.after_page(len(html))  # the page's tree is freed by now
     work.bot_wall = article.not_article == "bot_wall"
     if work.bot_wall:  # the breaker's answer (pause or not) is needed now; a real page's reset can wait
         note_bot_wall(deps, ref, article)

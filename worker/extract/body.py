@@ -72,6 +72,8 @@ _SENTENCE_END = re.compile(r"[.!?…:;\"”’»)\]。！？]\s*$")
 MAX_PARAGRAPH_CHARS = 50_000
 _ROW_SEPARATOR = re.compile(r"\s[|•·]\s")
 _WS = re.compile(r"[ \t\u00a0\u2009\u200a\u202f]+")
+# a line break inside a sentence: before a lowercase letter (not after a sentence's end), or after a comma
+_WRAPPED = re.compile(r"(?<![.!?:;\s])[ \t]*\r?\n\s*(?=[^\W\d_A-Z])|(?<=,)[ \t]*\r?\n\s*(?=\S)")
 
 
 def trafilatura_paragraphs(tree: HtmlElement, url: str | None, *, fast: bool = True, marked: bool = False) -> list[str]:
@@ -116,15 +118,16 @@ def _text(el: _Element) -> str:
     """Element text with <lb/> as a line break and whitespace collapsed per line."""
     parts: list[str] = []
 
-    def walk(node: _Element) -> None:
+    def walk(node: _Element, code: bool = False) -> None:
+        code = code or node.tag == "code"
         if node.tag == "lb":
             parts.append("\n")
         elif node.text:
-            parts.append(node.text)
+            parts.append(node.text if code else _unwrap(node.text))
         for child in node:
-            walk(child)
+            walk(child, code)
             if child.tail:
-                parts.append(child.tail)
+                parts.append(child.tail if code else _unwrap(child.tail))
         if node.tag in ("item", "p", "head", "row", "quote") and node is not el:
             parts.append("\n")
         elif node.tag == "cell":
@@ -132,6 +135,16 @@ def _text(el: _Element) -> str:
 
     walk(el)
     return "\n".join(_collapse(line).strip(" |") for line in "".join(parts).split("\n"))
+
+
+def _unwrap(text: str) -> str:
+    """A text node's line breaks inside a sentence are spaces, as a browser shows them: a page whose
+    source wraps a paragraph over several lines holds one paragraph, not one per line. A break before
+    a lowercase word, or after a comma, is such a wrap; others stay (a menu written one item per line
+    must still look like one). ``<br>`` (trafilatura's ``<lb/>``) and block ends always break."""
+    if "\n" not in text:
+        return text
+    return _WRAPPED.sub(" ", text)
 
 
 def _collapse(line: str) -> str:
@@ -191,7 +204,7 @@ def body_paragraphs(body: _Element) -> list[str]:
         if el.tail and el.tail.strip():
             # Text between blocks is a paragraph of its own (trafilatura keeps
             # it as the tail of the preceding element).
-            out.extend((line, False) for line in _lines(el.tail))
+            out.extend((line, False) for line in _lines(_unwrap(el.tail)))
     while out and out[-1][1]:
         out.pop()
     return [text for text, _ in out]

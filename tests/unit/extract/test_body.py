@@ -76,6 +76,17 @@ def test_a_list_inside_the_story_stays() -> None:
     assert "Result number 3" in extract(html).body
 
 
+def test_a_paragraph_wrapped_in_the_source_is_one_paragraph() -> None:
+    """Hand-written pages wrap a block's text over many source lines; a browser shows one paragraph, and so
+    does the body. A menu written one item per line is still many lines (and still loses to the story)."""
+    wrapped = ("<div>\n        The council met on Monday and voted,\n        after a long debate, to keep the\n"
+               "        library open on Sundays. The mayor said the vote\n        was close.\n    </div>")
+    html = f"<html><head><title>T</title></head><body><article>{wrapped}{STORY}</article></body></html>".encode()
+    paragraphs = extract(html).body.split("\n\n")
+    assert ("The council met on Monday and voted, after a long debate, to keep the library open on Sundays. "
+            "The mayor said the vote was close.") in paragraphs
+
+
 def test_what_the_page_hides_is_not_text() -> None:
     """Blocks hidden by their inline style or the hidden attribute are not the story's text."""
     hidden = ('<p style="visibility: hidden;">A hidden paragraph the reader never sees on the page, long enough for prose.</p>'

@@ -39,7 +39,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from htmldate.extractors import external_date_parser
 from lxml import etree
-from lxml.html import HtmlElement, HTMLParser, document_fromstring
+from lxml.html import HtmlComment, HtmlElement, HtmlEntity, HtmlProcessingInstruction, document_fromstring
 
 from worker.models import Article, Rules
 
@@ -83,7 +83,12 @@ _HUGE_TAG = re.compile(r"<([a-zA-Z][\w:-]*)[^<>]{20000,}>")
 MIN_BODY_WORDS = 5
 
 _COUNT_ELEMENTS = etree.XPath("count(//*)")
-_PARSER = HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True, collect_ids=False, huge_tree=False)
+_PARSER = etree.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True, collect_ids=False, huge_tree=False)
+# Every element an HtmlElement, chosen in C: lxml.html's own parser picks each element's class (forms,
+# inputs, labels) in a Python callback, run for every element proxy trafilatura and we create: 7% of
+# extraction time. Nothing here uses the form classes.
+_PARSER.set_element_class_lookup(etree.ElementDefaultClassLookup(
+    element=HtmlElement, comment=HtmlComment, pi=HtmlProcessingInstruction, entity=HtmlEntity))
 _LOG = logging.getLogger(__name__)
 _WORD = re.compile(r"\w+")
 

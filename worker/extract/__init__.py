@@ -59,6 +59,7 @@ from .furniture import Template
 from .layout import drop_hidden, drop_scripts, unwrap_layout_tables
 from .metadata import Metadata, extract_metadata
 from .page_dates import fallback_dates, is_date_line, localise
+from .repeats import restore_repeats
 from .rules import apply_strip, rule_body
 from .text import clean_inline
 from .walls import is_listing_body, is_section_front, sniff_not_html, wall_reason
@@ -170,6 +171,7 @@ def extract(
                     and prose_chars(thorough) >= MIN_STORY_CHARS
                 ):
                     paragraphs = thorough
+            paragraphs = restore_repeats(tree, text, paragraphs)
         except (RecursionError, ValueError, TypeError, etree.LxmlError) as exc:
             # trafilatura on a pathological tree: best effort is no body.
             _LOG.debug("main-text extraction failed: %s", exc)

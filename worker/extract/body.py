@@ -31,6 +31,7 @@ _FURNITURE = re.compile(
     r"leave a (?:reply|comment)|your email address will not be published\.?.{0,80}|"
     r"required fields are marked.{0,20}|"
     r"(?:previous|next) (?:story|post|article)|"
+    r"(?:back|return|go|jump|skip) to (?:the )?(?:top|main content|content)(?: of (?:the )?page)?|top of (?:the )?page|"
     r"(?:filed under|posted in|tagged(?: with)?|tags|categories|category|topics)\s*:.{0,150}|"
     r"\+ posts|"
     r"(?:photo|image|file photo|credit|photograph)s?: ?.{0,80}|"
@@ -71,6 +72,10 @@ _SENTENCE_END = re.compile(r"[.!?…:;\"”’»)\]。！？]\s*$")
 # A single text node this long is not an article paragraph.
 MAX_PARAGRAPH_CHARS = 50_000
 _ROW_SEPARATOR = re.compile(r"\s[|•·]\s")
+_LONE_SEPARATOR = re.compile(r"[ \t]*\n[ \t]*([|•·])[ \t]*\n[ \t]*")
+# a publisher's address row is looked for only among the last lines of the body (a footer under the story)
+_TAIL_LINES = 3
+_PHONE = re.compile(r"(?:\+\d{1,3}[\s.-]?)?\(?\d{2,4}\)?[\s.-]\d{3,4}[\s.-]\d{3,4}\b")
 _WS = re.compile(r"[ \t\u00a0\u2009\u200a\u202f]+")
 # a line break inside a sentence: before a lowercase letter (not after a sentence's end), or after a comma
 _WRAPPED = re.compile(r"(?<![.!?:;\s])[ \t]*\r?\n\s*(?=[^\W\d_A-Z])|(?<=,)[ \t]*\r?\n\s*(?=\S)")
@@ -134,7 +139,9 @@ def _text(el: _Element) -> str:
             parts.append(" | ")
 
     walk(el)
-    return "\n".join(_collapse(line).strip(" |") for line in "".join(parts).split("\n"))
+    # trafilatura may put a row's "|" on a line of its own ("Contact Us\n|\nAdvertise"): one row again
+    text = _LONE_SEPARATOR.sub(r" \1 ", "".join(parts))
+    return "\n".join(_collapse(line).strip(" |") for line in text.split("\n"))
 
 
 def _unwrap(text: str) -> str:
@@ -251,9 +258,12 @@ def _keep_block(el: _Element, text: str, previous: _Element | None, seen_prose: 
 
 
 def drop_furniture(paragraphs: list[str], strip_text: tuple[re.Pattern[str], ...] = ()) -> list[str]:
-    """Remove lines that are page furniture (and per-source ``strip_text`` matches)."""
+    """Remove lines that are page furniture (and per-source ``strip_text`` matches), and the site's
+    footer rows under the story ("Courier · 114 Main Street · Millbrook, Ohio · (555) 555-0134")."""
     kept = []
-    for para in paragraphs:
+    for index, para in enumerate(paragraphs):
+        if index >= len(paragraphs) - _TAIL_LINES and _is_footer_row(para):
+            continue
         stripped = para.strip(" -–—•|·»>")
         if len(para) < 200 and _FURNITURE.match(stripped) or len(para) < 250 and _CALL_TO_ACTION.match(stripped):
             continue
@@ -261,6 +271,18 @@ def drop_furniture(paragraphs: list[str], strip_text: tuple[re.Pattern[str], ...
             continue
         kept.append(para)
     return kept
+
+
+def _is_footer_row(line: str) -> bool:
+    """A short row of three or more parts split by ``·``, ``|`` or ``•``, with a phone number among them
+    (the publisher's address line) or every part a few words that are no sentence ("Contact Us |
+    Advertise | Privacy Policy", where the links' marks were lost): a site's footer, never the story."""
+    if len(line) >= 200:
+        return False
+    parts = _ROW_SEPARATOR.split(line)
+    if len(parts) < 3:
+        return False
+    return bool(_PHONE.search(line)) or all(len(p.split()) <= 4 and not _SENTENCE_END.search(p) for p in parts)
 
 
 def prose_chars(paragraphs: list[str]) -> int:

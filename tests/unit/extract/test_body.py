@@ -87,6 +87,25 @@ def test_a_paragraph_wrapped_in_the_source_is_one_paragraph() -> None:
             "The mayor said the vote was close.") in paragraphs
 
 
+def test_an_old_layout_footer_under_the_story_is_not_text() -> None:
+    """A table-layout page's footer row ("Back to top", a "|" row of links, the publisher's address and phone)
+    is furniture, even where trafilatura's fallback path loses which words were links."""
+    paragraphs = [f"Paragraph {i} of the council story tells of budgets, votes and the hours the library keeps."
+                  for i in range(5)]
+    story = "<BR><BR>\n".join(paragraphs)
+    html = f"""<HTML><HEAD><TITLE>Courier - Library stays open</TITLE></HEAD><BODY><A NAME="top"></A>
+<TABLE WIDTH="760"><TR><TD WIDTH="600" VALIGN="TOP"><TABLE WIDTH="100%"><TR><TD>
+<FONT SIZE="5"><B>Library stays open</B></FONT><BR><BR><FONT FACE="Times New Roman, Times" SIZE="3">
+{story}
+</FONT><BR><BR><HR SIZE="1" NOSHADE><FONT SIZE="1">Copyright &copy; 2026 Millbrook Courier. All rights reserved.</FONT>
+</TD></TR></TABLE></TD></TR>
+<TR><TD COLSPAN="2" ALIGN="CENTER"><FONT FACE="Arial, Helvetica" SIZE="1"><A HREF="#top">Back to top</A><BR>
+<A HREF="/contact.html">Contact Us</A> | <A HREF="/advertise.html">Advertise</A> | <A HREF="/privacy.html">Privacy Policy</A><BR>
+Millbrook Courier &middot; 114 Main Street &middot; Millbrook, Ohio 45000 &middot; (555) 555-0134
+</FONT></TD></TR></TABLE></BODY></HTML>""".encode()
+    assert extract(html).body == "\n\n".join(paragraphs)
+
+
 def test_what_the_page_hides_is_not_text() -> None:
     """Blocks hidden by their inline style or the hidden attribute are not the story's text."""
     hidden = ('<p style="visibility: hidden;">A hidden paragraph the reader never sees on the page, long enough for prose.</p>'

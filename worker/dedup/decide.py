@@ -63,11 +63,15 @@ def member(x: U32, sorted_set: U32) -> npt.NDArray[np.bool_]:
     return np.asarray(sorted_set[idx] == x)
 
 
-def with_novelty(m: Match, fp: Fingerprint, th: Thresholds, *, own_page: bool = False) -> Match:
+def with_novelty(m: Match, fp: Fingerprint, th: Thresholds, *, own_page: bool = False, same_url: bool = False,
+                 ) -> Match:
     """`m` with its novel words, blocks and added lines (only the URL story and the best match need them);
     against the page's own stored version, whether its short lines churned (only when they would decide)."""
-    words, prose, tail, blks = _novelty(fp, m.story)
-    added, added_prose = _added_lines(fp, m.story, th.update_lines)
+    # a trimmed copy's sign-off marks where its story text ends only against another URL's copy: a page
+    # fetched again because it changed adds its publisher's paragraphs wherever they go
+    signoff_ends = not (own_page or same_url)
+    words, prose, tail, blks = _novelty(fp, m.story, signoff_ends)
+    added, added_prose = _added_lines(fp, m.story, th.update_lines, signoff_ends=signoff_ends)
     m = replace(m, novel_words=words, novel_blocks=blks, added_lines=added, novel_prose=prose, tail_prose=tail,
                 added_prose=added_prose)
     by_prose = prose >= th.update_words_same_url or added_prose >= th.update_lines
@@ -164,7 +168,7 @@ def _empty_match(fp: Fingerprint, story: Story) -> Match:
     return Match(story, v, v, v, 0.0 if same else float(fp.n_shingles))
 
 
-def _novelty(fp: Fingerprint, story: Story) -> tuple[int, int, int, int]:
+def _novelty(fp: Fingerprint, story: Story, signoff_ends: bool = True) -> tuple[int, int, int, int]:
     """Words (all, in prose blocks, and in prose blocks after the last block known to the stored version)
     and count of the document's blocks with no shingle known to be in the stored version.
 
@@ -194,21 +198,28 @@ def _novelty(fp: Fingerprint, story: Story) -> tuple[int, int, int, int]:
         return 0, 0, 0, 0
     prose = novel & fp.block_prose
     words = fp.block_words
-    return (int(words[novel].sum()), int(words[prose].sum()), int(words[prose & _after_stored(fp, story, old)].sum()),
+    return (int(words[novel].sum()), int(words[prose].sum()), int(words[prose & _after_stored(fp, story, old, signoff_ends)].sum()),
             int(novel.sum()))
 
 
-def _after_stored(fp: Fingerprint, story: Story, old: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+def _after_stored(fp: Fingerprint, story: Story, old: npt.NDArray[np.bool_], signoff_ends: bool = True,
+                  ) -> npt.NDArray[np.bool_]:
     """The document's blocks after the last one it shares with the stored version: a block with a shingle
     the stored version has (`old`), or one starting in a line it has (exact, where the sketch only samples)."""
     known = old.copy()
     if story.line_hashes.size and fp.block_line.size:
         known |= np.isin(fp.line_hashes, story.line_hashes)[fp.block_line]
     at = np.flatnonzero(known)
-    return np.arange(known.size) > (at[-1] if at.size else -1)
+    # a trimmed copy keeps its sign-off ("(Reporting by ...)", "... contributed to this report"): the last
+    # paragraph it shares is the last one of story text, so the full text's closing paragraphs, above
+    # that sign-off, are still after it
+    last = len(at) - 1
+    while signoff_ends and last >= 0 and is_furniture(fp.blocks[at[last]]):
+        last -= 1
+    return np.arange(known.size) > (at[last] if last >= 0 else -1)
 
 
-def _added_lines(fp: Fingerprint, story: Story, at_least: int) -> tuple[int, int]:
+def _added_lines(fp: Fingerprint, story: Story, at_least: int, *, signoff_ends: bool = True) -> tuple[int, int]:
     """The document's lines inserted between two lines that are adjacent in the stored version
     (furniture and separator lines such as "___" not counted), all and those that read as prose.
 
@@ -224,8 +235,11 @@ def _added_lines(fp: Fingerprint, story: Story, at_least: int) -> tuple[int, int
     first or after the last kept line do not count: sites prepend kickers
     and notes, and a copy cut at the end (syndication trims) makes the full
     text look appended to. Only the stored version's first MAX_LINES lines
-    are known, so insertions past them do not count either. Returns 0 early
-    when the document cannot have `at_least` inserted lines.
+    are known, so insertions past them do not count either. With
+    `signoff_ends` (another URL's copy), the stored version ends above its
+    closing credits: a trimmed copy keeps "(Reporting by ...)" under the cut,
+    so the full text's closing paragraphs land right above it. Returns 0
+    early when the document cannot have `at_least` inserted lines.
     """
     if story.line_hashes.size < 2:
         return 0, 0
@@ -235,13 +249,29 @@ def _added_lines(fp: Fingerprint, story: Story, at_least: int) -> tuple[int, int
     if sum(h not in known for h in b) + len(b) - len(set(b)) < at_least:
         return 0, 0
     added = prose = 0
-    for op, i1, _i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        # an insert opcode inside both sequences sits between two equal runs
-        if op == "insert" and 0 < i1 < len(a):
+    opcodes = SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    end = _story_end(opcodes, fp, len(a)) if signoff_ends else len(a)
+    for op, i1, _i2, j1, j2 in opcodes:
+        # an insert opcode inside both sequences sits between two equal runs; one right above the
+        # stored version's closing sign-off is a trimmed copy's missing tail, not an insertion
+        if op == "insert" and 0 < i1 < end:
             news = [j for j in range(j1, j2) if _news_line(fp.lines[j])]
             added += len(news)
             prose += sum(1 for j in news if fp.line_prose[j])
     return added, prose
+
+
+def _story_end(opcodes: Sequence[tuple[str, int, int, int, int]], fp: Fingerprint, stored: int) -> int:
+    """Where the stored version's story text ends among its `stored` lines: before the closing run of
+    lines the document has too and that are credits or notes (`fingerprint.is_furniture`)."""
+    end = stored
+    for op, i1, i2, j1, j2 in reversed(opcodes):
+        if op == "insert":
+            continue
+        if op != "equal" or i2 != end or not all(is_furniture(fp.lines[j]) for j in range(j1, j2)):
+            break
+        end = i1
+    return end
 
 
 def _news_line(line: list[str]) -> bool:
@@ -279,7 +309,7 @@ def decide(
         # the story's current version may be another site's copy: then this page's own furniture
         # is no more news than another site's would be
         own = url_identity(url_story.url) == url_identity(url)
-        m = with_novelty(compare(fp, url_story), fp, th, own_page=own)
+        m = with_novelty(compare(fp, url_story), fp, th, own_page=own, same_url=True)
         sim = similarity(m)
         if material(m, th, same_url=True, own_page=own):
             return _update(m, "url", f"same url, {_news(m)}", fp)

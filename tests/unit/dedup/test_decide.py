@@ -153,6 +153,25 @@ def test_changed_moved_or_appended_short_lines_are_not_an_update() -> None:
     assert _near(one)[0] == "duplicate"  # one line is not enough (update_lines = 2)
 
 
+def test_the_full_text_after_a_copy_trimmed_above_its_sign_off_is_not_an_update() -> None:
+    """A site that cuts a wire story's closing paragraphs keeps its sign-off; another site's full text then
+    has those paragraphs right above the same sign-off: the same version, not news. At a URL fetched before
+    (the page's own, or another of the story's pages that changed) the same paragraphs are an update."""
+    paras = TEXT.split("\n\n")
+    signoff = ["(Reporting by Desmond Thorsby; Editing by Dana Brennan)"]
+    trimmed = "\n\n".join(paras[:24] + signoff)
+    full = "\n\n".join(paras + signoff)
+    stored = Story.of("s1", 1, "https://a.example/x", fingerprint(trimmed))
+    other = decide("https://b.example/copy", fingerprint(full), None, None, [stored], Thresholds())
+    assert other.event == "duplicate", other.rule
+    same = decide("https://a.example/x", fingerprint(full), "s1", None, [stored], Thresholds())
+    assert same.event == "update", same.rule
+    # a page of the story fetched again because it changed, while the story's current version is another
+    # site's trimmed copy: what its publisher added is news wherever it sits
+    known = decide("https://b.example/copy", fingerprint(full), "s1", None, [stored], Thresholds())
+    assert known.event == "update", known.rule
+
+
 def test_the_line_rule_needs_stored_line_hashes() -> None:
     """A stored version without line hashes (a format-1 record) gives no line evidence."""
     paras = TEXT.split("\n\n")

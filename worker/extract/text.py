@@ -11,6 +11,8 @@
   "CafÃ©" for "Café") is repaired by ftfy, the maintained library for it,
   which tells mojibake from real text by how bad each reading looks. Its cost
   (~0.2 ms per kB) is paid only by lines showing the byte patterns it leaves.
+  A mis-read dash whose last character was then straightened ('â€"') is
+  beyond ftfy: it becomes an em dash.
 """
 
 from __future__ import annotations
@@ -32,10 +34,15 @@ _MOJIBAKE = re.compile(
 )
 
 
+# "â€" then a straight quote: a dash read as cp1252 ("â€”", whose last character reads as a curly quote)
+# that something upstream then straightened; ftfy cannot tell which dash, and an em dash is the usual one
+_STRAIGHTENED_DASH = re.compile('\u00e2\u20ac"')
+
+
 def clean_inline(text: str) -> str:
     """`text` without invisible characters, with mis-decoded characters repaired."""
     if _MOJIBAKE.search(text):
-        text = _C1.sub("", fix_encoding(text))
+        text = _STRAIGHTENED_DASH.sub("—", _C1.sub("", fix_encoding(text)))
     text = _INVISIBLE.sub("", text)
     return _JOINER.sub("", text) if "\u200c" in text or "\u200d" in text else text
 

@@ -174,6 +174,15 @@ def test_dateline_with_a_mis_decoded_dash_whose_quote_was_straightened() -> None
     assert dateline("OSLO, Norway (AP) \u00e2\u20ac\u201d Ferry crews went back to work.") == ("OSLO, Norway", "AP")
 
 
+def test_a_mis_decoded_dash_whose_quote_was_straightened_is_a_dash_in_the_body() -> None:
+    """The body shows the dash the page meant, not "â€\"": ftfy cannot undo the straightened quote, and the
+    residue would also make the lede a different paragraph from another site's clean copy."""
+    from worker.extract.text import clean_inline
+
+    assert clean_inline('OSLO, Norway (AP) \u00e2\u20ac" Ferry crews went back to work.') == (
+        "OSLO, Norway (AP) \u2014 Ferry crews went back to work.")
+
+
 def test_headline_with_a_colon_in_the_title_element() -> None:
     """With no <h1> or og:title, the title is the run of <title> segments the page shows, colon and all,
     not the site's name (shown again in its footer) nor the half after the colon."""

@@ -66,6 +66,9 @@ class Metadata:
     meta: dict[str, str] = field(default_factory=dict)
 
 
+_WORDS = re.compile(r"\w{4,}")  # words that say something: not "the", "and", "for"
+
+
 def _norm(text: str | None) -> str:
     return _WS.sub(" ", clean_inline(text or "")).strip()
 
@@ -129,6 +132,33 @@ def _dedupe(names: list[str]) -> tuple[str, ...]:
     for name in names:
         seen.setdefault(name.casefold(), name)
     return tuple(seen.values())
+
+
+def _headline_h1(tree: HtmlElement, title: str) -> tuple[str | None, bool]:
+    """The ``<h1>`` that is the headline, and whether the ``<title>`` is the better headline instead.
+
+    Pages put their logo, site or section name in an ``<h1>`` as well ("V8", "Allergies Health
+    Center"), often before the headline's. The headline is the ``<h1>`` the ``<title>`` repeats; when
+    none does and the first shares no word with a ``<title>`` of a headline's length that the page
+    does not repeat as its name, that ``<title>`` is the headline.
+    """
+    h1s = [text for text in (_norm(el.text_content()).rstrip("¶#").strip() for el in tree.iter("h1")) if text]
+    if not h1s:
+        return None, False
+    folded = title.casefold()
+    for text in h1s:
+        if len(text) >= 10 and text.casefold() in folded:
+            return text, False
+    first = h1s[0]
+    # a headline's length: a part of four words or more between the title's separators ("Google - Site
+    # Reliability Engineering" is labels)
+    longest = max(_TITLE_SEPARATORS.split(title), key=lambda part: len(part.split()))
+    if len(longest.split()) < 4 or set(_WORDS.findall(folded)) & set(_WORDS.findall(first.casefold())):
+        return first, False
+    body = tree.find("body")
+    # a site's name is shown again and again (masthead, footer); a headline at most once
+    shown = body is not None and _norm(body.text_content()).count(title) > 1
+    return first, not shown
 
 
 def clean_title(title: str, site_names: list[str], h1: str | None) -> str:
@@ -252,19 +282,20 @@ def extract_metadata(
     if meta.get("og:type", "").lower() == "article":
         md.is_article_typed = True
 
-    h1 = next((_norm(el.text_content()) for el in tree.iter("h1")), None)
+    title_el = next(tree.iter("title"), None)
+    title_text = _norm(title_el.text_content()) if title_el is not None else ""
+    h1, title_wins = _headline_h1(tree, title_text)
     site_names = [meta.get("og:site_name", ""), meta.get("application-name", ""), md.site_name or ""]
     md.site_name = md.site_name or meta.get("og:site_name")
     raw_title = headline if isinstance(headline, str) and headline.strip() else None
     if raw_title is None:
         raw_title = meta.get("og:title") or meta.get("twitter:title") or meta.get("dc.title")
-    if raw_title is None and h1:
+    if raw_title is None and h1 and not title_wins:
         raw_title = h1
     from_title_element = raw_title is None
     shown_headline = None
     if raw_title is None:
-        title_el = next(tree.iter("title"), None)
-        raw_title = title_el.text_content() if title_el is not None else None
+        raw_title = title_text or None
     if raw_title and not h1 and (
         _DOUBLE_HYPHEN.search(raw_title) or from_title_element and _TITLE_SEPARATORS.search(raw_title)
     ):

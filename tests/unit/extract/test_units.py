@@ -165,6 +165,32 @@ def test_title_segment_opening_in_lower_case_continues_the_headline() -> None:
     assert clean_title("Tram line approved for the city - udn", [], None) == "Tram line approved for the city"
 
 
+STORY_P = "<p>" + "The council met on Monday and voted to keep the library open on Sundays. " * 6 + "</p>"
+
+
+def _titled(title: str, h1s: list[str], extra: str = "") -> str | None:
+    heads = "".join(f"<h1>{h}</h1>" for h in h1s)
+    return extract(f"<html><head><title>{title}</title></head><body>{heads}{STORY_P}{extra}</body></html>".encode()).title
+
+
+def test_title_is_the_h1_the_title_element_repeats() -> None:
+    """A logo or site name in an earlier <h1> is not the headline: the <h1> the <title> repeats is."""
+    assert _titled("Library stays open on Sundays · Ledger", ["Ledger", "Library stays open on Sundays"]) == (
+        "Library stays open on Sundays")
+
+
+def test_title_element_beats_an_h1_that_shares_no_word_with_it() -> None:
+    """A section name in the only <h1> ("Allergies Health Center") loses to a <title> of a headline's length
+    that shares none of its words; a <title> of labels, or one the page repeats as its name, does not win."""
+    assert _titled("Babies Who Eat Peanuts Early May Avoid Allergy", ["Allergies Health Center"]) == (
+        "Babies Who Eat Peanuts Early May Avoid Allergy")
+    assert _titled("Google - Site Reliability Engineering", ["Monitoring Distributed Systems"]) == (
+        "Monitoring Distributed Systems")
+    footer = "<p>The Millbrook Evening Courier Online</p><p>The Millbrook Evening Courier Online</p>"
+    assert _titled("The Millbrook Evening Courier Online", ["Library stays open on Sundays"], footer) == (
+        "Library stays open on Sundays")
+
+
 def test_authors_are_people_only() -> None:
     """Bylines keep person names and drop agencies, desks and 'Staff'."""
     assert split_authors("By Jane Doe and John Smith, Associated Press") == ["Jane Doe", "John Smith"]

@@ -24,6 +24,9 @@ class Thresholds:
 
     same_containment: float = 0.6  # hard negatives share <= ~0.47 of the smaller text; copies >= 0.72
     same_jaccard: float = 0.5
+    # below this containment, copies must also open alike (`_openings_agree`): copies sit at 0.72 and up
+    sure_containment: float = 0.72
+    opening_blocks: int = 2
     short_shingles: int = 30  # below this many shingles (~34 words) a text is "short"
     short_jaccard: float = 0.8  # short texts merge only when near-identical
     update_words: int = 20  # new non-furniture words that make a version material
@@ -319,7 +322,7 @@ def decide(
     hash_story = by_id.get(hash_story_id) if hash_story_id else None
     if hash_story is not None:
         return _dup(hash_story, "exact", 1.0, "same normalised text", fp)
-    matches = [m for m in compare_all(fp, stories) if same_story(m, fp, th)]
+    matches = [m for m in compare_all(fp, stories) if same_story(m, fp, th) and _openings_agree(m, fp, th)]
     if matches:
         best = max(matches, key=lambda m: (similarity(m), m.story.version, m.story.story_id))
         best = with_novelty(best, fp, th)
@@ -344,6 +347,32 @@ def same_story(m: Match, fp: Fingerprint, th: Thresholds) -> bool:
     if min(m.story.n_shingles, fp.n_shingles) < th.short_shingles:
         return m.jaccard >= th.short_jaccard
     return m.jaccard >= th.same_jaccard or max(m.old_in_new, m.new_in_old) >= th.same_containment
+
+
+def _openings_agree(m: Match, fp: Fingerprint, th: Thresholds) -> bool:
+    """Copies of one story open alike; a story that only shares background paragraphs does not.
+
+    At `sure_containment` and above (copies, trimmed or grown, sit at 0.72
+    and up) the texts are one story whatever their openings. Below it (hard
+    negatives reach 0.6 when a short story's background is half of
+    another's), the openings must meet: the smallest shingle of one of the
+    stored version's first `opening_blocks` blocks starts in one of the
+    document's first `opening_blocks` + 1 (a site may put a note above the
+    lede), or one of the first `opening_blocks` lines is the same. The
+    smallest shingle survives most copy-edits of a lede; the line survives
+    a lede cut to a single sentence. A stored version without blocks gives
+    no evidence and is not held back.
+    """
+    if m.jaccard >= th.same_jaccard or max(m.old_in_new, m.new_in_old) >= th.sure_containment:
+        return True
+    n = th.opening_blocks
+    if m.story.block_mins.size == 0:
+        return True
+    opening = fp.positions[fp.pos_block <= n]
+    if np.isin(m.story.block_mins[:n], opening).any():
+        return True
+    lines = m.story.line_hashes[:n]
+    return bool(lines.size and np.isin(fp.line_hashes[:n], lines).any())
 
 
 def material(m: Match, th: Thresholds, *, same_url: bool = False, own_page: bool = False) -> bool:

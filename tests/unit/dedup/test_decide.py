@@ -172,6 +172,33 @@ def test_the_full_text_after_a_copy_trimmed_above_its_sign_off_is_not_an_update(
     assert known.event == "update", known.rule
 
 
+BACKGROUND = [
+    "The franchise was rebooted in 2009 with a new cast playing the crew of the starship Enterprise.",
+    "Its third film, released in 2016, earned less at the box office than either of the two before it.",
+    "Producers had said a fourth film would reunite the cast with the actor who played the captain's father.",
+    "Three scripts are still in contention, according to people familiar with the studio's plans.",
+]
+
+
+def test_a_story_sharing_background_but_not_its_opening_stays_apart() -> None:
+    """A short story whose background paragraphs make 60% of another story's text, under an opening of its
+    own, is another story; a copy whose opening was edited and a note put above it is still the same one."""
+    first = ["Noah Hawley, best known for creating the television series Fargo, will direct the next film, the studio said.",
+             "The most recent film came out three years ago and no release date has been set for the new one."]
+    other = ["The Pentagon rejected accusations that its forces blocked aid to a desert camp near the Jordanian border.",
+             "Independent analysts and sources inside the camp said the charges made by two ministries were false."]
+    stored = Story.of("s1", 1, "https://a.example/x", fingerprint("\n\n".join(first + BACKGROUND)))
+    negative = fingerprint("\n\n".join(other + BACKGROUND))
+    assert decide("https://b.example/y", negative, None, None, [stored], Thresholds()).event == "new"
+    edited = ["EDITOR'S NOTE: This story was updated to correct the studio's name.",
+              "LOS ANGELES (AP) — Noah Hawley, best known for creating the series Fargo, will direct the next film, "
+              "the studio said.", first[1].replace("three", "four")]
+    copy = fingerprint("\n\n".join(edited + BACKGROUND[:2]))
+    m = compare(copy, stored)
+    assert m.jaccard < 0.5 and 0.6 <= max(m.old_in_new, m.new_in_old) < 0.72  # where the openings decide
+    assert decide("https://c.example/z", copy, None, None, [stored], Thresholds()).event == "duplicate"
+
+
 def test_the_line_rule_needs_stored_line_hashes() -> None:
     """A stored version without line hashes (a format-1 record) gives no line evidence."""
     paras = TEXT.split("\n\n")

@@ -22,13 +22,17 @@ from .text import matchable
 from .wire_patterns import DASH, agency_in, agency_name, dateline
 
 _BY_PREFIX = re.compile(
-    r"^\s*(?:(?:story|words|text|written|posted|reported|report|reporting|compiled)\s+by|by|von|par|por|di|door|av|af|"
-    r"przez|от|autor(?:in|a)?|auteur|author|autore|texto|text|bron)\b\s*:?\s*",
+    r"^\s*(?:(?:story|words|text|written|posted|reported|report|reporting|compiled|analysis|commentary)\s+by|"
+    r"(?:propos\s+)?recueillis?\s+par|by|von|par|por|di|door|av|af|przez|от|autor(?:in|a|zy)?|auteur|author|autore|"
+    r"texto|text|bron|piše|pise|napisał[a]?|yazan|текст|автор[ыа]?|редактор|skrevet\s+af|geschrieben\s+von)"
+    r"(?!\w)\s*:?\s*",
     re.I,
 )
 # What follows the names on a byline line and is not a name: a date, a time, a label.
 _TRAILER = re.compile(
-    rf"\s*(?:[|,•·]|\s{DASH})?\s*(?:\b(?:updated|published|posted|last updated|modified|created|date|on)\b\s*:?|"
+    rf"\s*(?:[|,•·]|\s{DASH})?\s*(?:\b(?:updated|published|posted|last updated|modified|created|date|on|"
+    r"publicad[oa]|actualizad[oa]|atualizad[oa]|publié|mis à jour|veröffentlicht|aktualisiert|pubblicato|"
+    r"aggiornato|gepubliceerd|bijgewerkt|opublikowano|zaktualizowano|publicerad|uppdaterad|julkaistu)\b\s*:?|"
     r"\b(?:jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+\d|\b(?:january|february|march|april|may|june|july|"
     r"august|september|october|november|december)\s+\d|\d{1,2}[/.]\d{1,2}[/.]\d{2,4}|\d{4}-\d\d-\d\d|\d{1,2}:\d\d|"
     r"\d+\s+(?:min(?:ute)?s?|hours?|days?)\s+ago|\bhttps?://|\bwww\.|\(?@\w|"
@@ -39,6 +43,11 @@ _TRAILER = re.compile(
 _SPLIT = re.compile(
     rf"\s*(?:,|;|\||&|\+|/|•|·|\s{DASH}{{1,2}}\s|\b(?i:and|und|with|avec|mit|con|och)\b|\b(?:et|y|e|en|og|i)\b)\s*"
 )
+# "José Volta e Pinto", "José Ortega y Gasset": a lone surname after "e"/"y"/"i" ends the name (a co-author has a
+# first name too); joined with "_" so the split on conjunctions leaves it whole.
+_JOINED_SURNAME = re.compile(r"(?<=[^\W\d_]{2}) (e|y|i) ([A-ZÀ-Þ][^\W\d_]+)(?=\s*(?:$|[,;|]))")
+# Dashes spaced out of a name: "Por Diêgo Holanda, G1 RO — Porto Velho".
+_DASHED = re.compile(rf"\s{DASH}{{1,2}}\s")
 # "Finian Cunningham. Sputnik International": a full stop after a word (not an initial) ends the name.
 _SENTENCE_END = re.compile(r"(?<=\w{3})\.\s+(?=[A-Z])")
 _NOT_PERSON = re.compile(
@@ -52,6 +61,8 @@ _NOT_PERSON = re.compile(
     r"university|institute|foundation|council|department|ministry|office|association|society|committee|"
     r"company|corporation|organi[sz]ation|project|projects|wikimedia|international|the|police|polizei|policía|"
     r"polizia|gendarmerie|government|regierung|ministerium|county|city|stadt|gemeinde|developed|designed|powered|"
+    r"sport|zeitung|diario|jornal|giornale|noticias|notícias|nachrichten|today|agência|agencia|agenzia|agentur|"
+    r"prefeitura|assessoria|coordenadoria|ब्यूरो|डेस्क|autoren|redakteure?|équipe|equipe|redação|redacao|redaccion|for|für|pour|"
     r"редакция|новости|служба|агентство|وكالة|أخبار|اخبار|الأخبار|جريدة|صحيفة|موقع|تحرير|فريق|خبرگزاری|خبر|"
     r"سایت|تحریریه|מערכת|חדשות)(?!\w)",
     re.I,
@@ -60,11 +71,18 @@ _NOT_PERSON = re.compile(
 _CJK_ORGANISATION = re.compile(r"(?:[報报社網网台局部院會会司所]|新[闻聞]|[记記]者|[编編][辑輯])$")
 _PARTICLES = {
     "van", "von", "de", "da", "del", "della", "dei", "di", "du", "des", "la", "le", "bin", "bint", "al", "el", "ibn",
-    "ter", "ten", "der", "den", "dos", "das", "do", "y", "zu", "af", "st.",
+    "ter", "ten", "der", "den", "dos", "das", "do", "y", "e", "i", "zu", "af", "st.",
 }
 # Han, kana and Hangul names are written without spaces ("肖春芳", "김민준").
 _CJK_NAME = re.compile(r"^[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]{2,4}$")
-_NAME_WORD = re.compile(r"^[^\W\d_][\w'’.\-]*$")
+# Combining marks are no \w to `re`: Indic vowel signs ("चक्रवर्ती"), Hebrew and Arabic points, Thai.
+_MARKS = "\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0900-\u0dff\u0e00-\u0eff\u1000-\u109f"
+_NAME_WORD = re.compile(rf"^[^\W\d_][\w'’.\-{_MARKS}]*$")
+# "Charles Walton for SurgeZirc UK": the name and the outlet it wrote for.
+_FOR_OUTLET = re.compile(r"^(.+?)\s+(?:for|für|pour|para)\s+\S.*$", re.I)
+# Korean bylines: "스포츠조선=선수민 기자" (outlet=name reporter).
+_KOREAN_OUTLET = re.compile(r"^[^=]{1,20}=\s*")
+_KOREAN_TITLE = re.compile(r"\s*(?:객원|수습|선임)?(?:기자|특파원)$")
 
 
 def parse_byline(raw: str | None) -> tuple[list[str], str | None]:
@@ -80,10 +98,17 @@ def _read_byline(raw: str | None) -> tuple[list[str], str | None, int]:
     text = " ".join(matchable(raw).split())[:300]
     text = _BY_PREFIX.sub("", text)
     text = _TRAILER.sub("", text)
+    # "Por Diêgo Holanda, G1 RO — Porto Velho": after a dash come the place, the outlet or the date.
+    head = _DASHED.split(text, 1)[0]
+    if head != text:
+        before_dash = _read_byline(head)
+        if before_dash[0]:
+            return before_dash
     names: list[str] = []
     agency = None
     unread = 0
-    for part in _SPLIT.split(_SENTENCE_END.sub(",", text)):
+    for part in _SPLIT.split(_JOINED_SURNAME.sub(r"_\1_\2", _SENTENCE_END.sub(",", text))):
+        part = part.replace("_", " ")
         part = _BY_PREFIX.sub("", part).strip(" .,:;()[]{}\"'“”‘’|*" + "\u2010\u2011\u2012\u2013\u2014\u2015\u2212-")
         if not part:
             continue
@@ -101,8 +126,13 @@ def _read_byline(raw: str | None) -> tuple[list[str], str | None, int]:
 
 
 def _name_and_organisation(part: str) -> tuple[str | None, str | None]:
-    """A name, or a name followed by its agency or an all-caps outlet ("Jane Doe Associated Press",
-    "Kevin McCoy USA TODAY"): ``(name, agency)``."""
+    """A name, or a name followed by its agency or an outlet written in the other case ("Jane Doe
+    Associated Press", "Kevin McCoy USA TODAY", "KENNETH VOGEL The New York Times"), the outlet it
+    wrote for ("Jane Doe for The Times") or the time it was posted ("P. Mucović prije 26 minuta"):
+    ``(name, agency)``."""
+    if "=" in part or part.endswith(("기자", "특파원")):
+        korean = _KOREAN_TITLE.sub("", _KOREAN_OUTLET.sub("", part))
+        return (korean, None) if is_person_name(korean) else (None, None)
     if is_person_name(part):
         return part, None
     words = part.split()
@@ -112,7 +142,28 @@ def _name_and_organisation(part: str) -> tuple[str | None, str | None]:
         shouting = all(w.isupper() and len(w) > 1 for w in rest) and any(c.islower() for c in words[cut - 1])
         if (agency or shouting) and is_person_name(head):
             return head, agency
-    return None, None
+    for cut in range(len(words) - 1, 1, -1):
+        head, rest = " ".join(words[:cut]), words[cut:]
+        if all(w.isupper() for w in words[:cut]) and any(c.islower() for c in rest[0]) and (
+            is_person_name(head) and not is_person_name(" ".join(rest))
+        ):
+            return head, None
+    outlet = _FOR_OUTLET.match(part)
+    if outlet and is_person_name(outlet.group(1)):
+        return outlet.group(1), None
+    return _before_time(words), None
+
+
+def _before_time(words: list[str]) -> str | None:
+    """The name before a number and the lower-case words around it ("prije 26 minuta", "vor 3 Stunden")."""
+    first = next((i for i, w in enumerate(words) if any(c.isdigit() for c in w)), None)
+    if first is None:
+        return None
+    head = words[:first]
+    while head and head[-1][:1].islower():
+        head.pop()
+    name = " ".join(head)
+    return name if is_person_name(name) else None
 
 
 def split_authors(raw: str | None) -> list[str]:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from html import unescape
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -46,6 +47,8 @@ _TITLE_SEPARATORS = re.compile(r"\s+(?:[|\-–—:·•»«/~]|::|\\\\)\s+")
 # Old sites separate site and headline with "--", which headlines use too ("Dress -- STOLEN!!!").
 _DOUBLE_HYPHEN = re.compile(r"\s+--\s+|(?<=\w):\s+")
 _ANY_SEPARATOR = re.compile(r"(\s+--\s+|(?<=\w):\s+|\s+(?:[|\-–—·•»«/~]|::)\s+)")
+# Site names open with these; people's names do not ("Le Monde", "El País", "Die Zeit").
+_ARTICLES = {"the", "le", "la", "les", "el", "los", "las", "il", "lo", "die", "der", "das", "de", "het", "o", "a", "os"}
 _LANG = re.compile(r"^([a-zA-Z]{2,3})(?:[-_][a-zA-Z0-9]{2,8})*$")
 _WS = re.compile(r"\s+")
 # XHTML pages wrap script contents in CDATA sections or HTML comments.
@@ -114,17 +117,39 @@ def _types(obj: dict[str, Any]) -> set[str]:
     return {str(v).lower() for v in values if v}
 
 
-def _names(value: Any) -> Iterator[tuple[str, bool]]:
-    """``(name, is_person)`` for a JSON-LD author-like value."""
+def _names(value: Any, by_id: dict[str, dict[str, Any]] | None = None) -> Iterator[tuple[str, bool]]:
+    """``(name, is_person)`` for a JSON-LD author-like value. `by_id` resolves references: Yoast (on
+    most WordPress sites) writes the author as ``{"@id": ...}`` and the Person elsewhere in the graph."""
     for item in value if isinstance(value, list) else [value]:
         if isinstance(item, str):
-            yield item, True
+            yield unescape(item), True
         elif isinstance(item, dict):
+            ref = item.get("@id")
+            if "name" not in item and by_id and isinstance(ref, str):
+                item = by_id.get(ref, item)
             name = item.get("name")
             if isinstance(name, list):
                 name = " ".join(str(n) for n in name)
             if isinstance(name, str):
-                yield name, "organization" not in _types(item) and "newsmediaorganization" not in _types(item)
+                # some CMSs escape names twice: "H&#233;ctor" in JSON
+                yield unescape(name), "organization" not in _types(item) and "newsmediaorganization" not in _types(item)
+
+
+def _name_key(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.casefold()))
+
+
+def _own_site(key: str, host: str) -> bool:
+    """A site named like a person, at that name's domain: "Haki Benita" at hakibenita.com ("Le Monde" at
+    lemonde.fr opens with an article, as no person's name does)."""
+    words = key.split()
+    return len(words) >= 2 and words[0] not in _ARTICLES and key.replace(" ", "") in host
+
+
+def _not_site(names: list[str], sites: set[str]) -> list[str]:
+    """`names` without the site's name, alone or ahead of a section ("Site Name Andalucía")."""
+    keys = [(_name_key(n), n) for n in names]
+    return [n for key, n in keys if not any(key == s or key.startswith(s + " ") for s in sites)]
 
 
 def _dedupe(names: list[str]) -> tuple[str, ...]:
@@ -250,7 +275,9 @@ def extract_metadata(
     md = Metadata(meta=meta)
     headline = ld_published = ld_modified = ld_lang = ld_url = None
     ld_authors: list[str] = []
-    for obj in json_ld_objects(tree):
+    objects = list(json_ld_objects(tree))
+    by_id = {obj["@id"]: obj for obj in objects if isinstance(obj.get("@id"), str) and "name" in obj}
+    for obj in objects:
         types = _types(obj)
         if not types & _ARTICLE_TYPES:
             continue
@@ -266,7 +293,7 @@ def extract_metadata(
         ld_lang = ld_lang or (lang if isinstance(lang, str) else None)
         ld_url = ld_url or (obj.get("url") if isinstance(obj.get("url"), str) else None)
         for key in ("author", "creator"):
-            for name, is_person in _names(obj.get(key)):
+            for name, is_person in _names(obj.get(key), by_id):
                 agency = agency_name(name, strict=False)
                 if agency:
                     md.agency = md.agency or agency
@@ -304,18 +331,32 @@ def extract_metadata(
         shown_headline = raw_title if as_shown else None
     md.title = clean_title(raw_title, site_names, h1 or shown_headline) or None if raw_title else None
 
-    authors = ld_authors
+    canonical = None
+    for link in tree.iter("link"):
+        if "canonical" in (link.get("rel") or "").lower().split():
+            canonical = _absolute(link.get("href"), url)
+            if canonical:
+                break
+    md.canonical_url = canonical or _absolute(meta.get("og:url"), url) or _absolute(ld_url, url)
+    # A byline naming the site ("Listin Diario", "Preußische Allgemeine Zeitung") names no writer, unless
+    # the site is the writer's own (janedoe.com, named "Jane Doe").
+    host = re.sub(r"\W", "", urlsplit(url or md.canonical_url or "").netloc.casefold())
+    sites = {key for key in map(_name_key, site_names) if key and not _own_site(key, host)}
+    authors = _not_site(ld_authors, sites)
     for key in _AUTHOR_META:
         value = meta.get(key)
         if value and not authors and not value.startswith("http"):
             md.agency = md.agency or agency_name(value, strict=False)
-            authors, agency = parse_byline(value)
+            found, agency = parse_byline(value)
+            authors = _not_site(found, sites)
             md.agency = md.agency or agency
     if not authors:
-        authors, agency = markup_byline(tree)
+        found, agency = markup_byline(tree)
+        authors = _not_site(found, sites)
         md.agency = md.agency or agency
     if not authors:
-        authors, agency = text_byline(tree, html)
+        found, agency = text_byline(tree, html)
+        authors = _not_site(found, sites)
         md.agency = md.agency or agency
     md.authors = _dedupe(authors)
 
@@ -332,13 +373,6 @@ def extract_metadata(
         or _language(meta.get("content-language")) or _language(meta.get("language")) or _language(meta.get("dc.language"))
     )
 
-    canonical = None
-    for link in tree.iter("link"):
-        if "canonical" in (link.get("rel") or "").lower().split():
-            canonical = _absolute(link.get("href"), url)
-            if canonical:
-                break
-    md.canonical_url = canonical or _absolute(meta.get("og:url"), url) or _absolute(ld_url, url)
     return md
 
 

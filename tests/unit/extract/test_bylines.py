@@ -189,3 +189,77 @@ def test_byline_lines_and_datelines_are_told_apart() -> None:
     assert is_byline_line("Marisol Etxeberria, Reuters")
     assert is_byline_line("BY FARID BELLWEATHER AND NIKHIL WHITCOMBE, THE ASSOCIATED PRESS")
     assert is_byline_line("Associated Press Writer")
+
+
+@pytest.mark.parametrize(
+    ("byline", "names"),
+    [
+        ("Piše: P. Marković prije 26 minuta", ["P. Marković"]),
+        ("Recueilli par Claire DUVAL.", ["Claire DUVAL"]),
+        ("Propos recueillis par Claire Duval", ["Claire Duval"]),
+        ("Текст: Анна Петрова", ["Анна Петрова"]),
+        ("Редактор: Иван Соколов", ["Иван Соколов"]),
+        ("von Autor: Jonas Berger 09.08.13, 06:00", ["Jonas Berger"]),
+        ("Analysis by Dana Whitfield, Editor-at-large", ["Dana Whitfield"]),
+        ("한빛일보=김민준 기자", ["김민준"]),
+        ("이서연 특파원", ["이서연"]),
+        ("By Dana Whitfield for The Example Gazette", ["Dana Whitfield"]),
+        ("Dana Whitfield For Examplenews", ["Dana Whitfield"]),
+        ("By Jane Doe, Lisa Roe and KENNETH P. VOGEL The Example Times", ["Jane Doe", "Lisa Roe", "Kenneth P. Vogel"]),
+        ("Jonas Berger vor 3 Stunden", ["Jonas Berger"]),
+        ("अमित कुमार चक्रवर्ती", ["अमित कुमार चक्रवर्ती"]),
+        ("Por Marta Lima, G1 XX — Porto Alegre", ["Marta Lima"]),
+        ("Jane Doe — John Roe", ["Jane Doe"]),
+        ("José Volta e Pinto", ["José Volta e Pinto"]),
+        ("Maria Silva e Ana Costa", ["Maria Silva", "Ana Costa"]),
+        ("Joan Puig i Ferreter", ["Joan Puig i Ferreter"]),
+        ("Dana Whitfield Publicado: 12/03/2020 · 10:07", ["Dana Whitfield"]),
+        ("Auswärtige Autoren (AA)", []),
+        ("Agência Exemplo", []),
+        ("Jornal O Exemplo", []),
+        ("Frankfurter Beispiel Zeitung", []),
+        ("Example Sport", []),
+        ("Coordenadoria de Comunicação", []),
+        ("EXAMPLE TODAY", []),
+    ],
+)
+def test_bylines_in_other_languages_and_forms(byline: str, names: list[str]) -> None:
+    """Bylines in other languages and forms give the writers' names and nothing that is not one."""
+    assert parse_byline(byline)[0] == names
+
+
+def _page(head: str, body: str = "", url: str = "https://news.example.com/2026/12/story") -> tuple[str, ...]:
+    html = f"<html><head><title>T</title>{head}</head><body><article>{body}{STORY}</article></body></html>"
+    return extract(html.encode(), url).authors
+
+
+def test_json_ld_author_given_by_reference() -> None:
+    """A JSON-LD author given as an @id reference is the Person of that @id elsewhere in the graph."""
+    ld = ('{"@context":"https://schema.org","@graph":[{"@type":"NewsArticle","headline":"T",'
+          '"author":{"@id":"https://news.example.com/#/schema/person/1"}},'
+          '{"@type":"Person","@id":"https://news.example.com/#/schema/person/1","name":"Dana Whitfield"}]}')
+    assert _page(f'<script type="application/ld+json">{ld}</script>') == ("Dana Whitfield",)
+
+
+def test_json_ld_author_with_escaped_characters() -> None:
+    """HTML character references inside a JSON-LD name are read as the characters."""
+    ld = '{"@type":"NewsArticle","headline":"T","author":{"@type":"Person","name":"H&#233;ctor J. Ruiz"}}'
+    head = f'<meta name="author" content="Example Diario"><script type="application/ld+json">{ld}</script>'
+    assert _page(head) == ("Héctor J. Ruiz",)
+
+
+def test_byline_naming_the_site_is_no_writer() -> None:
+    """An author named like the site is the site: the next source of names is read instead."""
+    head = ('<meta property="og:site_name" content="Example Chronicle"><meta name="author" content="Example Chronicle">'
+            '<meta property="og:article:author" content="Dana Whitfield">')
+    assert _page(head) == ("Dana Whitfield",)
+    head = '<meta property="og:site_name" content="Example Chronicle"><meta name="author" content="Example Chronicle">'
+    assert _page(head) == ()
+
+
+def test_writer_named_like_their_own_site() -> None:
+    """A blog at the writer's own name keeps the writer, though the site has the same name."""
+    head = '<meta property="og:site_name" content="Dana Whitfield"><meta name="author" content="Dana Whitfield">'
+    assert _page(head, url="https://danawhitfield.example/post") == ("Dana Whitfield",)
+    head = '<meta property="og:site_name" content="Le Exemple"><meta name="author" content="Le Exemple">'
+    assert _page(head, url="https://leexemple.example/post") == ()

@@ -237,12 +237,31 @@ def _shown_part(title: str, tree: HtmlElement) -> tuple[str, bool]:
     runs = [r for r in runs if len(r.split()) >= 3 and r in shown]
     if not runs:
         return title, False
-    # A page shows its headline once; its name again and again (masthead, footer, copyright line).
-    best = max([r for r in runs if shown.count(r) == 1] or runs, key=len)
-    as_block = body is not None and any(
-        _norm(el.text_content()) == best for el in body.iter() if isinstance(el.tag, str)
-    )
-    return best, as_block
+    # A page shows its headline once, its name again and again (masthead, footer, copyright line). When
+    # nothing is shown once (a headline cut from the lede's opening words is shown twice), the headline
+    # is the run that is a block of its own (its <b>, <font> or heading), not part of longer lines.
+    once = [r for r in runs if shown.count(r) == 1]
+    if once:
+        best = max(once, key=len)
+        return best, best in _blocks_among(body, [best])
+    blocks = _blocks_among(body, runs)
+    best = max([r for r in runs if r in blocks] or runs, key=len)
+    return best, best in blocks
+
+
+def _blocks_among(body: HtmlElement | None, runs: list[str]) -> set[str]:
+    """Those of `runs` that are the whole text of an element of `body`."""
+    if body is None:
+        return set()
+    wanted = set(runs)
+    longest = max(len(r) for r in runs)
+    found: set[str] = set()
+    for el in body.iter():
+        if isinstance(el.tag, str):
+            text = _norm(el.text_content())
+            if len(text) <= longest and text in wanted:
+                found.add(text)
+    return found
 
 
 def _looks_like_domain(text: str) -> bool:

@@ -191,6 +191,20 @@ def test_title_element_beats_an_h1_that_shares_no_word_with_it() -> None:
         "Library stays open on Sundays")
 
 
+def test_title_cut_from_the_lede_is_the_headline_block_not_the_site_name() -> None:
+    """"Courier - Time is not on": the headline, cut from the lede's opening words, is shown twice, and so is
+    the site's name (copyright and address lines); the headline is the one that is a block of its own."""
+    html = ("<html><head><title>The Millbrook Courier - Time is not on</title></head><body>"
+            "<font size=5><b>Time is not on</b></font><br><br>"
+            "<font>Time is not on the side of the committee, its chairman said on Friday, as the inquiry entered "
+            "its third month with no end in sight and witnesses refusing to appear.</font><br><br>"
+            f"<font>{'The hearing room was half empty when the session opened at nine. ' * 4}</font><br>"
+            "<font size=1>Copyright 2026 The Millbrook Courier. All rights reserved.</font><br>"
+            "<font size=1>The Millbrook Courier &middot; 114 Main Street &middot; Millbrook, Ohio</font>"
+            "</body></html>").encode()
+    assert extract(html).title == "Time is not on"
+
+
 def test_authors_are_people_only() -> None:
     """Bylines keep person names and drop agencies, desks and 'Staff'."""
     assert split_authors("By Jane Doe and John Smith, Associated Press") == ["Jane Doe", "John Smith"]

@@ -163,6 +163,12 @@ def _collapse(line: str) -> str:
     return _WS.sub(" ", line[:MAX_PARAGRAPH_CHARS])
 
 
+def unmark(text: str) -> str:
+    """`text` without the link markers `_mark_links` put in the tree (trafilatura and our readers of the
+    tree after it see them)."""
+    return _MARKERS.sub("", text)
+
+
 def _link_density(text: str) -> float:
     """Share of the visible characters of `text` that sit inside link markers."""
     plain = _MARKERS.sub("", text).strip()

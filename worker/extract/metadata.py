@@ -49,6 +49,7 @@ _DOUBLE_HYPHEN = re.compile(r"\s+--\s+|(?<=\w):\s+")
 _ANY_SEPARATOR = re.compile(r"(\s+--\s+|(?<=\w):\s+|\s+(?:[|\-–—·•»«/~]|::)\s+)")
 # Site names open with these; people's names do not ("Le Monde", "El País", "Die Zeit").
 _ARTICLES = {"the", "le", "la", "les", "el", "los", "las", "il", "lo", "die", "der", "das", "de", "het", "o", "a", "os"}
+_WORDS = re.compile(r"\w{4,}")  # words that say something: not "the", "and", "for"
 _LANG = re.compile(r"^([a-zA-Z]{2,3})(?:[-_][a-zA-Z0-9]{2,8})*$")
 _WS = re.compile(r"\s+")
 # XHTML pages wrap script contents in CDATA sections or HTML comments.
@@ -67,9 +68,6 @@ class Metadata:
     agency: str | None = None  # from structured data (author/sourceOrganization)
     is_article_typed: bool = False  # JSON-LD article type or og:type=article
     meta: dict[str, str] = field(default_factory=dict)
-
-
-_WORDS = re.compile(r"\w{4,}")  # words that say something: not "the", "and", "for"
 
 
 def _norm(text: str | None) -> str:
@@ -159,31 +157,27 @@ def _dedupe(names: list[str]) -> tuple[str, ...]:
     return tuple(seen.values())
 
 
-def _headline_h1(tree: HtmlElement, title: str) -> tuple[str | None, bool]:
-    """The ``<h1>`` that is the headline, and whether the ``<title>`` is the better headline instead.
-
-    Pages put their logo, site or section name in an ``<h1>`` as well ("V8", "Allergies Health
-    Center"), often before the headline's. The headline is the ``<h1>`` the ``<title>`` repeats; when
-    none does and the first shares no word with a ``<title>`` of a headline's length that the page
-    does not repeat as its name, that ``<title>`` is the headline.
-    """
+def _headline_h1(tree: HtmlElement, title: str) -> str | None:
+    """The ``<h1>`` that is the headline: the one the ``<title>`` repeats, else the first. Pages put their
+    logo, site or section name in an ``<h1>`` too ("V8"), often before the headline's."""
     h1s = [text for text in (_norm(el.text_content()).rstrip("¶#").strip() for el in tree.iter("h1")) if text]
-    if not h1s:
-        return None, False
     folded = title.casefold()
-    for text in h1s:
-        if len(text) >= 10 and text.casefold() in folded:
-            return text, False
-    first = h1s[0]
-    # a headline's length: a part of four words or more between the title's separators ("Google - Site
-    # Reliability Engineering" is labels)
+    return next((text for text in h1s if len(text) >= 10 and text.casefold() in folded), h1s[0] if h1s else None)
+
+
+def _title_beats_h1(tree: HtmlElement, title: str, h1: str) -> bool:
+    """Whether the ``<title>`` is the headline rather than an ``<h1>`` it does not repeat ("Allergies Health
+    Center"): the two share no word, the ``<title>`` has a part of a headline's length (four words or
+    more: "Google - Site Reliability Engineering" is labels), and the page does not show it again and
+    again as its name (masthead, footer) where a headline is shown at most once."""
+    folded = title.casefold()
+    if len(h1) >= 10 and h1.casefold() in folded:
+        return False  # the <h1> the title repeats
     longest = max(_TITLE_SEPARATORS.split(title), key=lambda part: len(part.split()))
-    if len(longest.split()) < 4 or set(_WORDS.findall(folded)) & set(_WORDS.findall(first.casefold())):
-        return first, False
+    if len(longest.split()) < 4 or set(_WORDS.findall(folded)) & set(_WORDS.findall(h1.casefold())):
+        return False
     body = tree.find("body")
-    # a site's name is shown again and again (masthead, footer); a headline at most once
-    shown = body is not None and _norm(body.text_content()).count(title) > 1
-    return first, not shown
+    return not (body is not None and _norm(body.text_content()).count(title) > 1)
 
 
 def clean_title(title: str, site_names: list[str], h1: str | None) -> str:
@@ -330,13 +324,13 @@ def extract_metadata(
 
     title_el = next(tree.iter("title"), None)
     title_text = _norm(title_el.text_content()) if title_el is not None else ""
-    h1, title_wins = _headline_h1(tree, title_text)
+    h1 = _headline_h1(tree, title_text)
     site_names = [meta.get("og:site_name", ""), meta.get("application-name", ""), md.site_name or ""]
     md.site_name = md.site_name or meta.get("og:site_name")
     raw_title = headline if isinstance(headline, str) and headline.strip() else None
     if raw_title is None:
         raw_title = meta.get("og:title") or meta.get("twitter:title") or meta.get("dc.title")
-    if raw_title is None and h1 and not title_wins:
+    if raw_title is None and h1 and not _title_beats_h1(tree, title_text, h1):
         raw_title = h1
     from_title_element = raw_title is None
     shown_headline = None

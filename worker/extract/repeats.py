@@ -21,12 +21,13 @@ from collections import Counter
 
 from lxml.html import HtmlElement
 
+from .body import unmark
+
 # long enough to be a paragraph of prose: short lines ("Advertisement", "Share") repeat as furniture
 MIN_CHARS = 80
 _PREFIX = 24  # characters of a paragraph's opening looked for in the source
 _BLOCKS = ("p", "div", "blockquote", "li", "td", "section")
 _WS = re.compile(r"\s+")
-_MARKERS = re.compile("[\ue000\ue001]")
 # the opening of a text right after a tag: copies in JSON-LD or a meta description (after a quote) are not
 _AFTER_A_TAG = re.compile(rf">\s*([^<\s][^<]{{{_PREFIX - 1}}})")
 
@@ -70,7 +71,7 @@ def _extra_copies(tree: HtmlElement, suspects: set[str], counts: Counter[str]) -
             head = (el[0].text or "").lstrip()
         if head[:8] not in openings or any(isinstance(c.tag, str) and c.tag in _BLOCKS for c in el):
             continue
-        text = _WS.sub(" ", _MARKERS.sub("", el.text_content())).strip()
+        text = _WS.sub(" ", unmark(el.text_content())).strip()
         if text in siblings:
             siblings[text][el.getparent()] += 1
     extra = {p: max(found.values()) - counts[p] for p, found in siblings.items() if found}

@@ -5,9 +5,9 @@ what it freed in its arenas unless the top of the heap is free, so one
 hostile page could leave a thread-pool worker 200 MB fatter for the rest of
 its life (the prefork pool recycles its children, the thread pool cannot).
 `malloc_trim(0)` returns the free pages; it walks the arenas, so it runs
-only after a big page. Under jemalloc (what `wire run`
-and the image preload) glibc's arenas are empty and the call costs nothing:
-jemalloc returns its own free pages on a timer.
+only after a big page. Under jemalloc (what `wire run` and the image
+preload) glibc's arenas are empty and the call costs nothing: jemalloc
+returns its own free pages on a timer.
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ def _trim() -> Callable[[int], int] | None:
 
 def after_page(size: int) -> bool:
     """Return free heap pages to the system after a page of at least BIG_PAGE bytes; whether it did."""
+    if size < BIG_PAGE:
+        return False
     trim = _trim()
-    if trim is None or size < BIG_PAGE:
+    if trim is None:
         return False
     trim(0)
     return True

@@ -7,11 +7,12 @@ Run with `-s` to see the measured times.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,12 @@ from celery import Celery
 
 from tests.support.cluster import Cluster
 from tests.support.env import wire_env
-from tests.support.loopback import HTML, SiteServer
-from worker.errors import TransientFetchError
+from tests.support.helpers import test_settings
+from tests.support.loopback import HTML, Raw, SiteServer, header_drip
+from worker.errors import HostPaused, TransientFetchError
+from worker.fetch.fetcher import Fetcher
 from worker.fetch.http import Limits, get
+from worker.keys import Keys
 from worker.ops.redis_server import RedisProcess
 from worker.queue.app import celery_config
 from worker.settings import Settings
@@ -133,6 +137,74 @@ def test_every_drip_ends_at_the_shipped_deadline() -> None:
         assert isinstance(error, TransientFetchError) and error.reason == "timeout", (mode, error)
         assert SHIPPED - 0.5 <= took <= SHIPPED + MARGIN, (mode, took)
     assert [p for _, p in servers["redirects"].requests] == ["/hop/0", "/hop/1", "/hop/2"]  # the third hop was cut
+
+
+def _redirect_after(hold: float, location: str, stop: threading.Event) -> Callable[[int, dict[str, str]], Raw]:
+    """A route that drips a 302's header bytes for `hold` seconds, then sends `location`."""
+    def route(count: int, req: dict[str, str]) -> Raw:
+        def chunks() -> Iterator[bytes]:
+            yield b"HTTP/1.1 302 Found\r\nX-Drip: "
+            end = time.monotonic() + hold
+            while not stop.is_set() and time.monotonic() < end:
+                yield b"a"
+                time.sleep(0.5)
+            yield f"\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+        return Raw(chunks(), status=302)
+    return route
+
+
+def test_a_hops_robots_txt_ends_by_the_pages_deadline(r: redis.Redis, redis_url: str, prefix: str) -> None:
+    """A page that drips 12 s, then redirects to a host whose robots.txt drips: the fetch ends at the page's
+    deadline (robots.txt of a hop is part of the exchange), and that robots.txt is not recorded as
+    unavailable (the page ran out of time, not the host)."""
+    stop = threading.Event()
+    server = SiteServer()
+    first, second = server.add("first", "127.0.0.71"), server.add("second", "127.0.0.72")
+    first.routes["/robots.txt"] = (404, HTML, "")
+    first.routes["/page"] = _redirect_after(12.0, second.base + "/story", stop)
+    second.routes["/robots.txt"] = header_drip(stop, lasting=DRIP_FOR)
+    fetcher = Fetcher(r, Keys.for_prefix(prefix), test_settings(redis_url, prefix))
+    assert fetcher.limits.deadline == SHIPPED
+    try:
+        with pytest.raises(TransientFetchError) as info:
+            fetcher.fetch(first.base + "/page")
+        took = time.time() - server.requests("first", "/page")[0].time  # the exchange: from the page's request
+        print(f"\nredirect after 12 s to a dripping robots.txt: cut off after {took:.2f}s (deadline {SHIPPED:g}s)")
+        assert info.value.reason == "timeout"
+        assert took <= SHIPPED + MARGIN
+        assert server.requests("second", "/robots.txt") and not server.requests("second", "/story")
+        assert r.get(Keys.for_prefix(prefix).robots(second.base)) is None
+    finally:
+        stop.set()
+        server.stop()
+
+
+def test_a_hops_pacing_wait_past_the_deadline_parks(r: redis.Redis, redis_url: str, prefix: str) -> None:
+    """A page that drips 17 s, then redirects on its own host, paced at one request per 25 s: the hop's
+    turn (8 s on) is past the deadline (3 s on), so the URL is parked for the slot at once instead of the
+    fetch sleeping past its deadline."""
+    stop = threading.Event()
+    server = SiteServer()
+    site = server.add("site", "127.0.0.73")
+    site.routes["/page"] = _redirect_after(17.0, site.base + "/next", stop)
+    site.routes["/next"] = (200, HTML, "<html><body><p>story</p></body></html>")
+    keys = Keys.for_prefix(prefix)
+    r.set(keys.robots(site.base), json.dumps({"state": "allow_all", "status": 404}), ex=600)  # read already
+    fetcher = Fetcher(r, keys, test_settings(redis_url, prefix))
+    started = time.monotonic()
+    try:
+        with pytest.raises(HostPaused) as info:
+            fetcher.fetch(site.base + "/page", rate=1 / 25)
+        took = time.monotonic() - started
+        print(f"\nsame-host hop paced 25 s after a 17 s drip: parked after {took:.2f}s for "
+              f"{info.value.retry_after:.1f}s (deadline {SHIPPED:g}s)")
+        assert info.value.reason == "host_busy"
+        assert took <= SHIPPED
+        assert info.value.retry_after is not None and 5 <= info.value.retry_after <= 10
+        assert not server.requests("site", "/next")
+    finally:
+        stop.set()
+        server.stop()
 
 
 # ----------------------------------------------------------------------------- a real fetch worker

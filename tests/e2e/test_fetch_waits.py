@@ -16,10 +16,11 @@ from celery import Celery
 from tests.support.cluster import Cluster
 from tests.support.env import wire_env
 from tests.support.helpers import test_settings
-from tests.support.loopback import HTML, SiteServer
-from worker.errors import HostPaused, TransientFetchError
+from tests.support.loopback import HTML, Raw, SiteServer
+from worker.errors import HostPaused, PermanentFetchError, TransientFetchError
 from worker.fetch import politeness
 from worker.fetch.fetcher import Fetcher
+from worker.fetch.http import Limits, get
 from worker.fetch.politeness import parse_retry_after
 from worker.keys import Keys, as_text
 from worker.ops.redis_server import RedisProcess
@@ -29,11 +30,13 @@ from worker.settings import Settings
 NOW = 1_700_000_000.0
 CAP = "cap"  # politeness.MAX_WAIT, read when the test runs
 HUGE = "9" * 400  # float(HUGE) is inf
+GIANT = "9" * 5000  # int(GIANT) raises: Python refuses integer strings of over 4,300 digits
 FAR = "Fri, 31 Dec 9999 23:59:59 GMT"
 
 
 @pytest.mark.parametrize("value, seconds", [
-    ("120", 120.0), (" 30 ", 30.0), ("0", 0.0), (HUGE, CAP), ("99999999", CAP), (FAR, CAP),
+    ("120", 120.0), (" 30 ", 30.0), ("0", 0.0), (HUGE, CAP), (GIANT, CAP), ("0" * 5000 + "7", 7.0),
+    ("99999999", CAP), ("21600", CAP), ("21601", CAP), ("0021599", 21599.0), (FAR, CAP),
     ("Tue, 14 Nov 2023 22:14:20 GMT", 60.0), ("Mon, 01 Jan 2001 00:00:00 GMT", 0.0),
     ("²", None), ("١٢", None), ("inf", None), ("Infinity", None), ("nan", None), ("-5", None), ("1e9", None),
     ("12.5", None), ("soon", None), ("", None), (None, None),
@@ -66,6 +69,8 @@ def test_a_huge_pause_is_capped(r: redis.Redis, redis_url: str, prefix: str) -> 
 
 @pytest.mark.parametrize("status, header, retry_after, pauses", [
     (500, HUGE, CAP, False),
+    (500, GIANT, CAP, False),
+    (503, GIANT, CAP, True),
     (500, FAR, CAP, False),
     (500, "²", None, False),
     (500, "inf", None, False),
@@ -154,3 +159,46 @@ def test_a_worker_parks_with_finite_scores_and_retries_unparsable_waits(redis_se
         app.close()
         server.stop()
         client.close()
+
+
+@pytest.mark.parametrize("header", [GIANT, HUGE, "²"])
+def test_a_robots_txt_asking_for_forever_pauses_its_host(r: redis.Redis, redis_url: str, prefix: str,
+                                                         header: str) -> None:
+    """robots.txt answering 503 with a Retry-After of 5,000 digits (or 400, or '²') pauses the host for a
+    finite time (RFC 9309's "unavailable"), asked once: its pages are parked, none fails on the number."""
+    server = SiteServer()
+    site = server.add("site", "127.0.0.23")
+    site.routes["/robots.txt"] = (503, {**HTML, "Retry-After": header}, "busy")
+    site.routes["/page"] = (200, HTML, "<html><body><p>story</p></body></html>")
+    fetcher = Fetcher(r, Keys.for_prefix(prefix), test_settings(redis_url, prefix))
+    try:
+        for path in ("/page", "/page2", "/page3"):
+            with pytest.raises(HostPaused) as paused:
+                fetcher.fetch(site.base + path)
+            assert paused.value.reason == "robots_unavailable"
+            assert paused.value.retry_after is not None and 1 <= paused.value.retry_after <= 3600
+        assert len(server.requests("site", "/robots.txt")) == 1
+        assert not server.requests("site", "/page")
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("length", [GIANT, "²", "١٢", "-1"])
+def test_a_content_length_that_is_no_number_is_no_error(length: str) -> None:
+    """A Content-Length of digits int() refuses ('²') is no length: the page is read to the byte cap as one
+    without a length, not failed with a ValueError; one of 5,000 digits is a page over the cap."""
+    body = b"<html><body><p>story</p></body></html>"
+    server = SiteServer()
+    site = server.add("site", "127.0.0.24")
+    site.routes["/page"] = Raw([b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+                               + length.encode() + b"\r\nConnection: close\r\n\r\n" + body], status=200)
+    try:
+        if length == GIANT:
+            with pytest.raises(PermanentFetchError) as info:
+                get(site.base + "/page", user_agent="t", limits=Limits(allow_private=True))
+            assert info.value.reason == "too_large" and len(str(info.value)) < 200
+            return
+        resp = get(site.base + "/page", user_agent="t", limits=Limits(allow_private=True))
+        assert resp.status == 200 and resp.content == body
+    finally:
+        server.stop()

@@ -107,11 +107,15 @@ def _watch(exchange: Exchange) -> None:
 def exchange(until: float) -> Iterator[Exchange]:
     """This thread's exchange until `until` (time.monotonic), watched; finished (its sockets let go) on exit.
 
-    Nests: the outer exchange is the thread's again on exit.
+    Nests: a GET made inside another (robots.txt for a redirect hop) ends by
+    the outer one's deadline too, and the outer exchange is the thread's
+    again on exit.
     """
+    outer = getattr(_local, "exchange", None)
+    if outer is not None:
+        until = min(until, outer.deadline)
     current_exchange = Exchange(until)
     _watch(current_exchange)
-    outer = getattr(_local, "exchange", None)
     _local.exchange = current_exchange
     try:
         yield current_exchange

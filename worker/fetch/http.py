@@ -207,6 +207,19 @@ def _send(sess: requests.Session, url: str, headers: dict[str, str] | None, jar:
     return sess.send(req, allow_redirects=False, stream=True, timeout=timeout)
 
 
+def _over(declared: str, limit: int) -> bool:
+    """Whether a Content-Length value states more than `limit` bytes (False when it is not a number).
+
+    ASCII digits only ('²'.isdigit() is true, int('²') fails), compared by
+    length first: int() refuses a string of over 4,300 digits.
+    """
+    declared = declared.strip()
+    if not declared.isascii() or not declared.isdigit():
+        return False
+    declared = declared.lstrip("0") or "0"
+    return len(declared) > len(str(limit)) or int(declared) > limit
+
+
 def _read_body(resp: requests.Response, max_bytes: int, exchange: deadline.Exchange) -> bytes:
     """Read the decoded body with a cap on decompressed size and the exchange's deadline.
 
@@ -215,9 +228,10 @@ def _read_body(resp: requests.Response, max_bytes: int, exchange: deadline.Excha
     a body without a length that the watchdog caused is not taken for the
     end of the page.
     """
-    declared = resp.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes and "content-encoding" not in resp.headers:
-        raise PermanentFetchError(f"body of {declared} bytes over the {max_bytes} cap", reason="too_large")
+    declared = resp.headers.get("content-length") or ""
+    if _over(declared, max_bytes) and "content-encoding" not in resp.headers:
+        stated = declared.strip() if len(declared) <= 20 else f"{declared.strip()[:20]}... ({len(declared)} digits)"
+        raise PermanentFetchError(f"body of {stated} bytes over the {max_bytes} cap", reason="too_large")
     raw = resp.raw
     chunks: list[bytes] = []
     size = 0

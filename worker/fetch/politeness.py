@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 import redis
 from protego import Protego
 
-from ..errors import FetchError, HostPaused, PermanentFetchError
+from ..errors import FetchError, HostPaused, PermanentFetchError, TransientFetchError
 from ..keys import PAUSE_LOG_MAX, ROBOTS_ERROR_TTL, ROBOTS_TTL, WALLS_TTL, Keys, as_text
+from . import deadline
 from .http import UNFETCHABLE, Limits, get
 
 # Reserve the next request slot for a host. The slot time lives in one key;
@@ -98,7 +99,9 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         return None
     value = value.strip()
     if _DELTA_SECONDS.fullmatch(value):
-        return float(min(int(value), int(MAX_WAIT)))  # int first: float('9' * 400) is inf
+        digits = value.lstrip("0") or "0"
+        # more digits than the cap has is over the cap: int() refuses over 4,300 digits, float() says inf
+        return MAX_WAIT if len(digits) > len(str(int(MAX_WAIT))) else min(float(digits), MAX_WAIT)
     try:
         when = parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, OverflowError, IndexError):
@@ -275,6 +278,12 @@ class Politeness:
                 raise
             return {"state": "unavailable", "status": exc.reason}
         except FetchError as exc:
+            page = deadline.current()
+            if page is not None and page.remaining() <= 0:
+                # a redirect hop's robots.txt cut short by the page's deadline: the page timed out,
+                # and robots.txt is asked again next time rather than recorded as unavailable
+                raise TransientFetchError("deadline exceeded fetching robots.txt for a redirect hop",
+                                          reason="timeout") from exc
             return {"state": "unavailable", "status": getattr(exc, "reason", "error")}
         if resp.status == 429 or resp.status >= 500:
             retry = parse_retry_after(resp.headers.get("retry-after"), time.time())
@@ -312,6 +321,10 @@ class Politeness:
         if wait_ms < 0:
             raise HostPaused(f"host {host} busy for {-wait_ms / 1000:.1f}s", reason="host_busy",
                              retry_after=-wait_ms / 1000.0)
+        exchange = deadline.current()  # a redirect hop's turn: the page's deadline bounds the wait too
+        if wait_ms and exchange is not None and wait_ms / 1000.0 >= exchange.remaining():
+            raise HostPaused(f"host {host} busy for {wait_ms / 1000:.1f}s, past the fetch's deadline",
+                             reason="host_busy", retry_after=wait_ms / 1000.0)
         if wait_ms:
             time.sleep(wait_ms / 1000.0)
             if recheck:

@@ -18,7 +18,8 @@ of its kind:
     discovered    source, via (the feed, sitemap or listing URL), doc (feed|sitemap|listing), lastmod
     fetch         n (attempt), status (HTTP), bytes, final (after redirects), ms, reason, error
     not_modified  the conditional GET answered 304: nothing to process
-    skipped       stage, reason, error: the URL ends here (robots.txt, the address guard, 404, not an article ...)
+    skipped       stage, reason, error: the URL ends here (robots.txt, the address guard, 404, not an article,
+                  a link discovery refuses as written ...)
     retry         reason, wait (seconds)
     parked        reason, until (unix time)
     refetch       n: the stored page expired before the process stage read it, so it is fetched again
@@ -173,6 +174,8 @@ def describe(ev: dict[str, Any]) -> str:
         return "not modified (304): nothing new to process"
     if kind == "skipped":
         reason = g("reason")
+        if g("stage") == "discover":
+            return f"refused at discovery ({reason}){why}: not fetched"
         if reason in UNFETCHABLE:
             return f"refused by the address guard ({reason}){why}"
         if reason == "robots_denied":

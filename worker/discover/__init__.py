@@ -1,6 +1,9 @@
 """Discovery: feeds, sitemaps, listing pages and robots.txt -> `Entry` values.
 
-Pure parsing: bytes in, canonical URLs out. No network, no Redis, no clock
+Pure parsing: bytes in, canonical URLs out; an item whose link wire would
+not fetch (malformed, or a backslash or credentials in its host part) comes
+out as the link as written with `Entry.refused` saying why, so that it can
+be accounted for rather than vanish. No network, no Redis, no clock
 (``filter_recent`` takes ``now``). Fetching these documents, conditional GET
 and seen-URL state belong to the fetch stage and the pipeline.
 

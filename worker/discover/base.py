@@ -9,11 +9,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 from lxml import etree
 
 from worker.errors import BadURL, DiscoverError
-from worker.urls import canonicalize
+from worker.urls import canonicalize, redact
 
 MB = 1024 * 1024
 # A real feed is well under 1 MB; 20 MB leaves room for full-text feeds while
@@ -25,16 +26,18 @@ MAX_SITEMAP_BYTES = 50 * MB
 MAX_HTML_BYTES = 20 * MB
 
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_REFUSED_LINK = 2048  # characters of a refused link kept, for the trail and the log
 
 
 @dataclass(frozen=True)
 class Entry:
     """One URL found by discovery, with what the document said about it."""
 
-    url: str  # canonical (worker.urls.canonicalize)
+    url: str  # canonical (worker.urls.canonicalize); with `refused`, the link as the document gave it
     title: str | None = None
     published: str | None = None  # ISO-8601 UTC, e.g. 2024-05-01T12:00:00Z
     lastmod: str | None = None  # ISO-8601 UTC
+    refused: str | None = None  # why the document's link for this entry is not fetched (then never a candidate)
 
 
 def read_capped(chunks: Iterable[bytes], max_bytes: int) -> bytes:
@@ -187,13 +190,43 @@ def clean_text(text: str | None) -> str | None:
 
 
 def resolve(href: str | None, base: str) -> str | None:
-    """Canonical absolute URL, or None for empty, non-http(s) and malformed links."""
+    """Canonical absolute URL, or None for empty, non-http(s) and malformed links (see `_resolved`)."""
+    return _resolved(href, base)[0]
+
+
+def _resolved(href: str | None, base: str) -> tuple[str | None, str | None]:
+    """(canonical URL, None) for a link wire fetches, else (None, why not).
+
+    Besides what `canonicalize` refuses, an authority with a backslash or
+    userinfo is refused as written: canonicalising would keep the host after
+    the `@`, where a server behind the backslash may have been the one meant
+    (two parsers, two hosts; see fetch.guard.check_url).
+    """
     if not href or not href.strip():
-        return None
+        return None, "empty link"
     try:
-        return canonicalize(href, base=base)
-    except BadURL:
-        return None
+        absolute = canonicalize(href, base=base)
+        authority = urlsplit(href.strip()).netloc
+    except (BadURL, ValueError) as exc:
+        return None, str(exc) or type(exc).__name__
+    if "\\" in authority or "@" in authority:
+        return None, f"a backslash or credentials in the host part of {redact(href.strip())}"
+    return absolute, None
+
+
+def refused_entry(links: Iterable[str | None], base: str) -> Entry | None:
+    """An entry for an item none of whose `links` is fetchable: the first absolute http(s) one and why.
+
+    None when the item has no such link at all (nothing a reader would call a URL: no record is kept).
+    """
+    for link in links:
+        text = (link or "").strip()
+        if text.lower().startswith(("http://", "https://")):
+            why = _resolved(text, base)[1]
+            if why:  # kept as text that encodes: a JSON feed may carry a lone surrogate
+                shown = text[:MAX_REFUSED_LINK].encode("utf-8", "replace").decode("utf-8")
+                return Entry(url=shown, refused=why)
+    return None
 
 
 def latest(*stamps: str | None) -> str | None:

@@ -18,6 +18,7 @@ from worker.discover.base import (
     local,
     ns,
     parse_xml,
+    refused_entry,
     resolve,
     to_utc_iso,
 )
@@ -83,7 +84,9 @@ def _rss_item(item: etree._Element, base_url: str) -> Entry | None:
         )
     )
     if url is None:
-        return None
+        return refused_entry([child_text(item, "origLink", FEEDBURNER_NS), child_text(item, "link", RSS_NS),
+                              child_text(item, "guid", RSS_NS), *_atom_hrefs(item),
+                              item.get(f"{{{RDF_NS}}}about")], base)
     published = child_text(item, "pubDate", RSS_NS) or child_text(item, "date", DC_NS)
     lastmod = child_text(item, "modified", DC_NS) or child_text(item, "updated", ATOM_NS)
     return Entry(
@@ -109,7 +112,8 @@ def _atom_entry(entry: etree._Element, base_url: str) -> Entry | None:
         atom_id = child_text(entry, "id", ATOM_NS)
         url = resolve(atom_id, base) if atom_id and atom_id.lower().startswith("http") else None
     if url is None:
-        return None
+        return refused_entry([child_text(entry, "origLink", FEEDBURNER_NS), *_atom_hrefs(entry),
+                              child_text(entry, "id", ATOM_NS)], base)
     published = child_text(entry, "published", ATOM_NS) or child_text(entry, "issued", ATOM_NS)
     lastmod = child_text(entry, "updated", ATOM_NS) or child_text(entry, "modified", ATOM_NS)
     return Entry(
@@ -134,6 +138,11 @@ def _atom_link(el: etree._Element, base: str) -> str | None:
         if url:
             return url
     return None
+
+
+def _atom_hrefs(el: etree._Element) -> list[str | None]:
+    """The href of every Atom link of `el`, for saying why none of them is fetchable."""
+    return [link.get("href") for link in children(el, "link", ATOM_NS)]
 
 
 def _atom_title(entry: etree._Element) -> str | None:
@@ -174,7 +183,7 @@ def _json_item(item: dict[str, Any], base_url: str) -> Entry | None:
         or (resolve(item_id, base_url) if item_id and item_id.lower().startswith("http") else None)
     )
     if url is None:
-        return None
+        return refused_entry([_str(item, "url"), _str(item, "external_url"), item_id], base_url)
     return Entry(
         url=url,
         title=clean_text(_str(item, "title")),

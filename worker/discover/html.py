@@ -14,7 +14,7 @@ from urllib.parse import urljoin
 from bs4 import BeautifulSoup, Tag
 from soupsieve import SelectorSyntaxError
 
-from worker.discover.base import MAX_HTML_BYTES, Entry, check_size, clean_text, dedupe, resolve
+from worker.discover.base import MAX_HTML_BYTES, Entry, check_size, clean_text, dedupe, refused_entry, resolve
 from worker.errors import DiscoverError
 
 FEED_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/feed+json"})
@@ -57,8 +57,11 @@ def parse_listing(html: bytes, base_url: str, selector: str) -> list[Entry]:
             continue
         href = link.get("href")
         url = resolve(href if isinstance(href, str) else None, base)
-        if url is None:
-            continue  # javascript:, mailto:, '#', malformed
+        if url is None:  # javascript:, mailto:, '#' are no links to record; a malformed http(s) one is
+            refused = refused_entry([href if isinstance(href, str) else None], base)
+            if refused is not None:
+                entries.append(refused)
+            continue
         title_attr = link.get("title")
         title = clean_text(link.get_text(" ")) or clean_text(
             title_attr if isinstance(title_attr, str) else None

@@ -16,6 +16,7 @@ from worker.discover.base import (
     load_bytes,
     local,
     parse_xml,
+    refused_entry,
     resolve,
     to_utc_iso,
 )
@@ -61,7 +62,7 @@ def parse_sitemap(data: bytes, base_url: str, *, max_bytes: int = MAX_SITEMAP_BY
 def _url_entry(el: etree._Element, base_url: str) -> Entry | None:
     url = resolve(child_text(el, "loc"), base_url)
     if url is None:
-        return None
+        return refused_entry([child_text(el, "loc")], base_url)
     title = published = None
     for news in children(el, "news", NEWS_NS):
         title = clean_text(child_text(news, "title", NEWS_NS))

@@ -22,13 +22,16 @@ from .. import discover as disc
 from ..errors import BadURL, WorkerError
 from ..fetch.fetcher import NotModified
 from ..keys import CONDITIONAL_TTL, SEEN_TTL, as_text
+from ..logs import get_logger
 from ..metrics import MetricsBatch
 from ..models import Candidate, Listing, Page, Source
 from ..trail import event
-from ..urls import canonicalize, redact_text
+from ..urls import canonicalize, redact, redact_text
 from .deps import Deps
 
 T = TypeVar("T")
+log = get_logger("wire.discover")
+
 Found = tuple[disc.Entry, str, str]  # an entry, the document it was found in, and that document's kind
 
 MAX_SITEMAP_FETCHES = 25  # per source per run: an index can list thousands of children
@@ -96,8 +99,12 @@ def discover(source_name: str, deps: Deps, enqueue: Callable[[list[Candidate]], 
     merged: dict[str, disc.Entry] = {}
     marks: dict[str, str] = {}
     origins: dict[str, Found] = {}
+    refused: dict[str, Found] = {}
     for found in entries:
         entry = found[0]
+        if entry.refused:
+            refused.setdefault(entry.url, found)
+            continue
         try:
             url = canonicalize(entry.url)
         except (BadURL, ValueError):
@@ -125,6 +132,11 @@ def discover(source_name: str, deps: Deps, enqueue: Callable[[list[Candidate]], 
         _, via, doc = origins[cand.url]
         deps.trail.add(pipe, cand.url, event("discovered", now, source=source.name, via=via, doc=doc,
                                              lastmod=merged[cand.url].lastmod))
+    for link, (entry, via, doc) in _newly_refused(deps, refused).items():
+        log.info("discovery refused a link", source=source.name, url=redact(link), reason=entry.refused,
+                 via=redact(via))
+        deps.trail.add(pipe, link, event("discovered", now, source=source.name, via=via, doc=doc),
+                       event("skipped", now, stage="discover", reason="bad_url", error=entry.refused))
     if new:
         log_key = deps.keys.source_urls(source.name)
         pipe.zadd(log_key, {c.url: now for c in new})
@@ -150,6 +162,19 @@ def discover(source_name: str, deps: Deps, enqueue: Callable[[list[Candidate]], 
 
 
 MAX_AUTODISCOVERED_FEEDS = 3  # feeds read from one home page
+
+
+def _newly_refused(deps: Deps, refused: dict[str, Found]) -> dict[str, Found]:
+    """The refused links not recorded yet: each is recorded once a dedup window, not at every discovery.
+
+    One round trip, only when a document gave such a link.
+    """
+    if not refused:
+        return {}
+    pipe = deps.redis.pipeline(transaction=False)
+    for link in refused:
+        pipe.set(deps.keys.seen(link), "refused", nx=True, ex=SEEN_TTL)
+    return {link: found for (link, found), fresh in zip(refused.items(), pipe.execute(), strict=True) if fresh}
 
 
 def _keep(entries: list[Found], found: Iterable[disc.Entry], via: str, doc: str) -> None:

@@ -169,3 +169,34 @@ def test_wire_explain_prints_the_path_and_the_decisions(deps: Deps, site: Site, 
     assert [e["ev"] for e in doc["trail"]] == ["discovered", "fetch", "published"]
     assert doc["trail_url"] == f"{b}/one.html" and doc["decisions"][0]["story_id"] == story
     assert "no path recorded" in explain("https://never.example/seen")
+
+
+def test_a_link_discovery_refuses_has_its_path_too(redis_url: str, prefix: str, r: redis.Redis) -> None:
+    """Feed items whose links are malformed or carry a backslash or credentials in the host part are not
+    fetched, and not lost from sight either: `wire explain` with the link as the feed gave it says where it
+    was found and why it was refused, recorded once however often the feed is read."""
+    server = SiteServer()
+    site = server.add("t", "127.0.0.43")
+    authority = site.base.removeprefix("http://")
+    smuggled = f"http://127.0.0.44:8080\\@{authority}/story"
+    refused = [smuggled, "http://[::1", f"http://editor:pw@{authority}/locked"]
+    items = "".join(f"<item><link>{link}</link></item>" for link in [f"{site.base}/ok", *refused])
+    site.routes["/feed"] = (200, RSS, f'<rss version="2.0"><channel>{items}</channel></rss>')
+    config = parse_sources(f"sources:\n- name: t\n  feeds: ['{site.base}/feed']\n  rate: 50\n", "t.yaml")
+    deps = Deps.create(test_settings(redis_url, prefix), config, client=r)
+    try:
+        found: list[Candidate] = []
+        for _ in range(2):
+            discover("t", deps, enqueue=found.extend)
+        assert [c.url for c in found] == [f"{site.base}/ok"]  # the smuggled link is not rewritten to the host after @
+        for link in refused:
+            assert _kinds(deps, link) == ["discovered", "skipped"], link
+        result = CliRunner().invoke(cli, ["explain", smuggled, "--redis-url", redis_url],
+                                    env={"WIRE_KEY_PREFIX": prefix}, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert f"discovered by source t in the feed {site.base}/feed" in result.output
+        assert "refused at discovery (bad_url): a backslash or credentials in the host part" in result.output
+        locked = describe(read(r, deps.keys, refused[2]).events[-1])
+        assert ":pw@" not in locked and "credentials in the host part" in locked, locked
+    finally:
+        server.stop()

@@ -578,3 +578,41 @@ def test_now_is_never_read_from_the_clock() -> None:
     entries = [Entry("https://x.example/a", published="2000-01-01T00:00:00Z")]
     assert filter_recent(entries, datetime(2000, 1, 2, tzinfo=UTC).timestamp(), 2 * 86400) == entries
 
+
+
+SMUGGLED = "http://127.0.0.1:8080\\@8.8.8.8/internal"  # urllib3 reads host 127.0.0.1; urlsplit reads 8.8.8.8
+REFUSED_LINKS = [SMUGGLED, "http://editor:pw@news.example/a", "http://[::1", "http://news.example:99999/x"]
+
+
+def _refused(entries: list[Entry]) -> dict[str, str | None]:
+    return {e.url: e.refused for e in entries if e.refused}
+
+
+def test_a_feed_item_whose_link_is_refused_is_kept_as_refused() -> None:
+    """An RSS item whose link is malformed, or carries a backslash or credentials in its host part, comes out
+    as the link as written with why (never rewritten to the host after the `@`); a javascript: link and an
+    item with no link give nothing; the good link is an ordinary entry."""
+    items = "".join(f"<item><link>{link.replace('&', '&amp;')}</link></item>" for link in
+                    [f"{METRO}/good", *REFUSED_LINKS, "javascript:alert(1)"]) + "<item><title>x</title></item>"
+    entries = parse_feed(f'<rss version="2.0"><channel>{items}</channel></rss>'.encode(), METRO + "/feed")
+    assert [e.url for e in entries if not e.refused] == [f"{METRO}/good"]
+    refused = _refused(entries)
+    assert sorted(refused) == sorted(REFUSED_LINKS)
+    assert "backslash or credentials" in (refused[SMUGGLED] or "")
+    assert all(not e.url.startswith("http://8.8.8.8") for e in entries)
+
+
+def test_atom_json_feed_sitemap_and_listing_keep_refused_links() -> None:
+    """The same in an Atom entry, a JSON Feed item, a sitemap <loc> and a listing page's link."""
+    atom = (f'<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>x</id><link href="{SMUGGLED}"/></entry>'
+            f'<entry><link href="{METRO}/a"/></entry></feed>').encode()
+    json_feed = json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "t",
+                            "items": [{"id": "1", "url": SMUGGLED}, {"id": "2", "url": f"{METRO}/b"}]}).encode()
+    sitemap = (f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"><url><loc>{SMUGGLED}</loc></url>'
+               f'<url><loc>{METRO}/c</loc></url></urlset>').encode()
+    listing = (f'<html><body><a class="s" href="{SMUGGLED}">x</a><a class="s" href="{METRO}/d">d</a>'
+               f'<a class="s" href="mailto:x@y">m</a></body></html>').encode()
+    for entries, good in ((parse_feed(atom, METRO), "/a"), (parse_feed(json_feed, METRO), "/b"),
+                          (parse_sitemap(sitemap, METRO).entries, "/c"), (parse_listing(listing, METRO, "a.s"), "/d")):
+        assert _refused(entries) == {SMUGGLED: _refused(entries)[SMUGGLED]}, entries
+        assert [e.url for e in entries if not e.refused] == [METRO + good]

@@ -65,7 +65,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         # redeliver tasks whose process died; our own delivery counter caps it (delivery.py)
         "task_reject_on_worker_lost": True,
-        "task_acks_on_failure_or_timeout": True,
+        # a task that raised is acknowledged: retry, park and dead letter live in the task code
+        "task_acks_on_failure": True,
+        # one killed at the hard time limit never got to record an outcome (a prefork child frozen past
+        # it, a C call that never returns): back to the queue, where the delivery counter caps it
+        "task_acks_on_timeout": False,
         "task_time_limit": settings.task_time_limit,
         "task_soft_time_limit": settings.soft_time_limit,
         "worker_prefetch_multiplier": 1,

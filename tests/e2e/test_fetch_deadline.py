@@ -8,11 +8,11 @@ Run with `-s` to see the measured times.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from celery import Celery
 from tests.support.cluster import Cluster
 from tests.support.env import wire_env
 from tests.support.helpers import test_settings
-from tests.support.loopback import HTML, Raw, SiteServer, header_drip
+from tests.support.loopback import HTML, Site, SiteServer, body_drip, header_drip, redirect_drip
 from worker.errors import HostPaused, TransientFetchError
 from worker.fetch.fetcher import Fetcher
 from worker.fetch.http import Limits, get
@@ -36,73 +36,6 @@ MARGIN = 2.0  # seconds past the deadline a cut-off fetch may take to return (a 
 DRIP_FOR = 45.0  # how long a drip server keeps dripping: more than twice the deadline
 
 
-class DripServer:
-    """Raw HTTP on one loopback address: robots.txt is a 404; every other path drips as `mode` says.
-
-    header: a status line, then one byte of a header every 0.5 s. body / body-close: whole headers
-    (with a Content-Length, or close-delimited), then one body byte every 0.5 s. redirects: each
-    /hop/N drips its headers for 8 s, then redirects to /hop/N+1.
-    """
-
-    def __init__(self, address: str, mode: str, delay: float = 0.5) -> None:
-        self.mode, self.delay = mode, delay
-        self.listener = socket.create_server((address, 0))
-        self.base = f"http://{address}:{self.listener.getsockname()[1]}"
-        self.requests: list[tuple[float, str]] = []
-        self.stopped = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.listener.close()
-
-    def _accept(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _drip(self, conn: socket.socket, until: float) -> None:
-        while not self.stopped.is_set() and time.monotonic() < until:
-            conn.sendall(b"a")
-            time.sleep(self.delay)
-
-    def _serve(self, conn: socket.socket) -> None:
-        try:
-            head = b""
-            while b"\r\n\r\n" not in head and len(head) < 65536:
-                data = conn.recv(4096)
-                if not data:
-                    return
-                head += data
-            path = head.split(b" ", 2)[1].decode()
-            self.requests.append((time.time(), path))
-            if path == "/robots.txt":
-                conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                return
-            end = time.monotonic() + DRIP_FOR
-            if self.mode == "header":
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Drip: ")
-                self._drip(conn, end)
-            elif self.mode in ("body", "body-close"):
-                length = b"Content-Length: 100000\r\n" if self.mode == "body" else b""
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n" + length
-                             + b"\r\n<html><body><p>")
-                self._drip(conn, end)
-            elif self.mode == "redirects":
-                hop = int(path.rsplit("/", 1)[1])
-                conn.sendall(b"HTTP/1.1 302 Found\r\nX-Drip: ")
-                self._drip(conn, time.monotonic() + 8.0)
-                conn.sendall(f"\r\nLocation: /hop/{hop + 1}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                             .encode())
-        except OSError:
-            pass  # the fetcher hung up: what the test wants
-        finally:
-            conn.close()
-
-
 def test_every_drip_ends_at_the_shipped_deadline() -> None:
     """Dripping headers, a body (with or without a length) or slow redirect hops: each fetch ends at the deadline.
 
@@ -111,13 +44,20 @@ def test_every_drip_ends_at_the_shipped_deadline() -> None:
     limits = Limits(allow_private=True, deadline=SHIPPED)
     assert SHIPPED == 20.0
     cases = {"header": "/page", "body": "/page", "body-close": "/page", "redirects": "/hop/0"}
-    servers = {mode: DripServer(f"127.0.0.{40 + i}", mode) for i, mode in enumerate(cases)}
+    stop = threading.Event()
+    server = SiteServer()
+    sites = {mode: server.add(mode, f"127.0.0.{40 + i}") for i, mode in enumerate(cases)}
+    sites["header"].routes["/page"] = header_drip(stop, lasting=DRIP_FOR)
+    sites["body"].routes["/page"] = body_drip(stop, length=100_000, lasting=DRIP_FOR)
+    sites["body-close"].routes["/page"] = body_drip(stop, lasting=DRIP_FOR)
+    for hop in range(10):  # each /hop/N drips its headers for 8 s, then redirects to /hop/N+1
+        sites["redirects"].routes[f"/hop/{hop}"] = redirect_drip(stop, f"/hop/{hop + 1}", hold=8.0)
     results: dict[str, tuple[float, BaseException | None]] = {}
 
     def fetch(mode: str) -> None:
         started = time.monotonic()
         try:
-            get(servers[mode].base + cases[mode], user_agent="t", limits=limits)
+            get(sites[mode].base + cases[mode], user_agent="t", limits=limits)
             error: BaseException | None = None
         except BaseException as exc:  # recorded for the assertions below
             error = exc
@@ -128,29 +68,15 @@ def test_every_drip_ends_at_the_shipped_deadline() -> None:
         t.start()
     for t in threads:
         t.join(DRIP_FOR + 10)
-    for server in servers.values():
-        server.stop()
+    stop.set()
+    server.stop()
     for mode, (took, error) in results.items():
         print(f"\n{mode}: cut off after {took:.2f}s (deadline {SHIPPED:g}s): {error}")
     assert sorted(results) == sorted(cases)
     for mode, (took, error) in results.items():
         assert isinstance(error, TransientFetchError) and error.reason == "timeout", (mode, error)
         assert SHIPPED - 0.5 <= took <= SHIPPED + MARGIN, (mode, took)
-    assert [p for _, p in servers["redirects"].requests] == ["/hop/0", "/hop/1", "/hop/2"]  # the third hop was cut
-
-
-def _redirect_after(hold: float, location: str, stop: threading.Event) -> Callable[[int, dict[str, str]], Raw]:
-    """A route that drips a 302's header bytes for `hold` seconds, then sends `location`."""
-    def route(count: int, req: dict[str, str]) -> Raw:
-        def chunks() -> Iterator[bytes]:
-            yield b"HTTP/1.1 302 Found\r\nX-Drip: "
-            end = time.monotonic() + hold
-            while not stop.is_set() and time.monotonic() < end:
-                yield b"a"
-                time.sleep(0.5)
-            yield f"\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
-        return Raw(chunks(), status=302)
-    return route
+    assert [r.path for r in server.requests("redirects")] == ["/hop/0", "/hop/1", "/hop/2"]  # the third hop was cut
 
 
 def test_a_hops_robots_txt_ends_by_the_pages_deadline(r: redis.Redis, redis_url: str, prefix: str) -> None:
@@ -161,7 +87,7 @@ def test_a_hops_robots_txt_ends_by_the_pages_deadline(r: redis.Redis, redis_url:
     server = SiteServer()
     first, second = server.add("first", "127.0.0.71"), server.add("second", "127.0.0.72")
     first.routes["/robots.txt"] = (404, HTML, "")
-    first.routes["/page"] = _redirect_after(12.0, second.base + "/story", stop)
+    first.routes["/page"] = redirect_drip(stop, second.base + "/story", hold=12.0)
     second.routes["/robots.txt"] = header_drip(stop, lasting=DRIP_FOR)
     fetcher = Fetcher(r, Keys.for_prefix(prefix), test_settings(redis_url, prefix))
     assert fetcher.limits.deadline == SHIPPED
@@ -186,7 +112,7 @@ def test_a_hops_pacing_wait_past_the_deadline_parks(r: redis.Redis, redis_url: s
     stop = threading.Event()
     server = SiteServer()
     site = server.add("site", "127.0.0.73")
-    site.routes["/page"] = _redirect_after(17.0, site.base + "/next", stop)
+    site.routes["/page"] = redirect_drip(stop, site.base + "/next", hold=17.0)
     site.routes["/next"] = (200, HTML, "<html><body><p>story</p></body></html>")
     keys = Keys.for_prefix(prefix)
     r.set(keys.robots(site.base), json.dumps({"state": "allow_all", "status": 404}), ex=600)  # read already
@@ -209,17 +135,32 @@ def test_a_hops_pacing_wait_past_the_deadline_parks(r: redis.Redis, redis_url: s
 
 # ----------------------------------------------------------------------------- a real fetch worker
 
+@dataclass
+class Drips:
+    """16 header-drip sites of one server: robots.txt is a 404, /page and /page0 to /page15 drip."""
+
+    server: SiteServer
+    sites: list[Site]
+    stop: threading.Event  # ends every drip at once
+
+
 @pytest.fixture
-def drips() -> Iterator[list[DripServer]]:
-    servers = [DripServer(f"127.0.0.{50 + i}", "header") for i in range(16)]
-    yield servers
-    for s in servers:
-        s.stop()
+def drips() -> Iterator[Drips]:
+    stop = threading.Event()
+    server = SiteServer()
+    sites = [server.add(f"drip{i}", f"127.0.0.{50 + i}") for i in range(16)]
+    for site in sites:
+        site.routes["/robots.txt"] = (404, HTML, "")
+        for path in ["/page", *(f"/page{i}" for i in range(16))]:
+            site.routes[path] = header_drip(stop, lasting=DRIP_FOR)
+    yield Drips(server, sites, stop)
+    stop.set()
+    server.stop()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("queued", ["tasks", "batch"])
-def test_dripping_urls_do_not_stall_an_honest_host(drips: list[DripServer], redis_server: RedisProcess,
+def test_dripping_urls_do_not_stall_an_honest_host(drips: Drips, redis_server: RedisProcess,
                                                    tmp_path: Path, queued: str) -> None:
     """16 header-drip URLs queued before an honest page of another host, on a worker at shipped defaults
     (8 fetch threads, 20 s deadline). As 16 tasks on 16 hosts they hold the eight threads for two rounds
@@ -234,7 +175,7 @@ def test_dripping_urls_do_not_stall_an_honest_host(drips: list[DripServer], redi
     url = f"redis://127.0.0.1:{redis_server.port}/11"
     redis.Redis.from_url(url).flushdb()
     sources = tmp_path / "sources.yaml"
-    sources.write_text(f"sources:\n- name: drip\n  feeds: ['{drips[0].base}/feed']\n"
+    sources.write_text(f"sources:\n- name: drip\n  feeds: ['{drips.sites[0].base}/feed']\n"
                        f"- name: honest\n  feeds: ['{honest.base}/feed']\n")
     env = wire_env(redis_url=url, key_prefix=prefix, sources=sources, allow_private_addresses=1, log_format="json",
                    data_dir=tmp_path / "data")
@@ -252,23 +193,22 @@ def test_dripping_urls_do_not_stall_an_honest_host(drips: list[DripServer], redi
         cluster.wait(lambda: site.requests("honest", "/story"), timeout=60, what="the worker to fetch")
         started = time.time()
         if queued == "tasks":  # 16 tasks, 16 hosts: every thread busy
-            for drip in drips:
+            for drip in drips.sites:
                 app.send_task("wire.fetch", args=[{"url": drip.base + "/page", "source": "drip"}], queue="fetch")
             app.send_task("wire.fetch", args=[honest_next], queue="fetch")
             limit = 2 * SHIPPED + 15.0  # two rounds of eight threads, plus a worker's own latency
         else:  # one batch (WIRE_FETCH_BATCH) of one host's drips, the honest page last in it
-            batch = [{"url": f"{drips[0].base}/page{i}", "source": "drip"} for i in range(16)]
+            batch = [{"url": f"{drips.sites[0].base}/page{i}", "source": "drip"} for i in range(16)]
             app.send_task("wire.fetch", args=[[*batch, honest_next]], queue="fetch")
             limit = SHIPPED + 15.0
         cluster.wait(lambda: site.requests("honest", "/next"), timeout=limit, what="the honest page")
         waited = site.requests("honest", "/next")[0].time - started
-        begun = sorted(round(t - started, 1) for d in drips for t, p in d.requests if p != "/robots.txt")
+        begun = sorted(round(r.time - started, 1) for r in drips.server.requests() if r.path != "/robots.txt")
         print(f"\n{queued}: honest page fetched {waited:.1f}s after the 16 drips were queued; "
               f"drip requests began at {begun}")
         assert waited <= limit
     finally:
-        for drip in drips:  # the drips end at once: the worker stops without waiting out their deadlines
-            drip.stop()
+        drips.stop.set()  # the drips end at once: the worker stops without waiting out their deadlines
         cluster.stop()
         app.close()
         site.stop()

@@ -12,12 +12,14 @@ and headers included (headers dripped a byte at a time). Every request is
 logged on arrival (site, path, headers, time, status, whether the answer
 carried validators) so a test checks what the crawler did, not what it says,
 and every connection a site accepts is counted (`Site.accepted`), requests
-or not.
+or not. A site added with an `ssl.SSLContext` serves HTTPS with it (the handshake happens
+in the request's thread, so a client that never finishes it holds no other request up).
 """
 
 from __future__ import annotations
 
 import hashlib
+import ssl
 import threading
 import time
 from collections import defaultdict
@@ -67,18 +69,45 @@ class Raw:
 Answer = Resp | Raw | tuple[int, dict[str, str], bytes | str]
 
 
+def drip(stop: threading.Event, head: bytes, *, every: float = 0.5, lasting: float = 60.0, tail: bytes = b"",
+         status: int = 200) -> Raw:
+    """An answer that sends `head`, then one byte (`a`) every `every` seconds for `lasting` seconds (or until
+    `stop` is set), then `tail`: where the byte lands (a header value, a body) is what `head` leaves open."""
+    def chunks() -> Iterator[bytes]:
+        yield head
+        end = time.monotonic() + lasting
+        while not stop.is_set() and time.monotonic() < end:
+            yield b"a"
+            time.sleep(every)
+        if tail:
+            yield tail
+    return Raw(chunks(), status=status)
+
+
 def header_drip(stop: threading.Event, *, every: float = 0.5, lasting: float = 60.0) -> Callable[..., Raw]:
     """A route that sends its status line, then one header byte every `every` seconds for `lasting`
     seconds (or until `stop` is set): a server holding a fetch far past any deadline."""
-    def route(count: int, req: dict[str, str]) -> Raw:
-        def chunks() -> Iterator[bytes]:
-            yield b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Drip: "
-            end = time.monotonic() + lasting
-            while not stop.is_set() and time.monotonic() < end:
-                yield b"a"
-                time.sleep(every)
-        return Raw(chunks(), status=200)
-    return route
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Drip: "
+    return lambda count, req: drip(stop, head, every=every, lasting=lasting)
+
+
+def body_drip(stop: threading.Event, *, length: int | None = None, every: float = 0.5,
+              lasting: float = 60.0) -> Callable[..., Raw]:
+    """A route that sends whole headers (announcing `length` bytes, or close-delimited when None) and the
+    start of a page, then one body byte every `every` seconds for `lasting` seconds (or until `stop` is
+    set): a body that never arrives in time."""
+    announced = b"" if length is None else f"Content-Length: {length}\r\n".encode()
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n" + announced
+            + b"\r\n<html><body><p>")
+    return lambda count, req: drip(stop, head, every=every, lasting=lasting)
+
+
+def redirect_drip(stop: threading.Event, location: str, *, hold: float) -> Callable[..., Raw]:
+    """A route that drips a 302's header bytes for `hold` seconds, then redirects to `location`."""
+    tail = f"\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+    return lambda count, req: drip(stop, b"HTTP/1.1 302 Found\r\nX-Drip: ", lasting=hold, tail=tail, status=302)
+
+
 Route = Answer | Callable[[int, dict[str, str]], Answer]
 
 
@@ -129,13 +158,14 @@ class Site:
     routes: dict[str, Route] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     server: _Server | None = None
+    tls: bool = False  # served over HTTPS
     accepted: int = 0  # connections accepted, whether a request came on them or not
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def base(self) -> str:
         assert self.server is not None
-        return f"http://{self.address}:{self.server.server_address[1]}"
+        return f"{'https' if self.tls else 'http'}://{self.address}:{self.server.server_address[1]}"
 
 
 class SiteServer:
@@ -146,8 +176,8 @@ class SiteServer:
         self.log: list[Request] = []
         self._lock = threading.Lock()
 
-    def add(self, name: str, address: str, port: int = 0) -> Site:
-        site = Site(name=name, address=address)
+    def add(self, name: str, address: str, port: int = 0, tls: ssl.SSLContext | None = None) -> Site:
+        site = Site(name=name, address=address, tls=tls is not None)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -212,6 +242,8 @@ class SiteServer:
                     self.close_connection = True  # the crawler hung up on us: expected for the hostile routes
 
         httpd = _Server((address, port), Handler)
+        if tls is not None:  # the handshake on the connection's first read, in its own thread
+            httpd.socket = tls.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
         httpd.site = site
         site.server = httpd
         threading.Thread(target=httpd.serve_forever, daemon=True).start()

@@ -24,6 +24,7 @@ import redis
 
 from tests.support.env import wire_env
 from tests.support.helpers import test_settings
+from tests.support.loopback import SiteServer
 from tests.support.paths import ROOT
 from worker.ops.peers import client_of, parse_networks
 from worker.ops.serve import serve
@@ -305,23 +306,14 @@ def test_credentials_are_never_shown_without_login(r: redis.Redis, redis_url: st
     """A feed URL with a password and an API key that fails (a real loopback server answering 500):
     the source's last error is stored redacted, and neither it, an older raw value, a dead letter nor a
     published URL with a signature shows a secret on /status, `wire status --json` or any console page."""
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
     from worker.pipeline import discover as pipeline
     from worker.publish import dead_letter, stream_fields
 
-    class Failing(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - stdlib name
-            self.send_response(500)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    feed_server = HTTPServer(("127.0.0.21", 0), Failing)
-    threading.Thread(target=feed_server.serve_forever, daemon=True).start()
-    host = f"127.0.0.21:{feed_server.server_address[1]}"
+    feed_server = SiteServer()
+    failing = feed_server.add("failing", "127.0.0.21")
+    for path in ("/robots.txt", "/rss?api_key=SECRETKEY&edition=uk"):  # the feed's robots.txt and the feed
+        failing.routes[path] = (500, {}, b"")
+    host = failing.base.removeprefix("http://")
     sources = (f"sources:\n- name: locked\n  feeds: ['{CREDENTIALED.format(host=host)}']\n  interval: 1m\n"
                f"- name: older\n  feeds: [https://older.example.com/feed]\n  interval: 1m\n")
     deps = Deps.create(test_settings(redis_url, prefix, WIRE_ADMIN_TOKEN=TOKEN), parse_sources(sources, "s.yaml"),
@@ -363,8 +355,7 @@ def test_credentials_are_never_shown_without_login(r: redis.Redis, redis_url: st
     finally:
         if w is not None:
             w.close()
-        feed_server.shutdown()
-        feed_server.server_close()
+        feed_server.stop()
 
 
 def test_log_lines_mask_secret_query_values_too() -> None:

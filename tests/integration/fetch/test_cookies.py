@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import gc
 import multiprocessing as mp
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.loopback import Resp, SiteServer
 from worker.fetch import http
 from worker.fetch.http import Limits, get
 
@@ -24,51 +23,43 @@ PAGE = b"<html><body><p>a story</p></body></html>"
 
 
 class CookieHost:
-    """A loopback host that sets `count` cookies of `size` bytes on every response and logs the Cookie it got.
+    """A loopback site that sets `count` cookies of `size` bytes on every response and logs the Cookie it got.
 
     /r/<path> redirects to /<path> (setting the same cookies).
     """
 
-    def __init__(self, address: str, count: int = 20, size: int = 200) -> None:
+    PATHS = ("/a", "/b", "/c", "/story", "/other")
+
+    def __init__(self, server: SiteServer, address: str, count: int = 20, size: int = 200) -> None:
         self.count, self.size = count, size
-        self.cookies_seen: list[tuple[str, str | None]] = []
-        host = self
+        self.server = server
+        self.site = server.add(address, address)
+        self.base = self.site.base
+        for path in self.PATHS:
+            self.site.routes[path] = self._route(path)
+            self.site.routes["/r" + path] = self._route("/r" + path)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    @property
+    def cookies_seen(self) -> list[tuple[str, str | None]]:
+        return [(r.path, r.headers.get("Cookie")) for r in self.server.requests(self.site.name)]
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                host.cookies_seen.append((self.path, self.headers.get("Cookie")))
-                redirect = self.path.startswith("/r/")
-                self.send_response(302 if redirect else 200)
-                for i in range(host.count):
-                    self.send_header("Set-Cookie", f"c{i}={'v' * host.size}; Path=/")
-                if redirect:
-                    self.send_header("Location", self.path[2:])
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", "0" if redirect else str(len(PAGE)))
-                self.end_headers()
-                if not redirect:
-                    self.wfile.write(PAGE)
-
-        self.server = ThreadingHTTPServer((address, 0), Handler)
-        self.server.daemon_threads = True
-        self.base = f"http://{address}:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def _route(self, path: str) -> Callable[[int, dict[str, str]], Resp]:
+        def answer(count: int, req: dict[str, str]) -> Resp:
+            redirect = path.startswith("/r/")
+            headers: dict[str, str | list[str]] = {
+                "Set-Cookie": [f"c{i}={'v' * self.size}; Path=/" for i in range(self.count)],
+                "Content-Type": "text/html"}
+            if redirect:
+                headers["Location"] = path[2:]
+            return Resp(302 if redirect else 200, headers, b"" if redirect else PAGE)
+        return answer
 
 
 @pytest.fixture
 def host() -> Iterator[CookieHost]:
-    h = CookieHost("127.0.0.30")
-    yield h
-    h.stop()
+    server = SiteServer()
+    yield CookieHost(server, "127.0.0.30")
+    server.stop()
 
 
 def test_the_next_fetch_carries_no_cookie(host: CookieHost) -> None:
@@ -131,7 +122,8 @@ def test_memory_does_not_grow_with_the_hosts_that_set_cookies() -> None:
     Kept cookies would add 4.5 MB a host (54 MB in all); the bound leaves room for the allocator's noise
     around 4.5 MB allocations (0 to 13 MB seen between runs).
     """
-    hosts = [CookieHost(f"127.0.0.{31 + i}", *FLOOD) for i in range(HOSTS)]
+    server = SiteServer()
+    hosts = [CookieHost(server, f"127.0.0.{31 + i}", *FLOOD) for i in range(HOSTS)]
     try:
         ctx = mp.get_context("spawn")
         out = ctx.Queue()
@@ -140,8 +132,7 @@ def test_memory_does_not_grow_with_the_hosts_that_set_cookies() -> None:
         rss, results = out.get(timeout=120)
         proc.join(30)
     finally:
-        for h in hosts:
-            h.stop()
+        server.stop()
     growth = rss[-1] - rss[0]
     print(f"\nRSS after each of {HOSTS} cookie-flooding hosts (MB): {rss} (+{growth:.1f} MB)")
     assert results == [200] * (2 * HOSTS)  # no 431, no failure: the second request of each host sent no cookie

@@ -11,7 +11,6 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import redis
 
 from tests.support.dns import FakeDNS
 from tests.support.helpers import test_settings
-from tests.support.loopback import HTML, Site, SiteServer
+from tests.support.loopback import HTML, Resp, Site, SiteServer
 from worker.errors import PermanentFetchError, TransientFetchError
 from worker.fetch.fetcher import Fetcher
 from worker.fetch.http import Limits, get
@@ -221,23 +220,14 @@ def test_tls_is_verified_for_the_name_while_the_checked_address_is_dialled(
     sni: list[str | None] = []
     context.sni_callback = lambda sock, name, ctx: sni.append(name)  # type: ignore[assignment,misc,return-value]
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass
+    def story(count: int, req: dict[str, str]) -> Resp:
+        seen.append((sni[-1] if sni else None, req.get("Host")))
+        return Resp(200, {"Content-Type": "text/html"}, STORY)
 
-        def do_GET(self) -> None:  # noqa: N802
-            seen.append((sni[-1] if sni else None, self.headers.get("Host")))
-            body = STORY.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    httpd = ThreadingHTTPServer((PUBLIC, 0), Handler)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    port = httpd.server_address[1]
+    server = SiteServer()
+    site = server.add("public", PUBLIC, tls=context)
+    site.routes["/story"] = story
+    port = site.server.server_address[1]  # type: ignore[union-attr]
     FakeDNS({"public.test": [[PUBLIC]], "other.test": [[PUBLIC]]}).install(monkeypatch)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(ca))  # read when a session is made: each fetch in a new thread
     out: list[Any] = []
@@ -254,7 +244,6 @@ def test_tls_is_verified_for_the_name_while_the_checked_address_is_dialled(
             thread.start()
             thread.join(30)
     finally:
-        httpd.shutdown()
-        httpd.server_close()
+        server.stop()
     assert out == [STORY.encode(), "connection"]  # other.test: the certificate does not cover the name
     assert seen == [("public.test", f"public.test:{port}")]

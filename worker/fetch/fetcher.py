@@ -85,13 +85,15 @@ class Fetcher:
         self._timed_out = client.register_script(_TIMED_OUT_LUA)
 
     def fetch(self, url: str, *, rate: float | None = None, kind: str = "page",
-              conditional: bool = True, now: float | None = None) -> Page | NotModified:
+              conditional: bool = True, now: float | None = None, max_wait: float | None = None) -> Page | NotModified:
         """Fetch `url` (kind `page` must be HTML; `feed` covers feeds and sitemaps).
 
         Raises HostPaused (park and retry when due), TransientFetchError
         (retry with backoff) or PermanentFetchError (skip or dead-letter).
         With `conditional` (the default), a page skipped for good earlier is
-        refused again without a request.
+        refused again without a request. `max_wait` (seconds) is how long to
+        wait for the host's pacing slot before HostPaused(host_busy); the
+        politeness default when None.
         """
         host = host_of(url)
         validators_key = self.keys.conditional(url) if kind == "page" else self.keys.feed_validators(url)
@@ -103,7 +105,8 @@ class Fetcher:
         reply = self._before_get(
             keys=[self.keys.host_pause(host), self.keys.host_rate(host), self.keys.skip(url), validators_key,
                   self.keys.host_timeouts(host)],
-            args=[self.politeness.interval_ms(rate, verdict.crawl_delay), int(self.politeness.max_wait * 1000),
+            args=[self.politeness.interval_ms(rate, verdict.crawl_delay),
+                  int((self.politeness.max_wait if max_wait is None else max_wait) * 1000),
                   int(ask_sticky), int(conditional)])
         state = as_text(reply[0])
         if state == "paused":

@@ -36,6 +36,7 @@ Found = tuple[disc.Entry, str, str]  # an entry, the document it was found in, a
 
 MAX_SITEMAP_FETCHES = 25  # per source per run: an index can list thousands of children
 SITEMAP_MAX_AGE = 3 * 86400.0  # sitemap entries with an older lastmod are not fetched
+DISCOVERY_MAX_WAIT = 45.0  # seconds a discovery document may wait for its pacing slot (see _Reader.slot_wait)
 SOURCE_URL_LOG_MAX = 50_000  # discovered URLs remembered per source for `reingest --since`
 NO_DATE = "1"  # the seen mark of a URL no entry gave a date; ISO-8601 stamps sort after it
 
@@ -194,6 +195,8 @@ class _Reader:
         self.source = source
         self.fetches = 0
         self.errors: list[str] = []
+        # how long the documents may wait for the host's pacing slot, together: half the soft time limit
+        self.waits_until = time.monotonic() + deps.settings.soft_time_limit / 2
         # validators (and derived links) are saved after the candidates are enqueued
         self.pending: list[tuple[str, Page, list[str] | None]] = []
 
@@ -215,10 +218,25 @@ class _Reader:
     def load(self, url: str) -> Page | NotModified | None:
         """The document, NotModified, or None after recording an error (an unexpected one too)."""
         self.fetches += 1
-        got = self.alone(url, partial(self.deps.fetcher.fetch, url, rate=self.source.rate, kind="feed"), None)
+        got = self.alone(url, partial(self.deps.fetcher.fetch, url, rate=self.source.rate, kind="feed",
+                                      max_wait=self.slot_wait()), None)
         if isinstance(got, Page):
             self.pending.append((url, got, None))
         return got
+
+    def slot_wait(self) -> float:
+        """How long this document may wait for its host's pacing slot.
+
+        A page whose slot is far is parked and fetched when it is due; a
+        discovery document that is not read waits for the source's next
+        interval (an hour by default). At a slow `rate` (one request per 20 s)
+        robots.txt takes the slot, so the first feed or sitemap would wait
+        past the pages' 10 s every time robots.txt is fetched anew: a
+        discovery waits up to DISCOVERY_MAX_WAIT per document, within half the
+        task's soft time limit for them all.
+        """
+        left = self.waits_until - time.monotonic()
+        return max(self.deps.fetcher.politeness.max_wait, min(DISCOVERY_MAX_WAIT, left))
 
     def read_listing(self, listing: Listing, entries: list[Found]) -> bool:
         got = self.load(listing.url)

@@ -140,3 +140,26 @@ def test_a_lastmod_moved_in_any_entry_of_a_url_brings_it_back(fault: SiteServer,
         rounds.append([(c.url, c.title) for c in found])
     story = (f"{site.base}/s.html", "Story")
     assert rounds == [[story], [], [story], []]
+
+
+def test_a_slowly_paced_source_waits_for_its_slot_instead_of_failing(fault: SiteServer, r: _redis.Redis,
+                                                                     redis_url: str, prefix: str) -> None:
+    """A source paced at one request per 20 s whose robots.txt is not cached: robots.txt takes the host's
+    slot and the sitemap waits its 20 s for the next one, within the discovery's budget, instead of failing
+    as "host busy" and leaving the source undiscovered until its next interval (an hour)."""
+    import time as _time
+
+    from tests.support.faultnet import url_sitemap
+
+    site = fault.add("slow", "127.0.0.34")
+    site.routes["/robots.txt"] = fixed(404)
+    now = _time.time()
+    site.routes["/sitemap.xml"] = static(url_sitemap(site.base, [("/a.html", now), ("/b.html", now)]))
+    deps = _deps(f"sources:\n- name: slow\n  sitemaps: ['{site.base}/sitemap.xml']\n  rate: 0.05\n",
+                 redis_url, prefix, r)
+    found: list[Candidate] = []
+    report = discover("slow", deps, enqueue=found.extend)
+    assert not report.errors, report.errors
+    assert sorted(c.url for c in found) == [f"{site.base}/a.html", f"{site.base}/b.html"]
+    robots, sitemap = fault.requests("slow", "/robots.txt")[0], fault.requests("slow", "/sitemap.xml")[0]
+    assert sitemap.time - robots.time >= 19.5  # the host's pace kept

@@ -303,28 +303,34 @@ def _assert_no_secret(where: str, text: str) -> None:
 
 def test_credentials_are_never_shown_without_login(r: redis.Redis, redis_url: str, prefix: str,
                                                    tmp_path: Path) -> None:
-    """A feed URL with a password and an API key that fails (a real loopback server answering 500):
-    the source's last error is stored redacted, and neither it, an older raw value, a dead letter nor a
-    published URL with a signature shows a secret on /status, `wire status --json` or any console page."""
+    """Two failing feeds: one whose URL carries a password and an API key (refused before any request:
+    userinfo in the host part) and one with the API key alone (asked, and answered 500 by a real loopback
+    server). Each source's last error is stored redacted, and neither they, an older raw value, a dead
+    letter nor a published URL with a signature shows a secret on /status, `wire status --json` or any
+    console page."""
     from worker.pipeline import discover as pipeline
     from worker.publish import dead_letter, stream_fields
 
     feed_server = SiteServer()
     failing = feed_server.add("failing", "127.0.0.21")
-    for path in ("/robots.txt", "/rss?api_key=SECRETKEY&edition=uk"):  # the feed's robots.txt and the feed
-        failing.routes[path] = (500, {}, b"")
+    failing.routes["/robots.txt"] = (404, {}, b"")
+    failing.routes["/rss?api_key=SECRETKEY&edition=uk"] = (500, {}, b"")
     host = failing.base.removeprefix("http://")
     sources = (f"sources:\n- name: locked\n  feeds: ['{CREDENTIALED.format(host=host)}']\n  interval: 1m\n"
+               f"- name: keyed\n  feeds: ['{CREDENTIALED.format(host=host).replace('editor:hunter2@', '')}']\n"
+               f"  interval: 1m\n"
                f"- name: older\n  feeds: [https://older.example.com/feed]\n  interval: 1m\n")
     deps = Deps.create(test_settings(redis_url, prefix, WIRE_ADMIN_TOKEN=TOKEN), parse_sources(sources, "s.yaml"),
                        client=r)
     w = None
     try:
-        report = pipeline.discover("locked", deps, lambda found: None)
-        assert report.errors, "the failing feed gave no error"
-        stored = r.hget(deps.keys.source_state("locked"), "last_error")
-        assert stored, "no last_error stored"
-        _assert_no_secret("the stored last_error", stored.decode())
+        for name in ("locked", "keyed"):
+            report = pipeline.discover(name, deps, lambda found: None)
+            assert report.errors, f"the failing feed of {name} gave no error"
+            stored = r.hget(deps.keys.source_state(name), "last_error")
+            assert stored, f"no last_error stored for {name}"
+            _assert_no_secret(f"the stored last_error of {name}", stored.decode())
+        assert [q.status for q in feed_server.requests("failing", "/rss?api_key=SECRETKEY&edition=uk")] == [500]
         # a value stored raw by an older version, a dead letter and a published URL carrying secrets
         r.hset(deps.keys.source_state("older"), "last_error",
                f"{CREDENTIALED.format(host='older.example.com')}: HTTP 401 (sig=SIGVALUE)")
@@ -343,7 +349,7 @@ def test_credentials_are_never_shown_without_login(r: redis.Redis, redis_url: st
             _assert_no_secret(path, answer.text)
         status = json.loads(pages["/status"].text)
         errors = {s["name"]: s["last_error"] for s in status["sources"]}
-        assert "***" in errors["locked"] and "***" in errors["older"], errors
+        assert "***" in errors["locked"] and "***" in errors["keyed"] and "***" in errors["older"], errors
         assert "dead.example.com/rss?api_key=***" in pages["/dead"].text
         sources_file = tmp_path / "sources.yaml"
         sources_file.write_text(sources)

@@ -171,7 +171,7 @@ def unmark(text: str) -> str:
 
 def _link_density(text: str) -> float:
     """Share of the visible characters of `text` that sit inside link markers."""
-    plain = _MARKERS.sub("", text).strip()
+    plain = unmark(text).strip()
     if not plain:
         return 0.0
     linked = sum(len(span.strip()) for span in _LINK_SPAN.findall(text))
@@ -184,7 +184,7 @@ def _lines(text: str) -> list[str]:
     lists of links the dev sets count as text.)"""
     out = []
     for raw in text.split("\n"):
-        line = _collapse(_MARKERS.sub("", raw)).strip()
+        line = _collapse(unmark(raw)).strip()
         if line and not (
             len(line) < 160 and raw.count(LINK_START) >= 2 and _ROW_SEPARATOR.search(line) and _link_density(raw) >= 0.8
         ):
@@ -225,7 +225,7 @@ def body_paragraphs(body: _Element) -> list[str]:
 
 def _first_line(text: str) -> str:
     """The first line with visible text (link markers kept)."""
-    return next((line for line in text.split("\n") if _MARKERS.sub("", line).strip()), "")
+    return next((line for line in text.split("\n") if unmark(line).strip()), "")
 
 
 def _is_prose(el: _Element, text: str) -> bool:

@@ -161,8 +161,12 @@ def _headline_h1(tree: HtmlElement, title: str) -> str | None:
     """The ``<h1>`` that is the headline: the one the ``<title>`` repeats, else the first. Pages put their
     logo, site or section name in an ``<h1>`` too ("V8"), often before the headline's."""
     h1s = [text for text in (_norm(el.text_content()).rstrip("¶#").strip() for el in tree.iter("h1")) if text]
-    folded = title.casefold()
-    return next((text for text in h1s if len(text) >= 10 and text.casefold() in folded), h1s[0] if h1s else None)
+    return next((text for text in h1s if _title_repeats(title, text)), h1s[0] if h1s else None)
+
+
+def _title_repeats(title: str, h1: str) -> bool:
+    """Whether the ``<title>`` repeats the ``<h1>`` (ten characters at least: not a one-word section name)."""
+    return len(h1) >= 10 and h1.casefold() in title.casefold()
 
 
 def _title_beats_h1(tree: HtmlElement, title: str, h1: str) -> bool:
@@ -170,9 +174,9 @@ def _title_beats_h1(tree: HtmlElement, title: str, h1: str) -> bool:
     Center"): the two share no word, the ``<title>`` has a part of a headline's length (four words or
     more: "Google - Site Reliability Engineering" is labels), and the page does not show it again and
     again as its name (masthead, footer) where a headline is shown at most once."""
+    if _title_repeats(title, h1):
+        return False
     folded = title.casefold()
-    if len(h1) >= 10 and h1.casefold() in folded:
-        return False  # the <h1> the title repeats
     longest = max(_TITLE_SEPARATORS.split(title), key=lambda part: len(part.split()))
     if len(longest.split()) < 4 or set(_WORDS.findall(folded)) & set(_WORDS.findall(h1.casefold())):
         return False

@@ -207,17 +207,18 @@ def _send(sess: requests.Session, url: str, headers: dict[str, str] | None, jar:
     return sess.send(req, allow_redirects=False, stream=True, timeout=timeout)
 
 
-def _over(declared: str, limit: int) -> bool:
-    """Whether a Content-Length value states more than `limit` bytes (False when it is not a number).
+def capped_number(digits: str, cap: int) -> int:
+    """The ASCII digits `digits` as a number, at most `cap`: a header's number compared without int()
+    on thousands of digits (Python refuses strings of over 4,300) or float() (which says inf)."""
+    digits = digits.lstrip("0") or "0"
+    return cap if len(digits) > len(str(cap)) else min(int(digits), cap)
 
-    ASCII digits only ('²'.isdigit() is true, int('²') fails), compared by
-    length first: int() refuses a string of over 4,300 digits.
-    """
+
+def _over(declared: str, limit: int) -> bool:
+    """Whether a Content-Length value states more than `limit` bytes (False when it is not a number:
+    '²'.isdigit() is true, int('²') fails)."""
     declared = declared.strip()
-    if not declared.isascii() or not declared.isdigit():
-        return False
-    declared = declared.lstrip("0") or "0"
-    return len(declared) > len(str(limit)) or int(declared) > limit
+    return declared.isascii() and declared.isdigit() and capped_number(declared, limit + 1) > limit
 
 
 def _read_body(resp: requests.Response, max_bytes: int, exchange: deadline.Exchange) -> bytes:

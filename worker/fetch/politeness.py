@@ -21,7 +21,7 @@ from protego import Protego
 from ..errors import FetchError, HostPaused, PermanentFetchError, TransientFetchError
 from ..keys import PAUSE_LOG_MAX, ROBOTS_ERROR_TTL, ROBOTS_TTL, WALLS_TTL, Keys, as_text
 from . import deadline
-from .http import UNFETCHABLE, Limits, get
+from .http import UNFETCHABLE, Limits, capped_number, get
 
 # Reserve the next request slot for a host. The slot time lives in one key;
 # each caller takes max(now, next) and pushes `next` by one interval, so N
@@ -99,9 +99,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         return None
     value = value.strip()
     if _DELTA_SECONDS.fullmatch(value):
-        digits = value.lstrip("0") or "0"
-        # more digits than the cap has is over the cap: int() refuses over 4,300 digits, float() says inf
-        return MAX_WAIT if len(digits) > len(str(int(MAX_WAIT))) else min(float(digits), MAX_WAIT)
+        return float(capped_number(value, int(MAX_WAIT)))
     try:
         when = parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, OverflowError, IndexError):
